@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both run `setup` first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := espeak-ng
+
+.PHONY: setup test test-fast demo bench clean
+
+setup: $(VENV)/.installed
+
+# espeak-ng makes the embedded synthetic-voice corpus (tests and demo need it).
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -ra -m "not slow"
+
+demo: setup
+	$(PY) -m experiments.demo
+
+bench: setup
+	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0 || $(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.train_step
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,127 @@
+"""The speaker encoder: log-mel -> 3 stacked LSTMP layers -> last frame -> L2 norm (SPEC.md §4).
+
+LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
+and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
+in ``torch.nn.LSTM(proj_size=...)``. The input-to-gates matmul of all frames is done once,
+outside the time loop; only the recurrence (r_{t-1} W_r) is scanned.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ge2e_jax import features
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+  """Shape of the encoder; ``td`` and ``ti`` are the paper's presets."""
+  cells: int
+  projection: int
+  layers: int = 3
+  n_mels: int = features.N_MELS
+  forget_bias: float = 1.0
+  scan_unroll: int = 1
+
+
+PRESETS = {
+    "td": EncoderConfig(cells=128, projection=64),
+    "ti": EncoderConfig(cells=768, projection=256),
+}
+
+
+def preset(name: str, **overrides) -> EncoderConfig:
+  if name not in PRESETS:
+    raise ValueError(f"unknown encoder preset {name!r}; expected one of {sorted(PRESETS)}")
+  return dataclasses.replace(PRESETS[name], **overrides)
+
+
+class LSTMP(nn.Module):
+  """One LSTM-with-projection layer over (batch, time, features) -> (batch, time, projection).
+
+  Initialisation: Glorot-uniform input weights, orthogonal recurrent and projection
+  weights, forget-gate bias ``forget_bias`` -- so that different utterances give clearly
+  different outputs at step 0 instead of saturating towards one shared vector.
+  """
+  cells: int
+  projection: int
+  forget_bias: float = 1.0
+  scan_unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    h, p = self.cells, self.projection
+    w_in = self.param("input_kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * h))
+    w_rec = self.param("recurrent_kernel", _stacked_orthogonal(4), (p, 4 * h))
+    bias = self.param("bias", _lstm_bias(self.forget_bias), (4 * h,))
+    w_proj = self.param("projection_kernel", nn.initializers.orthogonal(), (h, p))
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    x_gates = jnp.einsum("btf,fg->tbg", x.astype(dtype), w_in) + bias  # time-major for scan
+
+    def step(carry, xg):
+      c, r = carry
+      gates = xg + r @ w_rec
+      i, f, g, o = jnp.split(gates, 4, axis=-1)
+      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+      r = (jax.nn.sigmoid(o) * jnp.tanh(c)) @ w_proj
+      return (c, r), r
+
+    # zeros_like keeps x's sharding type (device-varying under shard_map) for the carry.
+    init = (jnp.zeros_like(x_gates[0, :, :h]), jnp.zeros_like(x_gates[0, :, :p]))
+    _, outputs = jax.lax.scan(step, init, x_gates, unroll=self.scan_unroll)
+    return outputs.swapaxes(0, 1)
+
+
+def _stacked_orthogonal(n_gates: int):
+  """Orthogonal init per gate block of a (p, n_gates * h) recurrent matrix."""
+  def init(key, shape, dtype=jnp.float32):
+    rows, cols = shape
+    keys = jax.random.split(key, n_gates)
+    block = nn.initializers.orthogonal()
+    return jnp.concatenate([block(k, (rows, cols // n_gates), dtype) for k in keys], axis=1)
+  return init
+
+
+def _lstm_bias(forget_bias: float):
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    h = shape[0] // 4
+    return jnp.zeros(shape, dtype).at[h:2 * h].set(forget_bias)  # gate order i, f, g, o
+  return init
+
+
+def normalize_features(logmel):
+  """Per-utterance mean and variance normalisation of log-mel over time.
+
+  Removes the channel/loudness offset (log-mel values sit around -5 with a spread of a
+  few units) so the LSTM starts in its responsive range.
+  """
+  mean = logmel.mean(axis=-2, keepdims=True)
+  var = jnp.square(logmel - mean).mean(axis=-2, keepdims=True)
+  return (logmel - mean) * jax.lax.rsqrt(var + 1e-5)
+
+
+class SpeakerEncoder(nn.Module):
+  """Raw 16 kHz audio (..., samples) -> L2-normalised d-vectors (..., projection)."""
+  config: EncoderConfig
+
+  def setup(self):
+    cfg = self.config
+    self.lstms = [LSTMP(cfg.cells, cfg.projection, cfg.forget_bias, cfg.scan_unroll,
+                        name=f"lstmp_{i}") for i in range(cfg.layers)]
+
+  def __call__(self, audio):
+    return self.embed_features(features.log_mel(audio, n_mels=self.config.n_mels))
+
+  def embed_features(self, logmel):
+    """(..., frames, n_mels) log-mel -> (..., projection) unit d-vectors."""
+    lead = logmel.shape[:-2]
+    x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:]))
+    for lstm in self.lstms:
+      x = lstm(x)
+    last = x[:, -1]
+    emb = last * jax.lax.rsqrt(jnp.maximum(jnp.sum(last * last, -1, keepdims=True), 1e-12))
+    return emb.reshape(lead + (emb.shape[-1],))
+

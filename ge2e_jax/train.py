@@ -1,0 +1,176 @@
+"""The pure, device-sharded train step.
+
+``make_train_step`` returns ``step(state, batch, rng) -> (state, metrics)``: jitted, and run
+under ``jax.shard_map`` over a 1-D mesh axis ``data``. Each device holds N/d speakers x M
+utterances of raw audio, computes log-mel and embeddings locally, and the losses
+all-gather the speakers' centroids so every utterance is scored against all N speakers --
+the loss and gradients are those of one device holding the whole batch. The same code runs
+multi-host over a mesh of all processes' devices after ``jax.distributed.initialize``.
+
+Batches: ``{"audio": (N, M, S) float32, "speaker": (N,) int}`` or, for MultiReader's
+stacked mode, ``{"audio": (K, N, M, S), "speaker": (K, N), "weights": (K,)}``.
+A step whose loss or gradient is not finite leaves params and optimiser state unchanged
+and is counted in ``state.nonfinite_steps`` (total) and ``state.nonfinite_streak``.
+"""
+
+from typing import Any, Literal
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ge2e_jax import losses
+from ge2e_jax.model import EncoderConfig, SpeakerEncoder
+
+AXIS = "data"
+LOSSES = ("ge2e_softmax", "ge2e_contrast", "te2e", "softmax")
+INIT_W, INIT_B = 10.0, -5.0
+
+LossName = Literal["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  nonfinite_steps: jax.Array
+  nonfinite_streak: jax.Array
+
+
+def init_params(rng, config: EncoderConfig, num_speakers: int | None = None):
+  """{"encoder", "similarity": {"w", "b"}[, "classifier"]} -- the whole trainable pytree.
+
+  "classifier" (a linear layer over ``num_speakers`` training speakers) is the softmax
+  baseline's head; GE2E and TE2E don't need it.
+  """
+  enc_rng, cls_rng = jax.random.split(rng)
+  dummy = jnp.zeros((1, 8, config.n_mels), jnp.float32)
+  encoder = SpeakerEncoder(config)
+  params = {
+      "encoder": encoder.init(enc_rng, dummy, method=SpeakerEncoder.embed_features)["params"],
+      "similarity": {"w": jnp.asarray(INIT_W, jnp.float32), "b": jnp.asarray(INIT_B, jnp.float32)},
+  }
+  if num_speakers is not None:
+    kernel = jax.nn.initializers.lecun_normal()(cls_rng, (config.projection, num_speakers))
+    params["classifier"] = {"kernel": kernel, "bias": jnp.zeros((num_speakers,), jnp.float32)}
+  return params
+
+
+def init_state(params, optimizer: optax.GradientTransformation) -> TrainState:
+  zero = lambda: jnp.zeros((), jnp.int32)  # distinct buffers: the step donates its state
+  return TrainState(step=zero(), params=params, opt_state=optimizer.init(params),
+                    nonfinite_steps=zero(), nonfinite_streak=zero())
+
+
+def make_mesh(devices=None):
+  """A 1-D mesh named ``data`` over ``devices`` (default: every process's devices)."""
+  devices = jax.devices() if devices is None else devices
+  return jax.sharding.Mesh(np.asarray(devices), (AXIS,))
+
+
+def replicate(tree, mesh):
+  """Place a host pytree (identical on every process) replicated on every device of mesh."""
+  sharding = NamedSharding(mesh, P())
+  return jax.tree.map(
+      lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda _: np.asarray(x)),
+      tree)
+
+
+def batch_sharding(mesh, stacked: bool = False):
+  """Shardings for a batch dict: speakers (dim 0, or 1 when stacked) split over ``data``."""
+  speakers = P(None, AXIS) if stacked else P(AXIS)
+  shardings = {"audio": NamedSharding(mesh, speakers), "speaker": NamedSharding(mesh, speakers)}
+  if stacked:
+    shardings["weights"] = NamedSharding(mesh, P())
+  return shardings
+
+
+def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_softmax",
+                       centroids: losses.Centroids = "exclusive",
+                       reduction: losses.Reduction = "sum", stacked: bool = False):
+  """``fn(params, batch, rng) -> ((loss, aux), grads)`` under ``shard_map`` over ``data``.
+
+  The loss and the (replicated) gradients are those of the whole global batch. aux holds
+  ``loss_mean`` (per utterance row, or per tuple for TE2E) and, when stacked,
+  ``loss_per_source`` (K,).
+  """
+  if loss not in LOSSES:
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+  encoder = SpeakerEncoder(config)
+
+  def source_loss(params, emb, speaker, rng):
+    """(reduced loss, mean loss) of one (n, M, D) source on this speaker shard."""
+    w, b = params["similarity"]["w"], params["similarity"]["b"]
+    n_total = emb.shape[0] * jax.lax.axis_size(AXIS)
+    if loss == "ge2e_softmax" or loss == "ge2e_contrast":
+      kind = loss.removeprefix("ge2e_")
+      value = losses.ge2e_loss(emb, w, b, kind, centroids, reduction, axis_name=AXIS)
+      rows = n_total * emb.shape[1]
+    elif loss == "te2e":
+      shift = jax.random.randint(rng, (), 1, n_total)
+      value = losses.te2e_loss(emb, w, b, shift, reduction, axis_name=AXIS)
+      rows = 2 * n_total
+    else:
+      head = params["classifier"]
+      logits = emb @ head["kernel"] + head["bias"]
+      labels = jnp.broadcast_to(speaker[:, None], emb.shape[:2])
+      value = losses.speaker_softmax_loss(logits, labels, reduction, axis_name=AXIS)
+      rows = n_total * emb.shape[1]
+    mean = value / rows if reduction == "sum" else value
+    return value, mean
+
+  def loss_fn(params, batch, rng):
+    emb = encoder.apply({"params": params["encoder"]}, batch["audio"])
+    if not stacked:
+      value, mean = source_loss(params, emb, batch["speaker"], rng)
+      return value, {"loss_mean": mean}
+    rngs = jax.random.split(rng, emb.shape[0])
+    per_source, per_source_mean = jax.vmap(source_loss, in_axes=(None, 0, 0, 0))(
+        params, emb, batch["speaker"], rngs)
+    weights = batch["weights"].astype(per_source.dtype)
+    return jnp.sum(weights * per_source), {
+        "loss_mean": jnp.sum(weights * per_source_mean), "loss_per_source": per_source}
+
+  speakers = P(None, AXIS) if stacked else P(AXIS)
+  batch_spec = {"audio": speakers, "speaker": speakers}
+  if stacked:
+    batch_spec["weights"] = P()
+  return jax.shard_map(jax.value_and_grad(loss_fn, has_aux=True), mesh=mesh,
+                       in_specs=(P(), batch_spec, P()), out_specs=P())
+
+
+def make_train_step(config: EncoderConfig, optimizer: optax.GradientTransformation, mesh,
+                    **loss_options):
+  """Build the jitted ``step(state, batch, rng) -> (state, metrics)``.
+
+  ``loss_options`` go to ``make_loss_and_grad``. metrics: ``loss`` (the value the
+  optimiser sees, per ``reduction``), ``loss_mean``, ``loss_per_source`` when stacked,
+  ``w``, ``b`` (before the update), ``grad_norm`` (before clipping) and ``finite``.
+  ``rng`` is folded with the step number, so one key serves the whole run.
+  """
+  loss_and_grad = make_loss_and_grad(config, mesh, **loss_options)
+
+  def step(state: TrainState, batch, rng):
+    rng = jax.random.fold_in(rng, state.step)
+    (value, aux), grads = loss_and_grad(state.params, batch, rng)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = TrainState(
+        step=state.step + 1,
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
+        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+    metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite,
+               "w": state.params["similarity"]["w"], "b": state.params["similarity"]["b"],
+               **aux}
+    return new_state, metrics
+
+  return jax.jit(step, donate_argnums=0)

@@ -1,0 +1,146 @@
+"""The LSTMP encoder against an independent float64 NumPy recurrence."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ge2e_jax import features, model
+
+
+def ref_sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def ref_lstmp(x, p):
+  """One LSTMP layer, time step by time step: r_t = (o * tanh(c_t)) W_p feeds step t+1."""
+  w_in, w_rec, bias, w_proj = (np.asarray(p[k], np.float64) for k in
+                               ("input_kernel", "recurrent_kernel", "bias", "projection_kernel"))
+  h = w_proj.shape[0]
+  batch, steps, _ = x.shape
+  c = np.zeros((batch, h))
+  r = np.zeros((batch, w_proj.shape[1]))
+  out = []
+  for t in range(steps):
+    z = x[:, t] @ w_in + r @ w_rec + bias
+    i, f, g, o = z[:, :h], z[:, h:2 * h], z[:, 2 * h:3 * h], z[:, 3 * h:]
+    c = ref_sigmoid(f) * c + ref_sigmoid(i) * np.tanh(g)
+    r = (ref_sigmoid(o) * np.tanh(c)) @ w_proj
+    out.append(r)
+  return np.stack(out, axis=1)
+
+
+def ref_encoder(logmel, params, layers):
+  x = np.asarray(logmel, np.float64)
+  x = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+  for i in range(layers):
+    x = ref_lstmp(x, params[f"lstmp_{i}"])
+  last = x[:, -1]
+  return last / np.linalg.norm(last, axis=1, keepdims=True)
+
+
+def harmonic_voice(f0, tilt, seed, samples):
+  """A vowel-like harmonic complex with vibrato and a little noise: a stand-in 'speaker'."""
+  rs = np.random.RandomState(seed)
+  t = np.arange(samples) / features.SAMPLE_RATE
+  freq = f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t + rs.rand()))
+  phase = 2 * np.pi * np.cumsum(freq) / features.SAMPLE_RATE
+  x = sum(h ** -tilt * np.sin(h * phase) for h in range(1, 30) if h * f0 < 7500)
+  return (0.3 * x / np.abs(x).max() + 0.01 * rs.randn(samples)).astype(np.float32)
+
+
+SMALL = model.EncoderConfig(cells=12, projection=5, layers=3, n_mels=features.N_MELS)
+
+
+@pytest.fixture(scope="module")
+def small_encoder():
+  enc = model.SpeakerEncoder(SMALL)
+  params = enc.init(jax.random.key(0), jnp.zeros((1, 7, SMALL.n_mels)),
+                    method=model.SpeakerEncoder.embed_features)["params"]
+  return enc, params
+
+
+def test_encoder_matches_float64_reference(small_encoder):
+  enc, params = small_encoder
+  logmel = np.random.RandomState(0).randn(4, 9, SMALL.n_mels).astype(np.float32) * 2 - 5
+  got = enc.apply({"params": params}, jnp.asarray(logmel), method=model.SpeakerEncoder.embed_features)
+  np.testing.assert_allclose(got, ref_encoder(logmel, params, SMALL.layers), atol=2e-5)
+
+
+def test_encoder_batches_over_leading_axes_and_audio(small_encoder):
+  enc, params = small_encoder
+  audio = np.random.RandomState(1).randn(2, 3, features.samples_for_frames(10)).astype(np.float32)
+  emb = enc.apply({"params": params}, jnp.asarray(audio) * 0.1)
+  assert emb.shape == (2, 3, SMALL.projection)
+  np.testing.assert_allclose(np.linalg.norm(emb, axis=-1), 1.0, rtol=1e-5)
+  logmel = np.asarray(features.log_mel(jnp.asarray(audio) * 0.1)).reshape(6, 10, -1)
+  np.testing.assert_allclose(np.asarray(emb).reshape(6, -1),
+                             ref_encoder(logmel, params, SMALL.layers), atol=2e-5)
+
+
+def test_torch_lstm_with_proj_size_agrees(small_encoder):
+  """The same weights in torch.nn.LSTM(proj_size=...) give the same outputs (bench extra)."""
+  torch = pytest.importorskip("torch")
+  _, params = small_encoder
+  lstm = torch.nn.LSTM(SMALL.n_mels, SMALL.cells, num_layers=1, batch_first=True,
+                       proj_size=SMALL.projection).double()
+  p = params["lstmp_0"]
+  with torch.no_grad():
+    lstm.weight_ih_l0.copy_(torch.from_numpy(np.asarray(p["input_kernel"], np.float64).T))
+    lstm.weight_hh_l0.copy_(torch.from_numpy(np.asarray(p["recurrent_kernel"], np.float64).T))
+    lstm.bias_ih_l0.copy_(torch.from_numpy(np.asarray(p["bias"], np.float64)))
+    lstm.bias_hh_l0.zero_()
+    lstm.weight_hr_l0.copy_(torch.from_numpy(np.asarray(p["projection_kernel"], np.float64).T))
+  x = np.random.RandomState(2).randn(3, 6, SMALL.n_mels)
+  want = lstm(torch.from_numpy(x))[0].detach().numpy()
+  np.testing.assert_allclose(ref_lstmp(x, p), want, atol=1e-10)
+  got = model.LSTMP(SMALL.cells, SMALL.projection).apply({"params": p}, jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+@pytest.mark.parametrize("name,cells,projection", [("td", 128, 64), ("ti", 768, 256)])
+def test_presets_have_the_papers_shapes(name, cells, projection):
+  cfg = model.preset(name)
+  shapes = jax.eval_shape(
+      lambda: model.SpeakerEncoder(cfg).init(jax.random.key(0), jnp.zeros((1, 5, 40)),
+                                             method=model.SpeakerEncoder.embed_features))
+  layers = shapes["params"]
+  assert sorted(layers) == ["lstmp_0", "lstmp_1", "lstmp_2"]
+  assert layers["lstmp_0"]["input_kernel"].shape == (40, 4 * cells)
+  assert layers["lstmp_1"]["input_kernel"].shape == (projection, 4 * cells)
+  assert layers["lstmp_2"]["recurrent_kernel"].shape == (projection, 4 * cells)
+  assert layers["lstmp_2"]["projection_kernel"].shape == (cells, projection)
+  with pytest.raises(ValueError, match="unknown encoder preset"):
+    model.preset("xl")
+
+
+def test_only_the_recurrence_is_inside_the_time_loop(small_encoder):
+  """The input-to-gates matmul runs once over all frames; the scan body has 2 matmuls/step."""
+  _, params = small_encoder
+  x = jnp.zeros((2, 9, SMALL.n_mels))
+  jaxpr = jax.make_jaxpr(lambda p, x: model.LSTMP(SMALL.cells, SMALL.projection).apply(
+      {"params": p}, x))(params["lstmp_0"], x).jaxpr
+  scans = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
+  outside = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+  assert len(scans) == 1 and len(outside) == 1
+  assert (2, 9, SMALL.n_mels) in [v.aval.shape for v in outside[0].invars]  # all frames at once
+  body = scans[0].params["jaxpr"].jaxpr
+  contracted = sorted(e.invars[1].aval.shape for e in body.eqns
+                      if e.primitive.name == "dot_general")
+  assert contracted == sorted([(SMALL.projection, 4 * SMALL.cells),
+                               (SMALL.cells, SMALL.projection)])
+
+
+@pytest.mark.parametrize("name", ["td", "ti"])
+def test_initial_embeddings_do_not_collapse(name):
+  """Different voices must start far apart (a default-init LSTMP gave cosines ~0.9995)."""
+  samples = features.samples_for_frames(80)
+  audio = np.stack([harmonic_voice(80 + 25 * i, 0.5 + 0.15 * (i % 5), i, samples)
+                    for i in range(10)])
+  enc = model.SpeakerEncoder(model.preset(name))
+  variables = enc.init(jax.random.key(0), audio[:1])
+  emb = np.asarray(enc.apply(variables, audio), np.float64)
+  cos = emb @ emb.T
+  pairs = cos[np.triu_indices(10, 1)]
+  assert pairs.mean() < 0.5, pairs.mean()
+  assert pairs.max() < 0.95, pairs.max()

@@ -1,0 +1,100 @@
+"""The paper's optimiser: clip 3, per-parameter gradient scales, halving SGD, w > 0."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ge2e_jax import model, optim, train
+
+
+def toy_params():
+  return {
+      "encoder": {"lstmp_0": {"input_kernel": jnp.full((2, 4), 0.5),
+                              "projection_kernel": jnp.full((3, 2), -0.25)}},
+      "similarity": {"w": jnp.asarray(10.0), "b": jnp.asarray(-5.0)},
+  }
+
+
+def toy_grads(scale):
+  return {
+      "encoder": {"lstmp_0": {"input_kernel": jnp.full((2, 4), 1.0 * scale),
+                              "projection_kernel": jnp.full((3, 2), -2.0 * scale)}},
+      "similarity": {"w": jnp.asarray(3.0 * scale), "b": jnp.asarray(-4.0 * scale)},
+  }
+
+
+def reference_update(params, grads, lr, clip=3.0):
+  """clip by global norm, scale projection 0.5 and (w, b) 0.01, then -lr."""
+  flat_g = {k: np.asarray(v, np.float64) for k, v in _flat(grads).items()}
+  norm = np.sqrt(sum(np.sum(g ** 2) for g in flat_g.values()))
+  factor = min(1.0, clip / norm)
+  scales = {"encoder/lstmp_0/input_kernel": 1.0, "encoder/lstmp_0/projection_kernel": 0.5,
+            "similarity/w": 0.01, "similarity/b": 0.01}
+  return {k: np.asarray(p, np.float64) - lr * scales[k] * factor * flat_g[k]
+          for k, p in _flat(params).items()}
+
+
+def _flat(tree):
+  return {"/".join(str(getattr(k, "key", k)) for k in path): leaf
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+@pytest.mark.parametrize("grad_scale", [0.1, 10.0])  # below and above the clipping norm
+def test_sgd_update_matches_reference(grad_scale):
+  params, grads = toy_params(), toy_grads(grad_scale)
+  opt = optim.make_optimizer(learning_rate=0.01, decay_every=100)
+  updates, _ = opt.update(grads, opt.init(params), params)
+  got = _flat(jax.tree.map(lambda p, u: p + u, params, updates))
+  want = reference_update(params, grads, lr=0.01)
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+
+
+def test_learning_rate_halves_every_k_steps():
+  params = toy_params()
+  opt = optim.make_optimizer(learning_rate=0.01, decay_every=3)
+  state = opt.init(params)
+  grads = toy_grads(0.1)
+  seen = []
+  for _ in range(7):
+    updates, state = opt.update(grads, state, params)
+    seen.append(float(updates["encoder"]["lstmp_0"]["input_kernel"][0, 0]))
+  lr = np.array(seen) / -0.1
+  np.testing.assert_allclose(lr, [0.01] * 3 + [0.005] * 3 + [0.0025], rtol=1e-6)
+  constant = optim.learning_rate_schedule(0.01, 0)
+  assert float(constant(10 ** 9)) == pytest.approx(0.01)
+
+
+def test_w_is_kept_positive():
+  params = toy_params()
+  params["similarity"]["w"] = jnp.asarray(1e-3)
+  grads = toy_grads(0.0)
+  grads["similarity"]["w"] = jnp.asarray(1e4)  # would drive w to about -1
+  opt = optim.make_optimizer(learning_rate=1.0, clip_norm=1e9)
+  updates, _ = opt.update(grads, opt.init(params), params)
+  new_w = float(params["similarity"]["w"] + updates["similarity"]["w"])
+  assert new_w > 0 and new_w == pytest.approx(optim.W_FLOOR, rel=1e-3)
+  # b is free to go anywhere
+  grads["similarity"]["b"] = jnp.asarray(1e4)
+  updates, _ = opt.update(grads, opt.init(params), params)
+  assert float(params["similarity"]["b"] + updates["similarity"]["b"]) < -50
+
+
+def test_labels_find_every_projection_kernel_of_the_real_encoder():
+  params = train.init_params(jax.random.key(0), model.EncoderConfig(cells=4, projection=2))
+  labels = _flat(optim.param_labels(params))
+  assert {k for k, v in labels.items() if v == "projection"} == {
+      f"encoder/lstmp_{i}/projection_kernel" for i in range(3)}
+  assert {k for k, v in labels.items() if v == "similarity"} == {"similarity/w", "similarity/b"}
+  assert sum(v == "default" for v in labels.values()) == 9
+
+
+def test_adam_option_and_bad_kind():
+  params, grads = toy_params(), toy_grads(1.0)
+  opt = optim.make_optimizer(kind="adam", learning_rate=0.01)
+  updates, _ = opt.update(grads, opt.init(params), params)
+  # Adam's first step moves every parameter by ~lr (sign of the gradient), before scaling.
+  np.testing.assert_allclose(updates["encoder"]["lstmp_0"]["input_kernel"], -0.01, rtol=1e-4)
+  with pytest.raises(ValueError, match="optimizer kind"):
+    optim.make_optimizer(kind="lamb")

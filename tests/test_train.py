@@ -1,0 +1,144 @@
+"""The sharded train step: 8 devices == 1 device, 2 processes == 1 process, NaN handling."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ge2e_jax import features, model, optim, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "sharded_worker.py")
+
+
+def run_worker(*args, timeout=300):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  env.pop("XLA_FLAGS", None)
+  return subprocess.Popen([sys.executable, WORKER, *map(str, args)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=300):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out[-4000:]
+
+
+def relative_error(a, b):
+  return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def device_results(tmp_path_factory):
+  out = tmp_path_factory.mktemp("sharded") / "devices.npz"
+  finish(run_worker("devices", out))
+  return dict(np.load(out))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 5e-5)])
+def test_eight_devices_match_one_device(device_results, dtype, tolerance):
+  """Loss, aux and every gradient leaf of the global batch, 1 vs 8 CPU devices.
+
+  float64 shows the sharded computation is the single-device one (differences ~1e-14;
+  a wrong all-gather transpose is off by a factor). float32 differs by rounding only:
+  XLA's CPU kernels round differently for 4-row and 32-row shards (log-mel already
+  differs by 1 ulp), and the LSTM's backward pass amplifies that to ~2e-5 of a leaf's
+  largest entry; the loss itself agrees to ~6e-7.
+  """
+  keys = [k for k in device_results if k.startswith(dtype + "/") and k.split("/")[2] == "1"]
+  cases = {k.split("/")[1] for k in keys}
+  assert len(cases) == (6 if dtype == "float64" else 2)
+  grads = 0
+  for key in keys:
+    parts = key.split("/")
+    parts[2] = "8"
+    one, eight = device_results[key], device_results["/".join(parts)]
+    is_grad = parts[3].startswith("grad")
+    tol = 1e-5 if (dtype == "float32" and not is_grad) else tolerance
+    assert relative_error(one, eight) <= tol, (key, relative_error(one, eight))
+    grads += is_grad
+  assert grads >= len(cases) * 13  # every leaf of every case was compared
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process(tmp_path):
+  """jax.distributed on 127.0.0.1: 2 processes x 2 CPU devices, each feeding its speakers."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [run_worker("process", tmp_path / f"rank{r}.npz", r, 2, port) for r in (0, 1)]
+  single = run_worker("process", tmp_path / "single.npz", -1, 1, 0)
+  for p in procs + [single]:
+    finish(p)
+  multi, one = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "single.npz")
+  assert int(multi["devices"]) == 4 and int(one["devices"]) == 2
+  np.testing.assert_allclose(multi["loss"], one["loss"], rtol=1e-5)
+  params = [k for k in one.files if k.startswith("params")]
+  assert len(params) == 14
+  for key in params:
+    assert relative_error(one[key], multi[key]) <= 1e-5, key
+
+
+# ------------------------------------------------------------------ in-process step checks
+CONFIG = model.EncoderConfig(cells=8, projection=4)
+N, M, FRAMES = 4, 3, 6
+
+
+@pytest.fixture(scope="module")
+def one_device():
+  mesh = train.make_mesh(jax.devices()[:1])
+  rs = np.random.RandomState(0)
+  audio = 0.1 * rs.randn(N, M, features.samples_for_frames(FRAMES)).astype(np.float32)
+  batch = jax.device_put({"audio": audio, "speaker": np.arange(N, dtype=np.int32)},
+                         train.batch_sharding(mesh))
+  params = train.init_params(jax.random.key(0), CONFIG)
+  return mesh, batch, params
+
+
+def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
+  mesh, batch, params = one_device
+  opt = optim.make_optimizer(learning_rate=0.05, decay_every=0)
+  step = train.make_train_step(CONFIG, opt, mesh)
+  loss_and_grad = jax.jit(train.make_loss_and_grad(CONFIG, mesh))
+  rng = jax.random.key(4)
+  (value, _), grads = loss_and_grad(params, batch, jax.random.fold_in(rng, 0))
+  updates, _ = opt.update(grads, opt.init(params), params)
+  want = optax.apply_updates(params, updates)
+  state, metrics = step(train.init_state(jax.tree.map(jnp.copy, params), opt), batch, rng)
+  assert int(state.step) == 1 and bool(metrics["finite"])
+  np.testing.assert_allclose(metrics["loss"], value, rtol=1e-6)
+  np.testing.assert_allclose(metrics["loss_mean"], value / (N * M), rtol=1e-6)
+  np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-6)
+  for got, exp in zip(jax.tree.leaves(state.params), jax.tree.leaves(want)):
+    np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-7)
+
+
+def test_nonfinite_step_is_skipped_and_counted(one_device):
+  mesh, batch, params = one_device
+  opt = optim.make_optimizer(decay_every=0)
+  step = train.make_train_step(CONFIG, opt, mesh)
+  bad = dict(batch, audio=batch["audio"].at[0, 0, 5].set(jnp.nan))
+  state = train.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates it
+  before = jax.tree.map(np.asarray, state.params)
+  for expected_streak in (1, 2):
+    state, metrics = step(state, bad, jax.random.key(0))
+    assert not bool(metrics["finite"])
+    assert int(state.nonfinite_streak) == expected_streak
+  for got, exp in zip(jax.tree.leaves(state.params), jax.tree.leaves(before)):
+    np.testing.assert_array_equal(got, exp)
+  state, metrics = step(state, batch, jax.random.key(0))
+  assert bool(metrics["finite"])
+  assert int(state.nonfinite_streak) == 0 and int(state.nonfinite_steps) == 2
+  assert int(state.step) == 3
+
+
+def test_unknown_loss_is_rejected(one_device):
+  mesh, _, _ = one_device
+  with pytest.raises(ValueError, match="loss must be one of"):
+    train.make_loss_and_grad(CONFIG, mesh, loss="triplet")
