@@ -3,7 +3,8 @@
 LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
 and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
 in ``torch.nn.LSTM(proj_size=...)``. The input-to-gates matmul of all frames is done once,
-outside the time loop; only the recurrence (r_{t-1} W_r) is scanned.
+outside the time loop; only the recurrence (r_{t-1} W_r) is scanned (``ge2e_jax.lstmp``,
+whose backward pass also keeps the weight gradients out of the loop).
 """
 
 import dataclasses
@@ -12,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ge2e_jax import features
+from ge2e_jax import features, lstmp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,19 @@ class EncoderConfig:
   n_mels: int = features.N_MELS
   forget_bias: float = 1.0
   scan_unroll: int = 1
+
+
+def config_to_dict(config: EncoderConfig) -> dict:
+  return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict) -> EncoderConfig:
+  """Inverse of ``config_to_dict``; names the unknown keys of a bad dict."""
+  known = {f.name for f in dataclasses.fields(EncoderConfig)}
+  unknown = sorted(set(values) - known)
+  if unknown:
+    raise ValueError(f"unknown encoder config keys {unknown}; expected a subset of {sorted(known)}")
+  return EncoderConfig(**values)
 
 
 PRESETS = {
@@ -60,17 +74,7 @@ class LSTMP(nn.Module):
     dtype = jnp.promote_types(x.dtype, jnp.float32)
     x_gates = jnp.einsum("btf,fg->tbg", x.astype(dtype), w_in) + bias  # time-major for scan
 
-    def step(carry, xg):
-      c, r = carry
-      gates = xg + r @ w_rec
-      i, f, g, o = jnp.split(gates, 4, axis=-1)
-      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-      r = (jax.nn.sigmoid(o) * jnp.tanh(c)) @ w_proj
-      return (c, r), r
-
-    # zeros_like keeps x's sharding type (device-varying under shard_map) for the carry.
-    init = (jnp.zeros_like(x_gates[0, :, :h]), jnp.zeros_like(x_gates[0, :, :p]))
-    _, outputs = jax.lax.scan(step, init, x_gates, unroll=self.scan_unroll)
+    outputs = lstmp.lstmp_recurrence(x_gates, w_rec, w_proj, self.scan_unroll)
     return outputs.swapaxes(0, 1)
 
 
@@ -92,15 +96,20 @@ def _lstm_bias(forget_bias: float):
   return init
 
 
+FEATURE_VARIANCE_FLOOR = 1e-2
+
+
 def normalize_features(logmel):
   """Per-utterance mean and variance normalisation of log-mel over time.
 
   Removes the channel/loudness offset (log-mel values sit around -5 with a spread of a
-  few units) so the LSTM starts in its responsive range.
+  few units) so the LSTM starts in its responsive range. The variance floor (a standard
+  deviation of 0.1 nats, far below speech's 1-3) keeps a band that hardly changes, e.g.
+  under a steady tone, from magnifying float32 rounding into the embedding.
   """
   mean = logmel.mean(axis=-2, keepdims=True)
   var = jnp.square(logmel - mean).mean(axis=-2, keepdims=True)
-  return (logmel - mean) * jax.lax.rsqrt(var + 1e-5)
+  return (logmel - mean) * jax.lax.rsqrt(var + FEATURE_VARIANCE_FLOOR)
 
 
 class SpeakerEncoder(nn.Module):

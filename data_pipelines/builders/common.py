@@ -1,0 +1,193 @@
+"""What every ge2e_jax corpus builder shares: features, splits, audio prep, report.
+
+Every builder (speaker_folders, synthetic_voices) and every adapter of a TFDS
+corpus yields the same features, so the speaker-batch pipeline reads any of
+them alike:
+  audio      int16, mono, 16 kHz, shape (samples,)
+  speaker    string id, unique within the corpus
+  utterance  string id, unique within the corpus
+  text       transcript, "" when unknown
+Splits are `train` and `test` with disjoint speakers.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from ge2e_jax import audio
+
+SAMPLE_RATE = 16000
+SPLITS = ("train", "test")
+REPORT_FILENAME = "build_report.json"
+# The 40 speakers of VoxCeleb1's official verification test list.
+VOXCELEB1_TEST_SPEAKERS = tuple(f"id{n}" for n in range(10270, 10310))
+
+log = logging.getLogger(__name__)
+
+
+def features() -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({
+      # A Tensor stored as raw bytes: tfds.features.Audio writes numpy input as an
+      # int64 list (~5 bytes per int16 sample) whatever its `encoding`.
+      "audio": tfds.features.Tensor(
+          shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES,
+          doc=f"mono PCM at {SAMPLE_RATE} Hz"),
+      "speaker": tfds.features.Text(),
+      "utterance": tfds.features.Text(),
+      "text": tfds.features.Text(),
+  })
+
+
+def split_of_speaker(speaker: str, test_percent: float, salt: str = "") -> str:
+  """'test' for a stable pseudo-random `test_percent`% of speakers, else 'train'.
+
+  A hash (not Python's salted hash()) so every host and every rebuild puts a
+  speaker in the same split, and adding speakers never moves existing ones.
+  """
+  digest = hashlib.sha256(f"{salt}{speaker}".encode()).digest()
+  bucket = int.from_bytes(digest[:8], "big") % 10000
+  return "test" if bucket < test_percent * 100 else "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrimSettings:
+  """Energy-VAD settings (see ge2e_jax.audio.trim_silence); enabled=False keeps all."""
+  enabled: bool = True
+  top_db: float = 40.0
+  frame_ms: float = 20.0
+  pad_ms: float = 40.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedAudio:
+  """16 kHz int16 audio plus what it took to get there."""
+  audio: np.ndarray
+  cut_start_s: float
+  cut_end_s: float
+  orig_sample_rate: int
+  orig_channels: int
+
+
+def prepare(wav: np.ndarray, sample_rate: int, trim: TrimSettings,
+            channels: int = 1) -> PreparedAudio:
+  """Mono float audio at any rate -> trimmed int16 at 16 kHz.
+
+  Raises ValueError("silent ...") when nothing audible is left after trimming;
+  callers report that input as skipped.
+  """
+  wav = audio.resample(audio.to_mono(wav), sample_rate, SAMPLE_RATE)
+  n = len(wav)
+  start, end = 0, n
+  if trim.enabled:
+    wav, (start, end) = audio.trim_silence(
+        wav, SAMPLE_RATE, top_db=trim.top_db, frame_ms=trim.frame_ms,
+        pad_ms=trim.pad_ms)
+  ints = audio.to_int16(wav)
+  if not np.any(ints):
+    raise ValueError("silent: no sample above int16 resolution")
+  return PreparedAudio(ints, start / SAMPLE_RATE, (n - end) / SAMPLE_RATE,
+                       sample_rate, channels)
+
+
+def ordered_map(fn, items, num_workers: int):
+  """Yields fn(item) in input order from a thread pool, at most 4*num_workers ahead.
+
+  Threads suffice: the work is espeak-ng subprocesses and libsndfile/SciPy
+  calls that release the GIL, and TensorFlow-loaded processes must not fork.
+  The window bounds memory when the consumer (the TFDS writer) is slower.
+  """
+  with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
+    pending = collections.deque()
+    for item in items:
+      pending.append(pool.submit(fn, item))
+      if len(pending) >= 4 * max(1, num_workers):
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()
+
+
+class BuildReport:
+  """Collects skipped inputs and trimming amounts; written next to the data.
+
+  The file is `<data_dir>/<name>/<config>/<version>/build_report.json`.
+  """
+
+  def __init__(self, dataset: str):
+    self.dataset = dataset
+    self.skipped: list[dict[str, str]] = []
+    self.utterances: list[dict[str, object]] = []
+    self.extra: dict[str, object] = {}
+    self._start = time.monotonic()
+
+  def skip(self, path: str, reason: str) -> None:
+    log.warning("Skipping %s: %s", path, reason)
+    self.skipped.append({"path": os.fspath(path), "reason": reason})
+
+  def add(self, split: str, speaker: str, utterance: str, source: str,
+          prepared: PreparedAudio) -> None:
+    self.utterances.append({
+        "split": split, "speaker": speaker, "utterance": utterance,
+        "source": source, "seconds": len(prepared.audio) / SAMPLE_RATE,
+        "cut_start_s": prepared.cut_start_s, "cut_end_s": prepared.cut_end_s,
+        "orig_sample_rate": prepared.orig_sample_rate,
+        "orig_channels": prepared.orig_channels,
+    })
+
+  def summary(self) -> dict[str, object]:
+    out: dict[str, object] = {"dataset": self.dataset,
+                              "build_seconds": round(time.monotonic() - self._start, 2),
+                              "num_skipped": len(self.skipped)}
+    for split in SPLITS:
+      rows = [u for u in self.utterances if u["split"] == split]
+      out[f"{split}_examples"] = len(rows)
+      out[f"{split}_speakers"] = sorted({str(u["speaker"]) for u in rows})
+      out[f"{split}_seconds"] = round(sum(float(u["seconds"]) for u in rows), 3)
+    out["total_cut_start_s"] = round(sum(float(u["cut_start_s"]) for u in self.utterances), 3)
+    out["total_cut_end_s"] = round(sum(float(u["cut_end_s"]) for u in self.utterances), 3)
+    out["resampled_files"] = sum(u["orig_sample_rate"] != SAMPLE_RATE for u in self.utterances)
+    out["mixed_down_files"] = sum(int(u["orig_channels"]) > 1 for u in self.utterances)
+    return out
+
+  def write(self, directory: os.PathLike | str, final_directory: os.PathLike | str) -> None:
+    """Writes into `directory`, logging the path it will have in `final_directory`."""
+    body = {**self.summary(), **self.extra, "skipped": self.skipped,
+            "utterances": self.utterances}
+    with open(os.path.join(os.fspath(directory), REPORT_FILENAME), "w") as f:
+      json.dump(body, f, indent=1)
+    log.warning("%s: %d examples written, %d inputs skipped (report: %s)",
+                self.dataset, len(self.utterances), len(self.skipped),
+                os.path.join(os.fspath(final_directory), REPORT_FILENAME))
+
+
+def read_report(builder: tfds.core.DatasetBuilder) -> dict:
+  """The build report of a prepared builder (also works on read-only builders)."""
+  with open(os.path.join(os.fspath(builder.data_dir), REPORT_FILENAME)) as f:
+    return json.load(f)
+
+
+class ReportingBuilder:
+  """Mixin for GeneratorBasedBuilders: owns a BuildReport, writes it after the splits.
+
+  Written inside TFDS's temporary build directory, so the report appears
+  atomically with the data (and not at all when the build fails).
+  """
+
+  report: BuildReport
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    self.report = BuildReport(f"{self.name}/{self.builder_config.name}/{self.version}")
+    super()._download_and_prepare(dl_manager, download_config)
+    # self.data_dir is TFDS's temporary `incomplete.*` sibling of the final
+    # `<data_dir>/<name>/<config>/<version>` until the build succeeds.
+    final = os.path.join(os.path.dirname(os.path.normpath(self.data_dir)), str(self.version))
+    self.report.write(self.data_dir, final)

@@ -1,0 +1,183 @@
+"""speaker_folders: any local tree `<root>/.../<speaker>/.../<utterance>.{wav,flac}`.
+
+This is how LibriSpeech-, VCTK- or VoxCeleb1-style trees come in. The speaker
+is the folder `speaker_depth` levels below `root` (0: the first folder). Every
+file is read with ge2e_jax.audio, mixed down to mono, resampled to 16 kHz and,
+unless trim_silence=False, cut of leading/trailing silence by an energy VAD.
+Unreadable, empty, truncated or non-audio files are skipped and listed with
+their reason in `<data_dir>/speaker_folders/<config>/<version>/build_report.json`
+(which also holds how much silence was cut, per file and in total).
+
+Splits: a speaker is `test` when listed in `test_speakers`, or else when a
+stable hash of its id falls in `test_percent`% (see common.split_of_speaker).
+
+Presets (root "" means the --manual_dir of the build):
+  librispeech  root = LibriSpeech/train-clean-100 (or any subset folder):
+               <speaker>/<chapter>/<speaker>-<chapter>-<n>.flac; transcripts
+               from <speaker>-<chapter>.trans.txt. Root LibriSpeech/ -> depth 1.
+  vctk         root = VCTK-Corpus-0.92/wav48_silence_trimmed: <speaker>/<utt>_mic1.flac
+               (mic1 only). For VCTK 0.80 use root wav48 and file_glob "*".
+  voxceleb1    root = VoxCeleb1 wav/ holding dev and test speakers (vox1_dev_wav and
+               vox1_test_wav unpacked together): <id>/<video>/<n>.wav; test = the
+               40 speakers id10270-id10309 of the official verification list.
+               (VoxCeleb2's m4a files must be converted to wav/flac first.)
+Build:  tfds build data_pipelines/builders/speaker_folders.py --config=librispeech \
+          --manual_dir=/data/LibriSpeech/train-clean-100
+        tfds build ... --config='{"name": "mine", "root": "/data/tree", "speaker_depth": 1}'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+
+import soundfile as sf
+import tensorflow_datasets as tfds
+
+from data_pipelines.builders import common
+from ge2e_jax import audio
+
+TRANSCRIPT_SUFFIX = ".trans.txt"
+
+
+@dataclasses.dataclass(eq=False)
+class SpeakerFoldersConfig(tfds.core.BuilderConfig):
+  """Where the tree is, where its speakers are, how to split and trim."""
+  root: str = ""
+  speaker_depth: int = 0
+  extensions: tuple[str, ...] = (".wav", ".flac")
+  file_glob: str = "*"
+  test_percent: float = 10.0
+  test_speakers: tuple[str, ...] = ()
+  split_salt: str = ""
+  trim_silence: bool = True
+  trim_top_db: float = 40.0
+  num_workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFile:
+  path: str
+  speaker: str
+  utterance: str
+  text: str
+
+
+def scan(config: SpeakerFoldersConfig, root: str,
+         report: common.BuildReport) -> list[AudioFile]:
+  """Lists the tree's audio files in sorted order; reports the files it cannot use."""
+  extensions = tuple(e.lower() for e in config.extensions)
+  found, transcripts, excluded = [], {}, 0
+
+  def unreadable(error: OSError) -> None:
+    report.skip(error.filename, f"cannot list folder ({error.strerror})")
+
+  for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+    dirnames.sort()
+    for name in sorted(filenames):
+      path = os.path.join(dirpath, name)
+      rel = os.path.relpath(path, root).replace(os.sep, "/")
+      if name.endswith(TRANSCRIPT_SUFFIX):
+        try:
+          transcripts.update(_read_transcripts(path, os.path.dirname(rel)))
+        except (OSError, UnicodeDecodeError) as e:
+          report.skip(path, f"unreadable transcript file ({e})")
+        continue
+      stem, ext = os.path.splitext(rel)
+      if ext.lower() not in extensions:
+        report.skip(path, f"not an audio file (extension {ext or 'none'!r}; "
+                    f"expected one of {', '.join(extensions)})")
+        continue
+      if not fnmatch.fnmatch(name, config.file_glob):
+        excluded += 1
+        continue
+      parts = rel.split("/")
+      if len(parts) - 1 <= config.speaker_depth:
+        report.skip(path, f"no speaker folder: file lies above speaker_depth="
+                    f"{config.speaker_depth} under {root}")
+        continue
+      found.append(AudioFile(path, parts[config.speaker_depth], stem, ""))
+  report.extra["excluded_by_file_glob"] = excluded
+  return [dataclasses.replace(f, text=transcripts.get(f.utterance, "")) for f in found]
+
+
+def split_of(config: SpeakerFoldersConfig, speaker: str) -> str:
+  """'test' for listed test_speakers (when given) or a stable test_percent% of speakers."""
+  if config.test_speakers:
+    return "test" if speaker in config.test_speakers else "train"
+  return common.split_of_speaker(speaker, config.test_percent, config.split_salt)
+
+
+def _read_transcripts(path: str, rel_dir: str) -> dict[str, str]:
+  """LibriSpeech `<utt-id> <TEXT>` lines -> {relative utterance path: text}."""
+  out = {}
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      key, _, text = line.strip().partition(" ")
+      if key:
+        out[f"{rel_dir}/{key}" if rel_dir else key] = text
+  return out
+
+
+class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
+  """Speech from a local speaker-folder tree, with the common ge2e_jax features."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Give the tree's root as the config's `root`, or as --manual_dir (tfds build) / "
+      "DownloadConfig(manual_dir=...) with root=''.")
+  BUILDER_CONFIGS = [
+      SpeakerFoldersConfig(name="librispeech", extensions=(".flac",),
+                           description="LibriSpeech subset: speaker/chapter/utt.flac"),
+      SpeakerFoldersConfig(name="vctk", file_glob="*_mic1.*",
+                           description="VCTK 0.92 wav48_silence_trimmed, mic1"),
+      SpeakerFoldersConfig(name="voxceleb1", extensions=(".wav",),
+                           test_speakers=common.VOXCELEB1_TEST_SPEAKERS,
+                           description="VoxCeleb1 wav/: id/video/utt.wav"),
+      SpeakerFoldersConfig(name="custom", description="Any tree; set root."),
+  ]
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=common.features(), description=__doc__.split("\n")[0])
+
+  def _split_generators(self, dl_manager):
+    config = self.builder_config
+    root = os.fspath(config.root or dl_manager.manual_dir)
+    if not os.path.isdir(root):
+      raise FileNotFoundError(f"speaker_folders/{config.name}: root {root!r} is not a directory")
+    files = scan(config, root, self.report)
+    by_split = {split: [] for split in common.SPLITS}
+    for f in files:
+      by_split[split_of(config, f.speaker)].append(f)
+    for split, split_files in by_split.items():
+      if not split_files:
+        raise ValueError(
+            f"speaker_folders/{config.name}: no audio file of {root!r} falls in split "
+            f"{split!r} ({len({f.speaker for f in files})} speakers found, "
+            f"test_percent={config.test_percent}, test_speakers={config.test_speakers})")
+    self.report.extra["root"] = root
+    self.report.extra["speaker_depth"] = config.speaker_depth
+    return {split: self._generate_examples(split, split_files)
+            for split, split_files in by_split.items()}
+
+  def _generate_examples(self, split, files):
+    config = self.builder_config
+    trim = common.TrimSettings(enabled=config.trim_silence, top_db=config.trim_top_db)
+
+    def run(f: AudioFile):
+      try:
+        wav, sr = audio.read_audio(f.path)
+        return f, common.prepare(wav, sr, trim, sf.info(f.path).channels), None
+      except ValueError as e:  # AudioReadError is a ValueError.
+        return f, None, getattr(e, "reason", str(e))
+
+    for f, prepared, error in common.ordered_map(run, files, config.num_workers):
+      if error is not None:
+        self.report.skip(f.path, error)
+        continue
+      self.report.add(split, f.speaker, f.utterance, f.path, prepared)
+      yield f.utterance, {"audio": prepared.audio, "speaker": f.speaker,
+                          "utterance": f.utterance, "text": f.text}

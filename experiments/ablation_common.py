@@ -1,0 +1,161 @@
+"""What the ablation scripts share: run one arm (restartable), tables, a plot, a JSON record.
+
+An arm is one ``train_and_evaluate`` run in its own workdir; its result is the workdir's
+``eval_history.jsonl`` (step, training seconds without eval/checkpointing, EER, minDCF).
+``check_pooled_corpora`` is the MultiReader ablation's data check (here, not in the flag
+module, so tests import it without defining flags).
+"""
+
+import collections
+import hashlib
+import json
+import os
+
+from absl import logging
+
+from experiments import trainer
+from ge2e_jax import checkpoint
+
+
+def run_arm(config, workdir: str) -> list[dict]:
+  """Trains ``config`` in ``workdir`` (resuming; a finished run is reused) -> its eval history.
+
+  A workdir written for a different config (anything but ``train.num_steps``) is refused,
+  so a rerun with other settings cannot silently mix two experiments.
+  """
+  steps = config.train.num_steps
+  if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
+    old = _flatten(checkpoint.read_config(workdir))
+    new = _flatten(config.to_dict())
+    differing = sorted(k for k in old.keys() | new.keys()
+                       if k != "train.num_steps" and old.get(k) != new.get(k))
+    if differing:
+      raise ValueError(f"{workdir} holds a run with another config (differs in {differing}); "
+                       "use a fresh --workdir or delete it")
+    history = _history_until(workdir, steps)
+    if history and history[-1]["step"] == steps:
+      logging.info("reusing the finished run in %s", workdir)
+      return history
+  trainer.train_and_evaluate(config, workdir)
+  return _history_until(workdir, steps)
+
+
+def _history_until(workdir: str, steps: int) -> list[dict]:
+  if not os.path.exists(os.path.join(workdir, trainer.EVAL_HISTORY)):
+    return []
+  return [r for r in trainer.read_eval_history(workdir) if r["step"] <= steps]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def read_split(name: str, split: str, data_dir):
+  """{utterance id: (speaker, sha1 of the int16 audio bytes)} of a prepared split."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import  # registers
+  dataset = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
+  return {ex["utterance"].decode(): (ex["speaker"].decode(),
+                                     hashlib.sha1(ex["audio"].tobytes()).hexdigest())
+          for ex in dataset.as_numpy_iterator()}
+
+
+def check_pooled_corpora(target: str, aux: str, pooled: str, data_dir) -> dict:
+  """Raises unless the three corpora make a leak-free, like-for-like comparison; returns facts."""
+  split = {(name, s): read_split(name, s, data_dir)
+           for name in (target, aux, pooled) for s in ("train", "test")}
+  speakers = {key: {spk for spk, _ in utts.values()} for key, utts in split.items()}
+  evaluated = speakers[target, "test"]
+  for name in (target, aux, pooled):
+    leaked = evaluated & speakers[name, "train"]
+    if leaked:
+      raise ValueError(f"{len(leaked)} evaluation speakers of {target}:test are in {name}:train"
+                       f" (e.g. {sorted(leaked)[:3]}): the evaluation would not be held out")
+  if split[pooled, "test"] != split[target, "test"]:
+    raise ValueError(f"{pooled}:test is not {target}:test; the arms would score different trials")
+  def audio(name):
+    return collections.Counter(digest for _, digest in split[name, "train"].values())
+  if audio(pooled) != audio(target) + audio(aux):
+    raise ValueError(f"{pooled}:train is not exactly the audio of {target}:train + {aux}:train")
+  if speakers[pooled, "train"] != speakers[target, "train"] | speakers[aux, "train"]:
+    raise ValueError(f"{pooled}:train speakers are not those of {target}:train + {aux}:train")
+  return {
+      "eval_speakers": len(evaluated), "eval_utterances": len(split[target, "test"]),
+      "target_train_speakers": len(speakers[target, "train"]),
+      "target_train_utterances": len(split[target, "train"]),
+      "aux_train_speakers": len(speakers[aux, "train"]),
+      "aux_train_utterances": len(split[aux, "train"]),
+      "pooled_train_speakers": len(speakers[pooled, "train"]),
+      "pooled_train_utterances": len(split[pooled, "train"]),
+      "target_voices_also_in_aux_train": len(speakers[target, "train"] & speakers[aux, "train"]),
+  }
+
+
+def summary_table(histories: dict[str, list[dict]]) -> str:
+  """One row per arm: final and best EER, final minDCF, training seconds."""
+  rows = ["| arm | final EER | final minDCF | best EER (step) | train s | s/step |",
+          "|---|---:|---:|---:|---:|---:|"]
+  for name, history in histories.items():
+    last = history[-1]
+    best = min(history, key=lambda r: r["eer"])
+    rows.append(f"| {name} | {100 * last['eer']:.2f}% | {last['min_dcf']:.3f} | "
+                f"{100 * best['eer']:.2f}% ({best['step']}) | {last['train_seconds']:.0f} | "
+                f"{last['train_seconds'] / last['step']:.3f} |")
+  return "\n".join(rows)
+
+
+def steps_table(histories: dict[str, list[dict]]) -> str:
+  """EER, minDCF and training seconds of every arm at every evaluated step."""
+  names = list(histories)
+  by_step = {name: {r["step"]: r for r in history} for name, history in histories.items()}
+  steps = sorted({s for table in by_step.values() for s in table})
+  rows = ["Cells: EER / minDCF / training seconds at that step.", "",
+          "| step | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+  for step in steps:
+    cells = []
+    for name in names:
+      r = by_step[name].get(step)
+      cells.append(f"{100 * r['eer']:.2f}% / {r['min_dcf']:.3f} / {r['train_seconds']:.0f} s"
+                   if r else "")
+    rows.append(f"| {step} | " + " | ".join(cells) + " |")
+  return "\n".join(rows)
+
+
+def plot(histories: dict[str, list[dict]], path: str, title: str):
+  """Two panels: EER against steps and against training seconds."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  for name, history in histories.items():
+    eer = [100 * r["eer"] for r in history]
+    by_step.plot([r["step"] for r in history], eer, marker="o", label=name)
+    by_time.plot([r["train_seconds"] for r in history], eer, marker="o", label=name)
+  by_step.set(xlabel="training step", ylabel="EER (%)", title="EER vs steps")
+  by_time.set(xlabel="training seconds (no eval/checkpoint)", title="EER vs training time")
+  for ax in (by_step, by_time):
+    ax.grid(alpha=0.3)
+  by_step.legend()
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_outputs(root: str, stem: str, title: str, histories: dict[str, list[dict]],
+                  record: dict) -> str:
+  """Writes ``<stem>.md`` (both tables), ``.png`` and ``.json`` under root; returns the tables."""
+  tables = (f"## {title}\n\n{summary_table(histories)}\n\n{steps_table(histories)}\n")
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f"{stem}.md"), "w") as f:
+    f.write(tables)
+  plot(histories, os.path.join(root, f"{stem}.png"), title)
+  with open(os.path.join(root, f"{stem}.json"), "w") as f:
+    json.dump({**record, "histories": histories}, f, indent=1)
+  return tables

@@ -1,0 +1,124 @@
+"""Embed audio files into d-vectors with a trained encoder.
+
+  python -m experiments.embed --model=runs/td/export --output=dvectors.npz a.wav speakers/ ...
+
+``--model`` is a training workdir or an export dir (``ge2e_jax.inference.load``). Folders
+are walked (sorted) for .wav, .flac and .ogg files; files named on the command line are
+read whatever their extension. Each file is resampled to 16 kHz mono, silence-trimmed
+(unless --notrim_silence) and embedded with sliding windows (``ge2e_jax.inference``).
+
+Output npz: ``paths`` (str, the embedded files in input order) and ``embeddings`` (float32,
+one L2-normalised row per path). A file that cannot be embedded (missing, empty,
+truncated, not audio, NaN samples, nothing left after trimming) stops the run by default:
+exit status 1, a message naming the file and why, and no output written. With
+--skip_unreadable such files are left out instead, each reported on stderr, and listed in
+the npz as ``skipped`` with ``skipped_reasons``. The npz is written to a temporary file
+and renamed, so an existing output is never replaced by a partial one.
+"""
+
+import os
+import sys
+import tempfile
+
+from absl import app, flags, logging
+import numpy as np
+
+from ge2e_jax import audio  # numpy/scipy only; jax comes with inference, after flag parsing
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Training workdir or export dir.")
+flags.DEFINE_string("output", None, "The .npz file to write.")
+flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint of a workdir to use.")
+flags.DEFINE_bool("trim_silence", True, "Cut leading and trailing silence (energy VAD).")
+flags.DEFINE_float("top_db", 40.0, "VAD: frames more than this below the loudest are silence.")
+flags.DEFINE_bool("skip_unreadable", False,
+                  "Leave out (and report) files that cannot be embedded instead of failing.")
+flags.DEFINE_integer("batch_files", 32, "Files read and embedded together.")
+flags.mark_flags_as_required(["model", "output"])
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+def find_audio(inputs):
+  """Files named directly, plus the audio files under named folders (sorted walk)."""
+  found = []
+  for path in inputs:
+    if not os.path.isdir(path):
+      found.append(path)
+      continue
+    for root, dirs, files in os.walk(path):
+      dirs.sort()
+      found.extend(os.path.join(root, f) for f in sorted(files)
+                   if f.lower().endswith(AUDIO_EXTENSIONS))
+  return found
+
+
+def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
+  """(kept paths, (N, D) embeddings, {skipped path: reason}); raises AudioReadError."""
+  kept, rows, skipped = [], [], {}
+  for first in range(0, len(paths), batch_files):
+    wavs = []
+    for path in paths[first:first + batch_files]:
+      try:
+        wavs.append(embedder.read(path))
+        kept.append(path)
+      except audio.AudioReadError as err:
+        if not skip_unreadable:
+          raise
+        skipped[path] = err.reason
+        logging.warning("skipping %s: %s", path, err.reason)
+    rows.append(embedder.embed_prepared(wavs))
+    logging.info("embedded %d / %d files", min(first + batch_files, len(paths)), len(paths))
+  return kept, np.concatenate(rows), skipped
+
+
+def write_npz(output: str, **arrays):
+  """Writes output atomically: a temporary file beside it, then a rename."""
+  directory = os.path.dirname(os.path.abspath(output))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=directory)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, output)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def main(argv):
+  # jax loads after flag parsing: --help stays fast.
+  from ge2e_jax import inference  # pylint: disable=g-import-not-at-top
+
+  paths = find_audio(argv[1:])
+  if not paths:
+    sys.exit(f"embed: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {argv[1:]}; "
+             "name files or folders after the flags")
+  if FLAGS.batch_files < 1:
+    sys.exit(f"embed: --batch_files must be >= 1, got {FLAGS.batch_files}")
+  try:
+    embedder = inference.load(FLAGS.model, FLAGS.which, trim=inference.TrimOptions(
+        enabled=FLAGS.trim_silence, top_db=FLAGS.top_db))
+  except (FileNotFoundError, ValueError) as err:
+    sys.exit(f"embed: cannot load --model: {err}")
+  try:
+    kept, embeddings, skipped = embed_paths(embedder, paths, FLAGS.skip_unreadable,
+                                            FLAGS.batch_files)
+  except audio.AudioReadError as err:
+    sys.exit(f"embed: cannot embed {err.path}: {err.reason}\n"
+             f"nothing written to {FLAGS.output}; --skip_unreadable leaves such files out")
+  if not kept:
+    sys.exit(f"embed: none of the {len(paths)} files could be embedded; nothing written")
+  write_npz(FLAGS.output, paths=np.array(kept, dtype=str), embeddings=embeddings,
+            skipped=np.array(list(skipped), dtype=str),
+            skipped_reasons=np.array(list(skipped.values()), dtype=str))
+  if skipped:
+    print(f"embed: skipped {len(skipped)} unreadable file(s):", file=sys.stderr)
+    for path, reason in skipped.items():
+      print(f"  {path}: {reason}", file=sys.stderr)
+  print(f"embed: wrote {len(kept)} d-vectors of dimension {embeddings.shape[1]} "
+        f"to {FLAGS.output}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,92 @@
+"""Held-out evaluation (SPEC.md §5): d-vectors of unseen speakers -> trials -> EER, minDCF.
+
+Used by the trainer (periodically) and by ``experiments/evaluate.py``. The evaluation
+split is read once; every call embeds it with the given params through
+``ge2e_jax.inference`` (sliding windows) and scores all test utterances against all
+enrolled speakers.
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from experiments.sources import parse_sources
+from ge2e_jax import inference, metrics, model
+
+
+@dataclasses.dataclass
+class EvalSet:
+  """Utterances of held-out speakers: 16 kHz float32 audio, speaker names, utterance ids."""
+  waves: list
+  speakers: np.ndarray
+  utterances: list
+  description: str
+
+
+def load_eval_set(tfds_name: str, split: str, *, data_dir: str | None, enroll: int,
+                  max_utterances_per_speaker: int) -> EvalSet:
+  """The split's speakers with > ``enroll`` utterances, first ``max_...`` utterances each."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import  # registers
+  by_speaker = collections.defaultdict(list)
+  dataset = tfds.builder(tfds_name, data_dir=data_dir).as_dataset(split=split,
+                                                                  shuffle_files=False)
+  for example in dataset.as_numpy_iterator():
+    by_speaker[example["speaker"].decode()].append(
+        (example["utterance"].decode(), example["audio"]))
+  waves, speakers, utterances = [], [], []
+  for speaker in sorted(by_speaker):
+    items = sorted(by_speaker[speaker], key=lambda item: item[0])
+    if len(items) <= enroll:
+      continue
+    for utterance, samples in items[:max_utterances_per_speaker]:
+      waves.append(np.asarray(samples, np.float32).reshape(-1) / 32768.0)
+      speakers.append(speaker)
+      utterances.append(utterance)
+  n_speakers = len(set(speakers))
+  if n_speakers < 2:
+    raise ValueError(f"{tfds_name} split {split!r} has {n_speakers} speakers with more than "
+                     f"enroll={enroll} utterances; evaluation needs at least 2")
+  return EvalSet(waves, np.asarray(speakers), utterances,
+                 f"{tfds_name}:{split} ({n_speakers} speakers, {len(waves)} utterances)")
+
+
+def embed(eval_set: EvalSet, encoder_config: model.EncoderConfig, encoder_params,
+          window_frames: int) -> np.ndarray:
+  """(utterances, D) d-vectors; the builders already trimmed silence, so no VAD here."""
+  embedder = inference.Embedder(encoder_config, encoder_params, window_frames=window_frames,
+                                trim=inference.TrimOptions(enabled=False))
+  return embedder.embed_prepared(eval_set.waves)
+
+
+def score(embeddings: np.ndarray, speakers: np.ndarray, enroll: int, seed: int = 0):
+  """(summary dict, Trials): EER (fraction), its threshold, minDCF(p=0.01), trial counts."""
+  trials = metrics.speaker_trials(embeddings, speakers, enroll=enroll, seed=seed)
+  eer, threshold = metrics.eer(trials.scores, trials.labels)
+  summary = {"eer": float(eer), "threshold": float(threshold),
+             "min_dcf": float(metrics.min_dcf(trials.scores, trials.labels, p_target=0.01)),
+             "trials": int(trials.labels.size), "target_trials": int(trials.labels.sum())}
+  return summary, trials
+
+
+class HeldOutEvaluator:
+  """``evaluator(params) -> summary`` on the config's evaluation source and split."""
+
+  def __init__(self, config, encoder_config: model.EncoderConfig):
+    sources = parse_sources(config.data.sources)
+    if config.eval.source not in sources:
+      raise ValueError(f"config.eval.source={config.eval.source!r} is not one of the sources "
+                       f"{sorted(sources)} in config.data.sources")
+    self.eval_set = load_eval_set(
+        sources[config.eval.source], config.eval.split, data_dir=config.data.data_dir or None,
+        enroll=config.eval.enroll,
+        max_utterances_per_speaker=config.eval.max_utterances_per_speaker)
+    self.description = self.eval_set.description
+    self.encoder_config = encoder_config
+    self.enroll, self.seed = config.eval.enroll, config.seed
+    self.window_frames = config.eval.window_frames
+
+  def __call__(self, params) -> dict:
+    embeddings = embed(self.eval_set, self.encoder_config, params["encoder"], self.window_frames)
+    return score(embeddings, self.eval_set.speakers, self.enroll, self.seed)[0]

@@ -1,0 +1,139 @@
+"""Export a trained speaker encoder for serving: SavedModel, jax.export artifact, params.
+
+  python -m experiments.export --workdir=runs/td [--output=runs/td/export] [--which=best]
+
+Writes the export dir described in ``ge2e_jax/export_io.py``:
+  saved_model/          TensorFlow SavedModel (jax2tf, native serialisation); loads with plain
+                        TensorFlow, no jax or ge2e_jax needed. Signature ``serving_default``:
+                        input ``waveform`` float32 (batch, samples), output ``d_vectors``
+                        float32 (batch, D); batch and samples are both polymorphic.
+  d_vector.jax_export   the same function as ``jax.export`` bytes; call it with
+                        ``ge2e_jax.export_io.load_jax_export(dir)`` (jax only).
+  params/, config.json  so ``ge2e_jax.inference.load(dir)`` works too.
+
+The graph holds log-mel, 160-frame windows (the workdir's ``eval.window_frames``) with 50 % overlap (plus an end-aligned last
+window; one repeat-padded window for short input), per-window normalisation, averaging and
+the final normalisation (``ge2e_jax.inference.embed_waveforms``). It expects 16 kHz mono
+audio, one whole utterance per row: resampling and silence trimming happen before it, on
+the host (``ge2e_jax.inference.Embedder.prepare`` does both). Rows of one call share one
+length; embed utterances of different lengths in separate calls.
+
+The export is written to a temporary directory beside ``--output`` and renamed into place,
+so a failed export leaves no partial directory behind.
+"""
+
+import functools
+import os
+import shutil
+import tempfile
+
+from absl import app, flags, logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ge2e_jax import checkpoint, export_io, inference, model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
+flags.DEFINE_string("output", None, "Export directory; default <workdir>/export.")
+flags.DEFINE_enum("which", "best", ["best", "latest"],
+                  "Checkpoint to export: lowest eval EER (latest if none scored) or newest.")
+flags.DEFINE_list("platforms", ["cpu", "cuda"],
+                  "Platforms the serialised functions are lowered for (cpu, cuda, rocm, tpu).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
+flags.mark_flag_as_required("workdir")
+
+WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
+
+
+def d_vector_fn(config: model.EncoderConfig, encoder_params, window_frames: int):
+  """waveform (batch, samples) -> (batch, D), params baked in as constants."""
+  return jax.jit(functools.partial(inference.embed_waveforms, config, encoder_params,
+                                   window_frames=window_frames))
+
+
+def export_jax(config, encoder_params, platforms, window_frames: int) -> jax.export.Exported:
+  waveform = jax.ShapeDtypeStruct(jax.export.symbolic_shape(WAVEFORM_SPEC), jnp.float32)
+  return jax.export.export(d_vector_fn(config, encoder_params, window_frames),
+                           platforms=platforms)(waveform)
+
+
+def write_saved_model(directory: str, config, encoder_params, platforms, window_frames: int):
+  """SavedModel whose ``serving_default`` maps ``waveform`` to ``d_vectors``."""
+  # TensorFlow only here: --help and the other artifacts do not pay for importing it.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+
+  to_tf = jax2tf.convert(functools.partial(inference.embed_waveforms, config,
+                                           window_frames=window_frames),
+                         polymorphic_shapes=[None, f"({WAVEFORM_SPEC})"], with_gradient=False,
+                         native_serialization_platforms=tuple(platforms))
+  module = tf.Module()
+  # Params as variables, not graph constants: the GraphDef stays small for large encoders.
+  module.params = jax.tree.map(lambda p: tf.Variable(np.asarray(p), trainable=False),
+                               encoder_params)
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None, None], tf.float32, name="waveform")])
+  def serve(waveform):
+    return {"d_vectors": to_tf(module.params, waveform)}
+
+  module.serve = serve
+  tf.saved_model.save(module, directory, signatures={"serving_default": serve})
+
+
+def export_model(workdir: str, output: str | None = None, which: str = "best",
+                 platforms=("cpu", "cuda"), overwrite: bool = False) -> str:
+  """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path."""
+  output = os.path.abspath(output or os.path.join(workdir, "export"))
+  if os.path.exists(output) and not overwrite:
+    raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+  embedder = inference.load(workdir, which)  # checks config and params agree
+  config, params = embedder.config, jax.device_get(embedder.params)
+  os.makedirs(os.path.dirname(output), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp-",
+                             dir=os.path.dirname(output))
+  try:
+    metadata = {
+        "source": embedder.source, "which": which, "platforms": list(platforms),
+        "sample_rate": inference.SAMPLE_RATE, "window_frames": embedder.window_frames,
+        "hop_frames": embedder.window_frames // 2,
+        "signature": {"input": "waveform float32 (batch, samples), 16 kHz mono",
+                      "output": f"d_vectors float32 (batch, {config.projection}), unit L2 norm"}}
+    export_io.write_params(staging, config, params, metadata)
+    export_io.write_jax_export(staging, export_jax(config, params, platforms,
+                                                   embedder.window_frames))
+    write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), config, params, platforms,
+                      embedder.window_frames)
+    _replace_dir(staging, output)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return output
+
+
+def _replace_dir(new: str, target: str):
+  if not os.path.exists(target):
+    os.rename(new, target)
+    return
+  old = f"{new}.old"
+  os.rename(target, old)
+  os.rename(new, target)
+  shutil.rmtree(old)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
+                          FLAGS.overwrite)
+  except (FileNotFoundError, FileExistsError, ValueError) as err:
+    raise SystemExit(f"export failed: {err}") from err
+  logging.info("exported %s to %s", FLAGS.workdir, output)
+  print(output)
+
+
+if __name__ == "__main__":
+  app.run(main)

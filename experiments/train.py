@@ -1,0 +1,52 @@
+"""Train a GE2E speaker encoder.
+
+  python -m experiments.train --config=experiments/configs/td.py --workdir=runs/td \
+      --config.train.num_steps=2000 --config.loss.name=ge2e_contrast
+
+Started again with the same command, it resumes from the workdir's last complete checkpoint.
+Multi-host (TPU pod, GPU cluster): add --distributed (jax.distributed.initialize() finds the
+cluster), or give --coordinator_address/--num_processes/--process_id explicitly.
+"""
+
+import logging as python_logging
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments import trainer
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file under experiments/configs.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and the resolved config.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() before training.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
+flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+flags.DEFINE_bool("library_info_logs", False,
+                  "Also show orbax's and TFDS's INFO lines (hidden by default: they drown the "
+                  "progress lines).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+QUIET_LIBRARIES = ("/orbax/", "/tensorflow_datasets/")
+
+
+def _hide_library_info(record) -> bool:
+  return record.levelno > python_logging.INFO or not any(lib in record.pathname
+                                                   for lib in QUIET_LIBRARIES)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not FLAGS.library_info_logs:
+    logging.get_absl_handler().addFilter(_hide_library_info)
+  import jax  # after flag parsing: --help stays fast
+  if FLAGS.distributed or FLAGS.coordinator_address:
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  logging.info("config:\n%s", FLAGS.config)
+  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

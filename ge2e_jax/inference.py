@@ -1,0 +1,250 @@
+"""Waveform -> d-vector with sliding windows (SPEC.md §4), from a training workdir or an export.
+
+An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
+(energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of
+160 frames (25 840 samples; ``window_frames`` changes it, e.g. 80 for a TD model trained
+on 80-frame segments) with 50 % overlap: window k starts at frame 80 k. When the
+frames after the last such window are not covered, one more window is aligned to the end,
+so every frame is seen and every window holds real audio. An utterance shorter than one
+window gives a single window, filled by repeating the utterance from its start
+(``wav[j % len(wav)]``). Each window's d-vector is L2-normalised (the encoder does that),
+the window d-vectors are averaged and the average is normalised again. A speaker's d-vector
+is the normalised mean of its utterance d-vectors (SPEC.md §5).
+
+Windows of all utterances of a call are batched through one jitted encoder forward, in
+chunks of at most ``max_windows`` windows zero-padded to a power-of-two bucket, so jit
+compiles a handful of shapes, not one per file. ``embed_waveforms`` is the same
+computation as one traceable function of a ``(batch, samples)`` waveform batch with
+symbolic shapes: it is what ``experiments/export.py`` serialises.
+
+Window starts sit on the 10 ms frame grid and frames use no centre padding, so a window's
+log-mel equals the matching 160 frames of the whole utterance's log-mel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ge2e_jax import audio, checkpoint, export_io, features, model
+
+SAMPLE_RATE = features.SAMPLE_RATE
+WINDOW_FRAMES = 160
+MIN_SAMPLES = features.WIN_LENGTH  # one 25 ms frame
+MIN_BUCKET = 4
+
+
+def num_windows(num_samples, window_frames: int = WINDOW_FRAMES):
+  """Windows of an utterance of ``num_samples`` samples; ints or jax.export symbolic dims."""
+  hop = window_frames // 2
+  return 1 + (_last_start_frame(num_samples, window_frames) + hop - 1) // hop
+
+
+def _last_start_frame(num_samples, window_frames):
+  """First frame of the end-aligned last window (0 for utterances shorter than a window)."""
+  window = features.samples_for_frames(window_frames)
+  return (jax.core.max_dim(num_samples, window) - window) // features.HOP_LENGTH
+
+
+def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES):
+  """(num_windows, window samples) sample indices of each window, in numpy (xp=np) or jnp.
+
+  ``% num_samples`` is a no-op for utterances of at least one window and repeats a
+  shorter utterance from its start.
+  """
+  starts = xp.minimum(xp.arange(num_windows(num_samples, window_frames)) * (window_frames // 2),
+                      _last_start_frame(num_samples, window_frames)) * features.HOP_LENGTH
+  window = features.samples_for_frames(window_frames)
+  return (starts[:, None] + xp.arange(window)[None, :]) % num_samples
+
+
+def embed_waveforms(config: model.EncoderConfig, encoder_params, waveform,
+                    window_frames: int = WINDOW_FRAMES):
+  """(batch, samples) 16 kHz float32 waveforms (no trimming here) -> (batch, D) d-vectors.
+
+  Every row is one utterance of ``samples`` samples. Traceable with symbolic batch and
+  sample counts (``jax.export.symbolic_shape("b, s")``).
+  """
+  batch, samples = waveform.shape
+  windows = waveform[:, window_indices(samples, jnp, window_frames)]  # (batch, windows, W)
+  per_window = model.SpeakerEncoder(config).apply(
+      {"params": encoder_params}, windows.reshape(-1, windows.shape[-1]))
+  mean = per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1)
+  return mean * jax.lax.rsqrt(jnp.maximum(jnp.sum(mean * mean, -1, keepdims=True), 1e-12))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_windows(config, encoder_params, windows):
+  """(n, window samples) -> (n, D) unit d-vectors; shared compile cache for all Embedders."""
+  return model.SpeakerEncoder(config).apply({"params": encoder_params}, windows)
+
+
+def _bucket(n: int, cap: int) -> int:
+  return min(cap, max(MIN_BUCKET, 1 << (n - 1).bit_length()))
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  norm = np.linalg.norm(x, axis=-1, keepdims=True)
+  return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrimOptions:
+  """Energy VAD settings (see ``ge2e_jax.audio.trim_silence``); ``enabled=False`` keeps all."""
+  enabled: bool = True
+  top_db: float = 40.0
+  frame_ms: float = 20.0
+  pad_ms: float = 40.0
+
+
+class Embedder:
+  """Turns waveforms into L2-normalised float32 numpy d-vectors with one encoder's params."""
+
+  def __init__(self, config: model.EncoderConfig, encoder_params, *,
+               trim: TrimOptions = TrimOptions(), max_windows: int = 64,
+               window_frames: int = WINDOW_FRAMES, source: str = "params"):
+    if max_windows < MIN_BUCKET or max_windows & (max_windows - 1):
+      raise ValueError(f"max_windows must be a power of two >= {MIN_BUCKET}, got {max_windows}")
+    if window_frames < 2 or window_frames % 2:
+      raise ValueError(f"window_frames must be an even number >= 2, got {window_frames}")
+    self.window_frames = window_frames
+    self.window_samples = features.samples_for_frames(window_frames)
+    _check_params(config, encoder_params, source)
+    self.config = config
+    self.params = jax.device_put(encoder_params)
+    self.trim = trim
+    self.max_windows = max_windows
+    self.source = source
+
+  @property
+  def dim(self) -> int:
+    return self.config.projection
+
+  def prepare(self, wav, sample_rate: int, name: str = "waveform") -> np.ndarray:
+    """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono.
+
+    Raises ValueError (naming ``name``) for non-float, non-finite or too short audio.
+    """
+    wav = np.asarray(wav)
+    if not np.issubdtype(wav.dtype, np.floating):
+      raise ValueError(f"{name}: expected float audio in [-1, 1) (e.g. int16 / 32768), "
+                       f"got dtype {wav.dtype}")
+    if wav.ndim not in (1, 2):
+      raise ValueError(f"{name}: expected shape (samples,) or (samples, channels), got {wav.shape}")
+    if not np.all(np.isfinite(wav)):
+      raise ValueError(f"{name}: contains NaN or infinite samples")
+    wav = audio.resample(audio.to_mono(wav), int(sample_rate), SAMPLE_RATE)
+    if self.trim.enabled:
+      wav, _ = audio.trim_silence(wav, SAMPLE_RATE, self.trim.top_db, self.trim.frame_ms,
+                                  self.trim.pad_ms)
+    if wav.shape[0] < MIN_SAMPLES:
+      after = " after silence trimming" if self.trim.enabled else ""
+      raise ValueError(f"{name}: {wav.shape[0]} samples at {SAMPLE_RATE} Hz{after}; need at "
+                       f"least {MIN_SAMPLES} (one 25 ms frame)")
+    return wav
+
+  def read(self, path: str | os.PathLike) -> np.ndarray:
+    """A wav/flac/ogg file -> trimmed 16 kHz mono; AudioReadError names the file."""
+    wav, sample_rate = audio.read_audio(path)
+    try:
+      return self.prepare(wav, sample_rate, name=os.fspath(path))
+    except ValueError as err:
+      raise audio.AudioReadError(path, str(err).removeprefix(f"{os.fspath(path)}: ")) from err
+
+  def embed_prepared(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
+    """(B, D) d-vectors of 16 kHz mono waveforms used as they are (see ``prepare``)."""
+    if not len(wavs):
+      return np.zeros((0, self.dim), np.float32)
+    counts = np.array([num_windows(len(w), self.window_frames) for w in wavs], np.int64)
+    per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
+    starts = np.cumsum(counts) - counts
+    return _normalize(np.add.reduceat(per_window.astype(np.float64), starts, axis=0))
+
+  def _window_chunks(self, wavs):
+    """Yields (n <= max_windows, window samples) stacks of consecutive windows of wavs.
+
+    The buffer is reused: each stack must be consumed before the next is asked for.
+    """
+    buf, n = np.zeros((self.max_windows, self.window_samples), np.float32), 0
+    for wav in wavs:
+      idx = window_indices(len(wav), window_frames=self.window_frames)
+      while len(idx):
+        take = min(len(idx), self.max_windows - n)
+        buf[n:n + take] = wav[idx[:take]]
+        n, idx = n + take, idx[take:]
+        if n == self.max_windows:
+          yield buf
+          n = 0
+    if n:
+      yield buf[:n]
+
+  def _encode(self, windows: np.ndarray) -> np.ndarray:
+    n = windows.shape[0]
+    padded = np.zeros((_bucket(n, self.max_windows), self.window_samples), np.float32)
+    padded[:n] = windows
+    return np.asarray(_encode_windows(self.config, self.params, padded))[:n]
+
+  def embed_utterances(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+    """(B, D) d-vectors of B waveforms of any lengths at ``sample_rate``."""
+    return self.embed_prepared(
+        [self.prepare(w, sample_rate, name=f"waveform {i}") for i, w in enumerate(wavs)])
+
+  def embed_utterance(self, wav, sample_rate: int) -> np.ndarray:
+    """(D,) float32 unit d-vector of one waveform (samples,) or (samples, channels)."""
+    return self.embed_prepared([self.prepare(wav, sample_rate)])[0]
+
+  def embed_speaker(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+    """(D,) normalised mean of the utterance d-vectors: a speaker's enrollment d-vector."""
+    if not len(wavs):
+      raise ValueError("embed_speaker needs at least one enrollment utterance")
+    return _normalize(self.embed_utterances(wavs, sample_rate).astype(np.float64).mean(0))
+
+  def embed_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """(N, D) d-vectors of audio files (all read into memory first; batch long lists)."""
+    return self.embed_prepared([self.read(p) for p in paths])
+
+
+def _check_params(config, encoder_params, source):
+  shape = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
+  expected = shape(export_io.abstract_encoder_params(config))
+  if expected != shape(encoder_params):
+    raise ValueError(f"{source}: encoder params do not match its model config {config}: "
+                     f"expected shapes {expected}, got {shape(encoder_params)}")
+
+
+def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
+  """An Embedder from a training workdir (``which`` checkpoint) or an export dir.
+
+  A workdir holds ``config.json`` and ``checkpoints/`` (``ge2e_jax.checkpoint``); an export
+  dir holds ``config.json`` and ``params/`` (``ge2e_jax.export_io``). ``options`` go to
+  ``Embedder``; ``window_frames`` defaults to the one the model was evaluated (workdir:
+  config ``eval.window_frames``) or exported with.
+  """
+  path = os.fspath(path)
+  expected = ("a training workdir (config.json + checkpoints/) or an export dir "
+              "(config.json + params/, written by experiments.export)")
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"model path {path} is not a directory; expected {expected}")
+  if export_io.is_export_dir(path):
+    config, params, metadata = export_io.read_export(path)
+    options.setdefault("window_frames", metadata.get("window_frames", WINDOW_FRAMES))
+    return Embedder(config, params["encoder"], source=path, **options)
+  if os.path.isdir(os.path.join(path, checkpoint.CHECKPOINT_DIR)):
+    values = checkpoint.read_config(path)
+    if "model" not in values:
+      raise ValueError(f"{os.path.join(path, checkpoint.CONFIG_FILE)} has no 'model' entry "
+                       f"(the encoder config); keys: {sorted(values)}")
+    options.setdefault("window_frames",
+                       values.get("eval", {}).get("window_frames", WINDOW_FRAMES))
+    step, params = checkpoint.restore_params(path, which)
+    return Embedder(model.config_from_dict(values["model"]), params["encoder"],
+                    source=f"{path} (step {step})", **options)
+  present = sorted(os.listdir(path))[:10]
+  raise FileNotFoundError(f"model path {path} holds {present}; expected {expected}")

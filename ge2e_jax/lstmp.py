@@ -1,0 +1,108 @@
+"""The LSTMP recurrence with a hand-written backward pass.
+
+Differentiating ``lax.scan`` accumulates the recurrent and projection weight gradients
+inside the reverse loop: two small (P x B) @ (B x 4H)-shaped matmuls per time step, and a
+long chain of carries. Here the reverse loop only carries (dr, dc) and emits the gate
+gradients; the weight gradients are then two large matmuls over all T x B rows at once, as
+cuDNN does. On the 2-core CPU this makes the td train step ~2x faster (benchmarks/).
+
+Shapes: x_gates (T, B, 4H) = x W_in + bias for all frames (gate order i, f, g, o),
+w_rec (P, 4H), w_proj (H, P) -> r (T, B, P), the projected outputs r_t = (o * tanh(c_t)) W_p,
+with c_{-1} = r_{-1} = 0.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+
+def lstmp_recurrence(x_gates, w_rec, w_proj, unroll: int = 1):
+  """r (T, B, P) for precomputed input gates; differentiable in all three arrays."""
+  # Under shard_map the weights are replicated while x_gates varies per device. Casting
+  # them to x_gates' varying axes lets the custom VJP return per-device weight gradients;
+  # the cast's transpose then sums them over devices, as plain autodiff would.
+  axes = _varying_axes(x_gates)
+  if axes:
+    w_rec, w_proj = (jax.lax.pcast(w, axes, to="varying") for w in (w_rec, w_proj))
+  return _recurrence(x_gates, w_rec, w_proj, unroll)
+
+
+def _varying_axes(x) -> tuple:
+  """Mesh axes x varies over inside shard_map (empty outside); the field moved in jax 0.10."""
+  aval = jax.typeof(x)
+  manual = getattr(aval, "manual_axis_type", None)
+  return tuple(sorted(manual.varying if manual is not None else getattr(aval, "vma", ())))
+
+
+def _gate_affine(four_h: int, dtype):
+  """(scale, offset) per gate column: act = scale * tanh(scale * z) + offset.
+
+  sigmoid(z) = 0.5 tanh(z / 2) + 0.5, so one tanh over all four gates gives i, f, o
+  (scale 0.5, offset 0.5) and g (scale 1, offset 0): half the transcendental work of
+  separate sigmoid and tanh calls (measured 2x faster on the CPU).
+  """
+  cells = four_h // 4
+  scale = jnp.repeat(jnp.asarray([0.5, 0.5, 1.0, 0.5], dtype), cells)
+  offset = jnp.repeat(jnp.asarray([0.5, 0.5, 0.0, 0.5], dtype), cells)
+  return scale, offset
+
+
+def _scan_forward(x_gates, w_rec, w_proj, unroll):
+  scale, offset = _gate_affine(x_gates.shape[-1], x_gates.dtype)
+
+  def step(carry, xg):
+    c, r = carry
+    t = jnp.tanh((xg + r @ w_rec) * scale)
+    i, f, g, o = jnp.split(t * scale + offset, 4, axis=-1)
+    c = f * c + i * g
+    h = o * jnp.tanh(c)
+    r = h @ w_proj
+    return (c, r), (r, t, c, h)
+
+  cells, proj = w_proj.shape
+  init = (jnp.zeros_like(x_gates[0, :, :cells]), jnp.zeros_like(x_gates[0, :, :proj]))
+  _, (r, t, c, h) = jax.lax.scan(step, init, x_gates, unroll=unroll)
+  return r, t, c, h
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _recurrence(x_gates, w_rec, w_proj, unroll):
+  return _scan_forward(x_gates, w_rec, w_proj, unroll)[0]
+
+
+def _recurrence_fwd(x_gates, w_rec, w_proj, unroll):
+  r, t, c, h = _scan_forward(x_gates, w_rec, w_proj, unroll)
+  return r, (t, c, h, r, w_rec, w_proj)
+
+
+def _shift_right(x):
+  """x_{t-1} along time with zeros at t = 0."""
+  return jnp.concatenate([jnp.zeros_like(x[:1]), x[:-1]], axis=0)
+
+
+def _recurrence_bwd(unroll, residuals, dr_out):
+  t, c, h, r, w_rec, w_proj = residuals
+  scale, offset = _gate_affine(t.shape[-1], t.dtype)
+  c_prev = _shift_right(c)
+
+  def step(carry, inputs):
+    dr_rec, dc_next = carry
+    dr_t, t_t, c_t, c_before = inputs
+    i, f, g, o = jnp.split(t_t * scale + offset, 4, axis=-1)
+    dr = dr_t + dr_rec
+    dh = dr @ w_proj.T
+    tanh_c = jnp.tanh(c_t)
+    dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+    d_act = jnp.concatenate([dc * g, dc * c_before, dc * i, dh * tanh_c], axis=-1)
+    dz = d_act * (scale * scale) * (1 - t_t * t_t)
+    return (dz @ w_rec.T, dc * f), (dz, dr)
+
+  init = (jnp.zeros_like(dr_out[0]), jnp.zeros_like(c[0]))
+  _, (dz, dr) = jax.lax.scan(step, init, (dr_out, t, c, c_prev), reverse=True, unroll=unroll)
+  d_w_rec = jnp.einsum("tbp,tbg->pg", _shift_right(r), dz)
+  d_w_proj = jnp.einsum("tbh,tbp->hp", h, dr)
+  return dz, d_w_rec, d_w_proj
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)

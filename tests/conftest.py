@@ -1,0 +1,168 @@
+"""Shared session fixtures: small real corpora built once per test session.
+
+Synthetic corpora (espeak-ng, real `synthetic_voices` builder, built lazily the
+first time a test asks for them, all under one session tmp data_dir):
+  synthetic_td      "ok computer", 10 train + 4 test speakers x 8 utterances
+  synthetic_td_hey  "hey computer", same speakers and sizes (second td source
+                    for MultiReader tests)
+  synthetic_ti      random sentences, 10 train + 4 test speakers x 6 utterances
+Each is a `BuiltCorpus`; read it with
+  tfds.builder(corpus.name, data_dir=corpus.data_dir)   # or corpus.builder()
+  tfds.load(corpus.name, split="train", data_dir=corpus.data_dir)
+Features: audio int16 (samples,) at 16 kHz, speaker, utterance, text (strings).
+Splits: train / test, speaker-disjoint. The three share speaker ids and splits.
+
+speaker_tree: a LibriSpeech-style folder tree of real wav/flac files (see
+`SpeakerTree`), with 44.1 kHz stereo files, a tone with known silence padding
+and bad files, for the speaker_folders builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+TD_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, utterances_per_speaker=8)
+TI_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, utterances_per_speaker=6)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltCorpus:
+  """A prepared TFDS corpus: `name` ("builder/config") and `data_dir` for tfds.builder/load."""
+  name: str
+  data_dir: str
+  config: object  # The SyntheticVoicesConfig it was built from.
+
+  def builder(self):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    return tfds.builder(self.name, data_dir=self.data_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> pathlib.Path:
+  """The tfds data_dir that holds every synthetic corpus of this session."""
+  return tmp_path_factory.mktemp("tfds_synthetic")
+
+
+def _build_synthetic(data_dir, **config_kwargs) -> BuiltCorpus:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from data_pipelines.builders import synthetic_voices  # pylint: disable=g-import-not-at-top
+  config = synthetic_voices.SyntheticVoicesConfig(**config_kwargs)
+  builder = tfds.builder("synthetic_voices", config=config, data_dir=os.fspath(data_dir))
+  builder.download_and_prepare()
+  return BuiltCorpus(f"synthetic_voices/{config.name}", os.fspath(data_dir), config)
+
+
+@pytest.fixture(scope="session")
+def synthetic_td(synthetic_data_dir) -> BuiltCorpus:
+  """Text-dependent "ok computer": 10 train + 4 test speakers x 8 utterances."""
+  return _build_synthetic(synthetic_data_dir, name="test_td_ok_computer",
+                          phrase="ok computer", **TD_SPEAKERS)
+
+
+@pytest.fixture(scope="session")
+def synthetic_td_hey(synthetic_data_dir) -> BuiltCorpus:
+  """Text-dependent "hey computer": the same speakers and sizes as synthetic_td."""
+  return _build_synthetic(synthetic_data_dir, name="test_td_hey_computer",
+                          phrase="hey computer", **TD_SPEAKERS)
+
+
+@pytest.fixture(scope="session")
+def synthetic_ti(synthetic_data_dir) -> BuiltCorpus:
+  """Text-independent random sentences: 10 train + 4 test speakers x 6 utterances."""
+  return _build_synthetic(synthetic_data_dir, name="test_ti", **TI_SPEAKERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tone:
+  """A sine tone between known stretches of digital silence."""
+  relpath: str
+  freq_hz: float
+  amplitude: float  # Of the mono mix.
+  lead_s: float
+  tone_s: float
+  trail_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerTree:
+  """A LibriSpeech-style tree `root/<speaker>/<chapter>/<speaker>-<chapter>-<n>.{flac,wav}`.
+
+  speakers:   speaker id -> number of good audio files
+  texts:      utterance id (relative path without extension) -> transcript, from
+              LibriSpeech-style `<speaker>-<chapter>.trans.txt` files
+  stereo_44k: relative paths of the 44.1 kHz stereo wavs
+  tone:       a 44.1 kHz stereo tone with known silence padding (speaker "tone")
+  bad_files:  relative path -> a word its skip reason must contain
+  """
+  root: pathlib.Path
+  speakers: dict[str, int]
+  texts: dict[str, str]
+  stereo_44k: tuple[str, ...]
+  tone: Tone
+  bad_files: dict[str, str]
+
+
+def _espeak(voice: str, text: str, pitch: int) -> tuple[np.ndarray, int]:
+  from data_pipelines.builders import espeak  # pylint: disable=g-import-not-at-top
+  return espeak.synthesize(voice, text, espeak.Prosody(pitch=pitch))
+
+
+@pytest.fixture(scope="session")
+def speaker_tree(tmp_path_factory) -> SpeakerTree:
+  """Real espeak-ng speech in wav/flac at 16 kHz mono and 44.1 kHz stereo, plus bad files."""
+  from ge2e_jax import audio  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("speaker_tree")
+  voices = {"1001": "en-us+m3", "1002": "en-gb+f2", "1003": "en-gb-scotland+m1",
+            "1004": "en-us+f4", "1005": "en-029+m5", "1006": "en-gb-x-rp+f1"}
+  lines = ["the cat sat on the mat", "a quiet river runs by", "open the window please"]
+  speakers, texts, stereo = {}, {}, []
+  for k, (spk, voice) in enumerate(voices.items()):
+    chapter = f"{20 + k}"
+    folder = root / spk / chapter
+    folder.mkdir(parents=True)
+    trans = []
+    for n, line in enumerate(lines):
+      utt = f"{spk}-{chapter}-{n:04d}"
+      wav, sr = _espeak(voice, line, pitch=30 + 7 * k)
+      wav = audio.resample(wav, sr, 16000)
+      if k % 2:  # Odd speakers: 44.1 kHz stereo wav with unequal channels.
+        wav44 = audio.resample(wav, 16000, 44100)
+        sf.write(folder / f"{utt}.wav", np.stack([wav44, 0.5 * wav44], 1), 44100,
+                 subtype="PCM_16")
+        stereo.append(f"{spk}/{chapter}/{utt}.wav")
+      else:
+        sf.write(folder / f"{utt}.flac", wav, 16000, subtype="PCM_16")
+      trans.append(f"{utt} {line.upper()}")
+      texts[f"{spk}/{chapter}/{utt}"] = line.upper()
+    (folder / f"{spk}-{chapter}.trans.txt").write_text("\n".join(trans) + "\n")
+    speakers[spk] = len(lines)
+
+  sr, tone = 44100, Tone("tone/1/tone-1-0000.wav", 440.0, 0.3, 0.6, 1.0, 0.9)
+  t = np.arange(int(tone.tone_s * sr)) / sr
+  sine = (tone.amplitude / 0.75) * np.sin(2 * np.pi * tone.freq_hz * t)
+  mono = np.concatenate([np.zeros(int(tone.lead_s * sr)), sine, np.zeros(int(tone.trail_s * sr))])
+  (root / "tone" / "1").mkdir(parents=True)
+  sf.write(root / tone.relpath, np.stack([mono, 0.5 * mono], 1), sr, subtype="PCM_16")
+  speakers["tone"] = 1
+
+  good = root / "1001" / "20" / "1001-20-0000.flac"
+  wav_bytes = (root / stereo[0]).read_bytes()
+  bad = {
+      "1001/20/empty.wav": (b"", "empty"),
+      "1002/21/header_only.wav": (wav_bytes[:30], "truncated"),
+      "1002/21/cut_short.wav": (wav_bytes[:len(wav_bytes) // 2], "truncated"),
+      "1003/22/noise.wav": (np.random.default_rng(0).bytes(4000), "not a readable audio"),
+      "1003/22/cut.flac": (good.read_bytes()[:2000], "readable"),
+      "1004/notes.txt": (b"not audio", "not an audio file"),
+      "stray.wav": (wav_bytes, "speaker"),
+  }
+  for rel, (data, _) in bad.items():
+    (root / rel).write_bytes(data)
+  return SpeakerTree(root, speakers, texts, tuple(stereo), tone,
+                     {rel: word for rel, (_, word) in bad.items()})

@@ -1,0 +1,155 @@
+"""The ablation scripts on tiny corpora: their tables, plot and JSON; the leak-free corpora
+of the MultiReader ablation (train_speaker_limit, pooled_train_phrases) and their check."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_pipelines.builders import common
+from experiments import ablation_common
+from ge2e_jax import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS, EVAL_EVERY = 4, 2
+TARGET_SPEAKERS = 4  # the few-speaker target: the first 4 train speakers of synthetic_td_hey
+
+
+def tiny_flags(data_dir):
+  values = {"data.data_dir": data_dir, "data.n_speakers": 4, "data.n_utterances": 4,
+            "model.cells": 16, "model.projection": 8, "train.log_every": 2,
+            "eval.enroll": 2, "eval.max_utterances_per_speaker": 6}
+  return [f"--config.{k}={v}" for k, v in values.items()] + [
+      f"--steps={STEPS}", f"--eval_every={EVAL_EVERY}"]
+
+
+def run_script(module, *args):
+  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+def build(data_dir, config):
+  tfds.builder("synthetic_voices", config=config, data_dir=data_dir).download_and_prepare()
+  return f"synthetic_voices/{config.name}"
+
+
+def examples(name, split, data_dir):
+  ds = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
+  return {ex["utterance"].decode(): (ex["speaker"].decode(), ex["audio"].tobytes())
+          for ex in ds.as_numpy_iterator()}
+
+
+@pytest.fixture(scope="module")
+def few_speaker_corpora(synthetic_td, synthetic_td_hey):
+  """(target, pooled): "hey computer" by 4 train speakers; that plus synthetic_td's train."""
+  data_dir = synthetic_td_hey.data_dir
+  target = dataclasses.replace(synthetic_td_hey.config, name="test_td_hey_4",
+                               train_speaker_limit=TARGET_SPEAKERS)
+  pooled = dataclasses.replace(target, name="test_td_hey_4_pooled_ok",
+                               pooled_train_phrases=(synthetic_td.config.phrase,))
+  return build(data_dir, target), build(data_dir, pooled)
+
+
+def check_outputs(root, stem, arms):
+  """The .md tables, .png plot and .json histories exist, name every arm and agree."""
+  with open(os.path.join(root, f"{stem}.json")) as f:
+    record = json.load(f)
+  assert list(record["histories"]) == arms
+  for history in record["histories"].values():
+    assert [r["step"] for r in history] == list(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY))
+    assert all(0 <= r["eer"] <= 1 and 0 <= r["min_dcf"] and r["train_seconds"] > 0
+               for r in history)
+    assert np.all(np.diff([r["train_seconds"] for r in history]) > 0)
+  with open(os.path.join(root, f"{stem}.md")) as f:
+    tables = f.read()
+  for arm, history in record["histories"].items():
+    assert f"| {arm} | {100 * history[-1]['eer']:.2f}% |" in tables  # summary row
+  assert f"| {STEPS} | " in tables and f"| {EVAL_EVERY} | " in tables  # per-step rows
+  import matplotlib.image  # pylint: disable=g-import-not-at-top
+  image = matplotlib.image.imread(os.path.join(root, f"{stem}.png"))
+  assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100  # two panels side by side
+  return record
+
+
+@pytest.mark.slow
+def test_ablate_loss_writes_tables_plot_json_and_reuses_runs(synthetic_td, tmp_path):
+  losses = ["ge2e_contrast", "softmax"]  # a GE2E loss and the one with a speaker head
+  args = [f"--workdir={tmp_path}", f"--losses={','.join(losses)}",
+          f"--config.data.sources=ok:{synthetic_td.name}", *tiny_flags(synthetic_td.data_dir)]
+  stdout = run_script("experiments.ablate_loss", *args)
+  record = check_outputs(tmp_path, "loss_ablation", losses)
+  assert "| ge2e_contrast |" in stdout
+  assert [checkpoint.read_config(tmp_path / loss)["loss"]["name"] for loss in losses] == losses
+
+  # Rerun: the finished arm is reused as is; another config in its workdir is refused.
+  config = ml_collections.ConfigDict(checkpoint.read_config(tmp_path / "softmax"))
+  assert ablation_common.run_arm(config, tmp_path / "softmax") == record["histories"]["softmax"]
+  config.seed = 1
+  with pytest.raises(ValueError, match=r"another config.*seed"):
+    ablation_common.run_arm(config, tmp_path / "softmax")
+
+
+@pytest.mark.slow
+def test_ablate_multireader_writes_tables_plot_json(few_speaker_corpora, synthetic_td,
+                                                    tmp_path):
+  target, pooled = few_speaker_corpora
+  stdout = run_script("experiments.ablate_multireader", f"--workdir={tmp_path}",
+                      f"--target={target}", f"--aux={synthetic_td.name}", f"--pooled={pooled}",
+                      *tiny_flags(synthetic_td.data_dir))
+  record = check_outputs(tmp_path, "multireader_ablation",
+                         ["target_only", "pooled", "multireader"])
+  assert record["corpora"]["target_train_speakers"] == TARGET_SPEAKERS
+  assert record["arm_sources"]["multireader"]["weights"] == "target:1.0,aux:0.5"
+  assert "| multireader |" in stdout
+
+
+def test_limited_and_pooled_corpora_hold_exactly_the_source_audio(few_speaker_corpora,
+                                                                  synthetic_td,
+                                                                  synthetic_td_hey):
+  target, pooled = few_speaker_corpora
+  data_dir = synthetic_td.data_dir
+  hey_train = examples(synthetic_td_hey.name, "train", data_dir)
+  hey_test = examples(synthetic_td_hey.name, "test", data_dir)
+  ok_train = examples(synthetic_td.name, "train", data_dir)
+  # The first train speakers of the seeded list, as the full corpus's build report has it.
+  first = [s["id"] for s in common.read_report(synthetic_td_hey.builder())["speakers"]
+           if s["split"] == "train"][:TARGET_SPEAKERS]
+  expected_target = {u: v for u, v in hey_train.items() if v[0] in first}
+  assert len(expected_target) == TARGET_SPEAKERS * synthetic_td_hey.config.utterances_per_speaker
+  assert examples(target, "train", data_dir) == expected_target
+  assert examples(target, "test", data_dir) == hey_test  # the same held-out speakers
+  pooled_train = examples(pooled, "train", data_dir)
+  ok_part = {u.replace("/ok_computer/", "/"): v for u, v in pooled_train.items()
+             if "/ok_computer/" in u}
+  assert ok_part == ok_train
+  assert {u: v for u, v in pooled_train.items() if "/ok_computer/" not in u} == expected_target
+  assert examples(pooled, "test", data_dir) == hey_test
+
+
+def test_check_pooled_corpora_accepts_these_and_refuses_a_leaky_source(few_speaker_corpora,
+                                                                      synthetic_td,
+                                                                      synthetic_td_hey):
+  target, pooled = few_speaker_corpora
+  data_dir = synthetic_td.data_dir
+  facts = ablation_common.check_pooled_corpora(target, synthetic_td.name, pooled, data_dir)
+  per = synthetic_td.config.utterances_per_speaker
+  assert facts["pooled_train_utterances"] == (TARGET_SPEAKERS + 10) * per
+  assert facts["eval_speakers"] == 4 and facts["target_voices_also_in_aux_train"] == 4
+  # The trap the config field avoids: more train speakers on the shared seeded list reach
+  # into the 4 test speakers of the target.
+  leaky = build(data_dir, dataclasses.replace(
+      synthetic_td.config, name="test_td_ok_12_train", num_train_speakers=12,
+      num_test_speakers=2, utterances_per_speaker=2))
+  with pytest.raises(ValueError, match=f"2 evaluation speakers .* are in {leaky}:train"):
+    ablation_common.check_pooled_corpora(target, leaky, pooled, data_dir)
+  with pytest.raises(ValueError, match="is not exactly the audio"):
+    ablation_common.check_pooled_corpora(synthetic_td_hey.name, synthetic_td.name, pooled,
+                                         data_dir)

@@ -1,0 +1,153 @@
+"""experiments.export: the SavedModel (run by plain TensorFlow in a subprocess that cannot
+import jax or ge2e_jax), the jax.export artifact and the params must all give the
+d-vectors of ge2e_jax.inference."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ge2e_jax import audio, checkpoint, export_io, inference, model, optim, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = model.EncoderConfig(cells=16, projection=8)
+PARITY = 1e-5
+# Lengths (samples at 16 kHz): repeat-padded short, exactly one window, one window plus a
+# partial hop (end-aligned second window), three windows (the last end-aligned).
+LENGTHS = (6000, 25840, 30000, 50000)
+
+PLAIN_TF_SCRIPT = textwrap.dedent("""
+    import json, sys
+
+    class NoJax:  # this process may use TensorFlow only
+      def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jax", "jaxlib", "flax", "ge2e_jax"):
+          raise ImportError(f"{name} must not be needed to serve the SavedModel")
+
+    sys.meta_path.insert(0, NoJax())
+    import numpy as np
+    import tensorflow as tf
+
+    saved_model, inputs, outputs = sys.argv[1:]
+    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+    args, kwargs = serve.structured_input_signature
+    spec = kwargs["waveform"]
+    results = {k: serve(waveform=tf.constant(v))["d_vectors"].numpy()
+               for k, v in np.load(inputs).items()}
+    np.savez(outputs, **results)
+    print(json.dumps({"input": [list(kwargs), spec.shape.as_list(), spec.dtype.name],
+                      "output": {k: [v.shape.as_list(), v.dtype.name]
+                                 for k, v in serve.structured_outputs.items()}}))
+""")
+
+
+def run_export(*args):
+  return subprocess.run([sys.executable, "-m", "experiments.export", *map(os.fspath, args)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("workdir")
+  params = train.init_params(jax.random.key(1), CONFIG)
+  checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(CONFIG)})
+  ck = checkpoint.Checkpointer(os.fspath(path))
+  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.close()
+  return path
+
+
+@pytest.fixture(scope="module")
+def export_dir(workdir):
+  result = run_export(f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir / "export"
+
+
+@pytest.fixture(scope="module")
+def waveforms(tmp_path_factory):
+  """{name: (2, samples)} float32 batches: crops of two espeak-ng voices at 16 kHz."""
+  tmp = tmp_path_factory.mktemp("speech")
+  lines = [("the quick brown fox jumps over the lazy dog near the river bank", "en-us+m3"),
+           ("a quiet river runs by the old mill while seven children play", "en-gb+f2")]
+  voices = []
+  for i, (text, voice) in enumerate(lines):
+    subprocess.run(["espeak-ng", "-v", voice, "-w", tmp / f"{i}.wav", text], check=True)
+    wav, sr = sf.read(tmp / f"{i}.wav", dtype="float32")
+    voices.append(audio.resample(wav, sr, 16000))
+  assert min(map(len, voices)) >= 2000 + max(LENGTHS)
+  return {f"len{n}": np.stack([v[2000:2000 + n] for v in voices]) for n in LENGTHS}
+
+
+@pytest.fixture(scope="module")
+def expected(workdir, waveforms):
+  """ge2e_jax.inference on the same (untrimmed) waveforms, one utterance per row."""
+  embedder = inference.load(workdir, trim=inference.TrimOptions(enabled=False))
+  return {k: embedder.embed_utterances(list(v), 16000) for k, v in waveforms.items()}
+
+
+def test_export_dir_layout(export_dir):
+  for name in ("config.json", "params", "d_vector.jax_export", "saved_model/saved_model.pb"):
+    assert os.path.exists(export_dir / name), name
+  assert [p for p in os.listdir(export_dir.parent) if "tmp" in p] == []
+  with open(export_dir / "config.json") as f:
+    values = json.load(f)
+  assert model.config_from_dict(values["model"]) == CONFIG
+  assert values["export"]["platforms"] == ["cpu", "cuda"]
+  assert values["export"]["window_frames"] == 160 and values["export"]["hop_frames"] == 80
+
+
+def test_inference_loads_the_export_dir_like_the_workdir(workdir, export_dir, waveforms):
+  from_export = inference.load(export_dir, trim=inference.TrimOptions(enabled=False))
+  from_workdir = inference.load(workdir, trim=inference.TrimOptions(enabled=False))
+  wavs = list(waveforms["len30000"]) + list(waveforms["len6000"])
+  np.testing.assert_array_equal(from_export.embed_utterances(wavs, 16000),
+                                from_workdir.embed_utterances(wavs, 16000))
+
+
+def test_jax_export_artifact_matches_inference(export_dir, waveforms, expected):
+  serve = export_io.load_jax_export(export_dir)
+  for name, batch in waveforms.items():
+    got = serve(batch)
+    assert got.shape == (2, CONFIG.projection) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected[name], atol=PARITY, err_msg=name)
+  np.testing.assert_allclose(serve(waveforms["len50000"][1:]), expected["len50000"][1:],
+                             atol=PARITY)  # another batch size, same artifact
+
+
+def test_saved_model_in_plain_tensorflow_matches_inference(export_dir, waveforms, expected,
+                                                           tmp_path):
+  np.savez(tmp_path / "in.npz", **waveforms)
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  result = subprocess.run(
+      [sys.executable, "-c", PLAIN_TF_SCRIPT, export_dir / "saved_model", tmp_path / "in.npz",
+       tmp_path / "out.npz"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  signature = json.loads(result.stdout.strip().splitlines()[-1])
+  assert signature == {"input": [["waveform"], [None, None], "float32"],
+                       "output": {"d_vectors": [[None, CONFIG.projection], "float32"]}}
+  with np.load(tmp_path / "out.npz") as got:
+    for name in waveforms:
+      np.testing.assert_allclose(got[name], expected[name], atol=PARITY, err_msg=name)
+
+
+def test_export_refuses_to_overwrite_and_names_a_bad_workdir(export_dir, tmp_path):
+  again = run_export(f"--workdir={export_dir.parent}")
+  assert again.returncode == 1
+  assert f"{export_dir} exists; pass --overwrite" in again.stderr
+  missing = run_export(f"--workdir={tmp_path / 'nowhere'}")
+  assert missing.returncode == 1
+  assert f"{tmp_path / 'nowhere'} is not a directory; expected a training workdir" in missing.stderr
+  assert "Traceback" not in again.stderr + missing.stderr
+
+
+def test_export_cli_help():
+  result = run_export("--help")  # absl prints the help and exits with status 1
+  assert "Export a trained speaker encoder" in result.stdout
+  assert "--workdir" in result.stdout and "--platforms" in result.stdout
