@@ -8,11 +8,17 @@ compile time is reported on its own). No TensorFlow is imported: this runs on a 
 
   python -m benchmarks.train_step                       # td 64x10x80 and ti 16x5x160
   python -m benchmarks.train_step --case td:64:10:80 --case ti:64:10:160 --steps 20
+
+On a CPU host JAX is timed on 1 device and on one device per core (``--cpu_devices 1,2``;
+``jax_num_cpu_devices`` splits the host into devices): the train step is data-parallel over
+devices, and XLA runs each device's share on its own thread, while one device runs most of
+the LSTM's per-time-step work on one thread. PyTorch uses its default intra-op threads.
 """
 
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import time
@@ -53,10 +59,10 @@ def _summary(times, utterances, compile_s=None):
 
 
 def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
-                    warmup: int = 2) -> dict:
-  """Median wall-clock seconds of ge2e_jax's jitted train step on the default device."""
+                    warmup: int = 2, devices: int = 1) -> dict:
+  """Median wall-clock seconds of ge2e_jax's jitted train step on the first ``devices``."""
   config = model.preset(preset)
-  mesh = train.make_mesh(jax.devices()[:1])
+  mesh = train.make_mesh(jax.devices()[:devices])
   opt = optim.make_optimizer()
   step = train.make_train_step(config, opt, mesh)
   state = train.replicate(train.init_state(train.init_params(jax.random.key(0), config), opt),
@@ -142,32 +148,43 @@ def main():
   parser.add_argument("--case", action="append", help="preset:N:M:frames (repeatable)")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no-torch", action="store_true", help="time JAX only")
+  parser.add_argument("--cpu_devices", default="1,2",
+                      help="on a CPU host: JAX device counts to time, comma-separated")
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
   cases = [Case.parse(c) for c in (args.case or DEFAULT_CASES)]
+  device_counts = [int(d) for d in args.cpu_devices.split(",")]
+  # Before the first device query; it only shapes the CPU backend.
+  jax.config.update("jax_num_cpu_devices", max(device_counts))
+  if jax.default_backend() != "cpu":
+    device_counts = [1]
   device = jax.devices()[0]
   torch_device = "cuda" if device.platform == "gpu" else "cpu"
-  print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; "
-        f"jax {jax.__version__} on {device.device_kind}")
+  print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores; jax {jax.__version__} on {device.device_kind}")
   rows = []
   for case in cases:
-    jax_result = time_train_step(case.preset, case.n, case.m, case.frames, args.steps)
-    print(f"{case}: jax median {jax_result['median_s']:.4f}s, compile {jax_result['compile_s']:.1f}s",
-          flush=True)
-    torch_result = None
+    row = {"case": str(case), "jax": {}, "torch": None}
+    for count in device_counts:
+      result = time_train_step(case.preset, case.n, case.m, case.frames, args.steps,
+                               devices=count)
+      row["jax"][count] = result
+      print(f"{case}: jax on {count} device(s) median {result['median_s']:.4f}s, compile "
+            f"{result['compile_s']:.1f}s", flush=True)
     if not args.no_torch:
-      torch_result = time_torch_step(case.preset, case.n, case.m, case.frames, args.steps,
+      row["torch"] = time_torch_step(case.preset, case.n, case.m, case.frames, args.steps,
                                      device=torch_device)
-      print(f"{case}: torch median {torch_result['median_s']:.4f}s", flush=True)
-    rows.append({"case": str(case), "jax": jax_result, "torch": torch_result})
-  print("\n| case | JAX utt/s | PyTorch utt/s | JAX / PyTorch | JAX compile s |")
-  print("|---|---|---|---|---|")
+      print(f"{case}: torch median {row['torch']['median_s']:.4f}s", flush=True)
+    rows.append(row)
+  print("\n| case | JAX devices | JAX utt/s | PyTorch utt/s | JAX / PyTorch | JAX compile s |")
+  print("|---|---|---|---|---|---|")
   for row in rows:
-    j, t = row["jax"], row["torch"]
-    ratio = f"{j['utterances_per_s'] / t['utterances_per_s']:.2f}x" if t else "-"
-    t_ups = f"{t['utterances_per_s']:.0f}" if t else "-"
-    print(f"| {row['case']} | {j['utterances_per_s']:.0f} | {t_ups} | {ratio} | "
-          f"{j['compile_s']:.1f} |")
+    t = row["torch"]
+    for count, j in row["jax"].items():
+      ratio = f"{j['utterances_per_s'] / t['utterances_per_s']:.2f}x" if t else "-"
+      t_ups = f"{t['utterances_per_s']:.0f}" if t else "-"
+      print(f"| {row['case']} | {count} | {j['utterances_per_s']:.0f} | {t_ups} | {ratio} | "
+            f"{j['compile_s']:.1f} |")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=1)

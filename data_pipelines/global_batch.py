@@ -21,13 +21,15 @@ def global_batch(local: Mapping[str, np.ndarray],
                  sharding: NamedSharding) -> dict[str, jax.Array]:
   """Assembles the global batch from this host's `local` batch.
 
-  sharding: a NamedSharding whose spec partitions dim 0 (the speakers) over the mesh's data
-    axis, e.g. `NamedSharding(mesh, P("data"))` on a 1-D mesh `data`; the global speaker count
-    is the local one times the number of hosts.
+  sharding: a NamedSharding whose spec partitions the speakers over the mesh's data axis, e.g.
+    `NamedSharding(mesh, P("data"))` on a 1-D mesh `data` (for a stacked batch
+    `P(None, "data")` is accepted too; the speaker axis is found from `local["speaker"]`).
+    The global speaker count is the local one times the number of hosts.
   """
-  if not isinstance(sharding, NamedSharding) or not sharding.spec or sharding.spec[0] is None:
-    raise ValueError(f"global_batch needs a NamedSharding that partitions dim 0 (speakers), "
-                     f"e.g. NamedSharding(mesh, P('data')); got {sharding!r}")
+  partitioned = [axis for axis in getattr(sharding, "spec", ()) if axis is not None]
+  if not isinstance(sharding, NamedSharding) or len(partitioned) != 1:
+    raise ValueError(f"global_batch needs a NamedSharding that partitions the speakers over one "
+                     f"mesh axis, e.g. NamedSharding(mesh, P('data')); got {sharding!r}")
   if "speaker" not in local:
     raise ValueError(f"global_batch: the batch has no 'speaker' key; keys: {sorted(local)}")
   speaker_axis = np.ndim(local["speaker"]) - 1  # 0 plain, 1 stacked (K, N)
@@ -36,8 +38,8 @@ def global_batch(local: Mapping[str, np.ndarray],
   if n_local % devices:
     raise ValueError(f"global_batch: this host has {n_local} speakers per batch, not divisible "
                      f"by its {devices} local devices")
-  sharded = NamedSharding(sharding.mesh, PartitionSpec(*([None] * speaker_axis),
-                                                       *sharding.spec))
+  sharded = NamedSharding(sharding.mesh,
+                          PartitionSpec(*([None] * speaker_axis), partitioned[0]))
   replicated = NamedSharding(sharding.mesh, PartitionSpec())
   return {key: jax.make_array_from_process_local_data(
               replicated if key in REPLICATED_KEYS else sharded, np.asarray(value))

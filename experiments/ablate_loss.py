@@ -7,7 +7,7 @@ and step budget -- in its own workdir ``<workdir>/<loss>``, evaluated every
 seconds. Rerun the same command after an interruption: finished arms are reused and an
 unfinished one resumes from its last checkpoint.
 
-  python -m experiments.ablate_loss --steps=600 --eval_every=50 --workdir=runs/ablations/loss
+  python -m experiments.ablate_loss --steps=400 --eval_every=50 --workdir=runs/ablations/loss
 """
 
 import os

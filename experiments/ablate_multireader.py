@@ -15,7 +15,7 @@ Before training it checks, from the prepared corpora, that no evaluation speaker
 arm's training data, that pooled/test is target/test, and that pooled/train holds exactly the
 audio of target/train plus aux/train. Prints and writes ``<workdir>/multireader_ablation.*``.
 
-  python -m experiments.ablate_multireader --steps=600 --eval_every=50 \
+  python -m experiments.ablate_multireader --steps=400 --eval_every=50 \
       --workdir=runs/ablations/multireader
 """
 

@@ -10,6 +10,7 @@ import collections
 import hashlib
 import json
 import os
+import textwrap
 
 from absl import logging
 
@@ -142,7 +143,7 @@ def plot(histories: dict[str, list[dict]], path: str, title: str):
   for ax in (by_step, by_time):
     ax.grid(alpha=0.3)
   by_step.legend()
-  fig.suptitle(title)
+  fig.suptitle(textwrap.fill(title, 100))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -38,7 +38,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def build_input(config):
-  """The host's batch iterator factory and whether its batches are MultiReader-stacked."""
+  """(pipeline or MultiReader, source names, whether its batches are MultiReader-stacked)."""
   data = config.data
   sources = parse_sources(data.sources)
   common = dict(n_speakers=data.n_speakers, n_utterances=data.n_utterances, crop=data.crop,
@@ -108,56 +108,32 @@ def train_and_evaluate(config, workdir: str):
                        f"{start_step} / {config.seed}: is this the same run's workdir?")
     train_seconds = position["train_seconds"]
     logging.info("resumed from step %d in %s", start_step, checkpointer.directory)
-  rng_data = jax.random.key_data(rng).tolist()
+  if restored is not None:
+    rng = jax.random.wrap_key_data(np.asarray(position["rng"], np.uint32))
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if is_chief else None
-  history = EvalHistory(os.path.join(workdir, EVAL_HISTORY), start_step) if is_chief else None
+  reporter = Reporter(workdir, is_chief, start_step, config.train.num_steps,
+                      config.data.n_speakers * config.data.n_utterances
+                      * (len(source_names) if stacked else 1), source_names)
   shardings = train.batch_sharding(mesh, stacked)["speaker"]
   batches = pipeline.iterator(start_step)
-  num_steps = config.train.num_steps
-  utterances_per_step = config.data.n_speakers * config.data.n_utterances * (
-      len(source_names) if stacked else 1)
-
-  last_eval = None
-  mark = window_start = time.perf_counter()
-  window_steps = 0
-  logging.info("training steps %d..%d, %d utterances per step, %d devices in %d processes",
-               start_step, num_steps, utterances_per_step, jax.device_count(),
-               jax.process_count())
+  num_steps, last_eval = config.train.num_steps, None
+  mark = time.perf_counter()
   try:
     for step in range(start_step + 1, num_steps + 1):
       batch = next(batches)
       source = batch.pop("source", None)
       state, metrics = step_fn(state, global_batch_lib.global_batch(batch, shardings), rng)
-      window_steps += 1
       streak = int(jax.device_get(state.nonfinite_streak))
       if streak >= config.train.max_nonfinite_streak:
         raise NonFiniteLossError(
             f"step {step}: {streak} consecutive steps had a non-finite loss or gradient "
             f"(limit config.train.max_nonfinite_streak={config.train.max_nonfinite_streak}); "
             f"params were left at their last finite values, last checkpoint is kept")
+      reporter.count_step()
       if step % config.train.log_every == 0 or step == num_steps:
-        metrics = jax.device_get(metrics)
-        rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
-        per_source = _per_source(metrics, source_names, source)
-        logging.info(
-            "step %d/%d loss %.4f (mean %.4f)%s w %.3f b %.3f grad_norm %.3f | %.2f steps/s "
-            "%.0f utt/s ETA %s | non-finite steps %d",
-            step, num_steps, metrics["loss"], metrics["loss_mean"],
-            "".join(f" {k} {v:.4f}" for k, v in per_source.items()), metrics["w"], metrics["b"],
-            metrics["grad_norm"], rate, rate * utterances_per_step,
-            _eta((num_steps - step) / max(rate, 1e-9)),
-            int(jax.device_get(state.nonfinite_steps)))
-        if writer is not None:
-          with writer.as_default(step=step):
-            for key in ("loss", "loss_mean", "w", "b", "grad_norm"):
-              tf.summary.scalar(f"train/{key}", metrics[key])
-            for key, value in per_source.items():
-              tf.summary.scalar(f"train/{key}", value)
-            tf.summary.scalar("train/steps_per_s", rate)
-            tf.summary.scalar("train/utterances_per_s", rate * utterances_per_step)
-        window_start, window_steps = time.perf_counter(), 0
+        reporter.train(step, jax.device_get(metrics), source,
+                       int(jax.device_get(state.nonfinite_steps)))
       evaluate_now = evaluator is not None and (step % config.eval.every == 0 or step == num_steps)
       if evaluate_now or step % config.train.checkpoint_every == 0 or step == num_steps:
         train_seconds += time.perf_counter() - mark  # training time excludes eval and saving
@@ -165,24 +141,78 @@ def train_and_evaluate(config, workdir: str):
         if evaluate_now:
           last_eval = evaluator(jax.device_get(state.params))
           scores = {"eer": last_eval["eer"], "min_dcf": last_eval["min_dcf"]}
-          logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step,
-                       evaluator.description, 100 * last_eval["eer"], last_eval["min_dcf"],
-                       last_eval["trials"])
-          if writer is not None:
-            with writer.as_default(step=step):
-              tf.summary.scalar("eval/eer", last_eval["eer"])
-              tf.summary.scalar("eval/min_dcf", last_eval["min_dcf"])
-          if history is not None:
-            history.append({"step": step, "train_seconds": train_seconds, **scores})
-        checkpointer.save(step, state, {"data_step": step, "seed": config.seed, "rng": rng_data,
-                                        "train_seconds": train_seconds}, metrics=scores, force=True)
-        mark = window_start = time.perf_counter()
-        window_steps = 0
+          reporter.evaluation(step, train_seconds, last_eval, evaluator.description)
+        position = {"data_step": step, "seed": config.seed, "train_seconds": train_seconds,
+                    "rng": jax.random.key_data(rng).tolist()}
+        checkpointer.save(step, state, position, metrics=scores, force=True)
+        mark = time.perf_counter()
+        reporter.restart_window()
   finally:  # an error must not abandon a checkpoint being written
     checkpointer.close()
-    if writer is not None:
-      writer.flush()
+    reporter.close()
   return state, last_eval
+
+
+class Reporter:
+  """Progress lines, TensorBoard summaries and ``eval_history.jsonl`` (the chief's job).
+
+  Throughput is measured over the steps since the last report or evaluation/save.
+  """
+
+  def __init__(self, workdir: str, is_chief: bool, start_step: int, num_steps: int,
+               utterances_per_step: int, source_names):
+    self.num_steps, self.utterances_per_step = num_steps, utterances_per_step
+    self.source_names = source_names
+    self.writer = history = None
+    if is_chief:
+      self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+      history = EvalHistory(os.path.join(workdir, EVAL_HISTORY), start_step)
+    self.history = history
+    self.restart_window()
+    logging.info("training steps %d..%d, %d utterances per step, %d devices in %d processes",
+                 start_step, num_steps, utterances_per_step, jax.device_count(),
+                 jax.process_count())
+
+  def restart_window(self):
+    self.window_start, self.window_steps = time.perf_counter(), 0
+
+  def count_step(self):
+    self.window_steps += 1
+
+  def train(self, step: int, metrics: dict, sampled_source, nonfinite_steps: int):
+    rate = self.window_steps / max(time.perf_counter() - self.window_start, 1e-9)
+    per_source = _per_source(metrics, self.source_names, sampled_source)
+    logging.info(
+        "step %d/%d loss %.4f (mean %.4f)%s w %.3f b %.3f grad_norm %.3f | %.2f steps/s "
+        "%.0f utt/s ETA %s | non-finite steps %d",
+        step, self.num_steps, metrics["loss"], metrics["loss_mean"],
+        "".join(f" {k} {v:.4f}" for k, v in per_source.items()), metrics["w"], metrics["b"],
+        metrics["grad_norm"], rate, rate * self.utterances_per_step,
+        _eta((self.num_steps - step) / max(rate, 1e-9)), nonfinite_steps)
+    scalars = {f"train/{k}": metrics[k] for k in ("loss", "loss_mean", "w", "b", "grad_norm")}
+    scalars.update({f"train/{k}": v for k, v in per_source.items()})
+    scalars.update({"train/steps_per_s": rate,
+                    "train/utterances_per_s": rate * self.utterances_per_step})
+    self._summaries(step, scalars)
+    self.restart_window()
+
+  def evaluation(self, step: int, train_seconds: float, result: dict, description: str):
+    logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, description,
+                 100 * result["eer"], result["min_dcf"], result["trials"])
+    self._summaries(step, {"eval/eer": result["eer"], "eval/min_dcf": result["min_dcf"]})
+    if self.history is not None:
+      self.history.append({"step": step, "train_seconds": train_seconds,
+                           "eer": result["eer"], "min_dcf": result["min_dcf"]})
+
+  def _summaries(self, step: int, scalars: dict):
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        for name, value in scalars.items():
+          tf.summary.scalar(name, value)
+
+  def close(self):
+    if self.writer is not None:
+      self.writer.flush()
 
 
 class EvalHistory:

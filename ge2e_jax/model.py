@@ -53,7 +53,10 @@ def preset(name: str, **overrides) -> EncoderConfig:
 
 
 class LSTMP(nn.Module):
-  """One LSTM-with-projection layer over (batch, time, features) -> (batch, time, projection).
+  """One LSTM-with-projection layer, time-major: (time, batch, features) -> (time, batch, proj).
+
+  Time-major end to end, and every matmul is a plain 2-D one over (time x batch) rows:
+  XLA:CPU ran the same contractions written as 3-D einsums up to 2.7x slower.
 
   Initialisation: Glorot-uniform input weights, orthogonal recurrent and projection
   weights, forget-gate bias ``forget_bias`` -- so that different utterances give clearly
@@ -72,10 +75,9 @@ class LSTMP(nn.Module):
     bias = self.param("bias", _lstm_bias(self.forget_bias), (4 * h,))
     w_proj = self.param("projection_kernel", nn.initializers.orthogonal(), (h, p))
     dtype = jnp.promote_types(x.dtype, jnp.float32)
-    x_gates = jnp.einsum("btf,fg->tbg", x.astype(dtype), w_in) + bias  # time-major for scan
-
-    outputs = lstmp.lstmp_recurrence(x_gates, w_rec, w_proj, self.scan_unroll)
-    return outputs.swapaxes(0, 1)
+    steps, batch, _ = x.shape
+    x_gates = (x.astype(dtype).reshape(steps * batch, -1) @ w_in + bias).reshape(steps, batch, -1)
+    return lstmp.lstmp_recurrence(x_gates, w_rec, w_proj, self.scan_unroll)
 
 
 def _stacked_orthogonal(n_gates: int):
@@ -127,10 +129,10 @@ class SpeakerEncoder(nn.Module):
   def embed_features(self, logmel):
     """(..., frames, n_mels) log-mel -> (..., projection) unit d-vectors."""
     lead = logmel.shape[:-2]
-    x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:]))
+    x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:])).swapaxes(0, 1)
     for lstm in self.lstms:
       x = lstm(x)
-    last = x[:, -1]
+    last = x[-1]
     emb = last * jax.lax.rsqrt(jnp.maximum(jnp.sum(last * last, -1, keepdims=True), 1e-12))
     return emb.reshape(lead + (emb.shape[-1],))
 

@@ -101,11 +101,12 @@ def test_ablate_loss_writes_tables_plot_json_and_reuses_runs(synthetic_td, tmp_p
 def test_ablate_multireader_writes_tables_plot_json(few_speaker_corpora, synthetic_td,
                                                     tmp_path):
   target, pooled = few_speaker_corpora
+  arms = ["pooled", "multireader"]  # target_only trains like pooled: one plain source
   stdout = run_script("experiments.ablate_multireader", f"--workdir={tmp_path}",
-                      f"--target={target}", f"--aux={synthetic_td.name}", f"--pooled={pooled}",
+                      f"--arms={','.join(arms)}", f"--target={target}",
+                      f"--aux={synthetic_td.name}", f"--pooled={pooled}",
                       *tiny_flags(synthetic_td.data_dir))
-  record = check_outputs(tmp_path, "multireader_ablation",
-                         ["target_only", "pooled", "multireader"])
+  record = check_outputs(tmp_path, "multireader_ablation", arms)
   assert record["corpora"]["target_train_speakers"] == TARGET_SPEAKERS
   assert record["arm_sources"]["multireader"]["weights"] == "target:1.0,aux:0.5"
   assert "| multireader |" in stdout

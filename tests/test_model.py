@@ -94,8 +94,9 @@ def test_torch_lstm_with_proj_size_agrees(small_encoder):
   x = np.random.RandomState(2).randn(3, 6, SMALL.n_mels)
   want = lstm(torch.from_numpy(x))[0].detach().numpy()
   np.testing.assert_allclose(ref_lstmp(x, p), want, atol=1e-10)
-  got = model.LSTMP(SMALL.cells, SMALL.projection).apply({"params": p}, jnp.asarray(x, jnp.float32))
-  np.testing.assert_allclose(got, want, atol=2e-5)
+  time_major = jnp.asarray(x.swapaxes(0, 1), jnp.float32)
+  got = model.LSTMP(SMALL.cells, SMALL.projection).apply({"params": p}, time_major)
+  np.testing.assert_allclose(np.asarray(got).swapaxes(0, 1), want, atol=2e-5)
 
 
 @pytest.mark.parametrize("name,cells,projection", [("td", 128, 64), ("ti", 768, 256)])
@@ -127,7 +128,7 @@ def _eqns(jaxpr, inside_scan=False):
 def test_only_the_recurrence_is_inside_the_time_loop(small_encoder):
   """The input-to-gates matmul runs once over all frames; the scan body has 2 matmuls/step."""
   _, params = small_encoder
-  x = jnp.zeros((2, 9, SMALL.n_mels))
+  x = jnp.zeros((9, 2, SMALL.n_mels))  # (time, batch, features)
   jaxpr = jax.make_jaxpr(lambda p, x: model.LSTMP(SMALL.cells, SMALL.projection).apply(
       {"params": p}, x))(params["lstmp_0"], x).jaxpr
   eqns = list(_eqns(jaxpr))
@@ -135,7 +136,7 @@ def test_only_the_recurrence_is_inside_the_time_loop(small_encoder):
   outside = [e for e, in_scan in eqns if e.primitive.name == "dot_general" and not in_scan]
   inside = [e for e, in_scan in eqns if e.primitive.name == "dot_general" and in_scan]
   assert len(outside) == 1
-  assert (2, 9, SMALL.n_mels) in [v.aval.shape for v in outside[0].invars]  # all frames at once
+  assert (9 * 2, SMALL.n_mels) in [v.aval.shape for v in outside[0].invars]  # all frames at once
   assert sorted(e.invars[1].aval.shape for e in inside) == sorted(
       [(SMALL.projection, 4 * SMALL.cells), (SMALL.cells, SMALL.projection)])
 
