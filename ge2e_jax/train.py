@@ -1,7 +1,8 @@
 """The pure, device-sharded train step.
 
-``make_train_step`` returns ``step(state, batch, rng) -> (state, metrics)``: jitted, and run
-under ``jax.shard_map`` over a 1-D mesh axis ``data``. Each device holds N/d speakers x M
+``make_train_step`` returns the jitted ``step(state, batch, rng) -> (state, metrics)``. Its
+loss and gradient run under ``jax.shard_map`` over a 1-D mesh axis ``data`` (the optimiser
+then updates the replicated params in the same jit). Each device holds N/d speakers x M
 utterances of raw audio, computes log-mel and embeddings locally, and the losses
 all-gather the speakers' centroids so every utterance is scored against all N speakers --
 the loss and gradients are those of one device holding the whole batch. The same code runs
@@ -34,6 +35,7 @@ LossName = Literal["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
 
 @flax.struct.dataclass
 class TrainState:
+  """Everything a step changes; with the data position it is what a checkpoint holds."""
   step: jax.Array
   params: Any
   opt_state: Any

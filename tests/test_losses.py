@@ -101,14 +101,14 @@ def test_ge2e_loss_matches_reference(shape, kind, centroids, reduction):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("shift", [1, 2, 5])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_te2e_loss_matches_reference(shape, shift, reduction):
-  if shift % shape[0] == 0:
-    pytest.skip("shift would pair a speaker with itself")
-  emb = random_batch(shape, seed=11 + shift)
-  got = losses.te2e_loss(jnp.asarray(emb), 4.0, -1.5, shift, reduction)
-  np.testing.assert_allclose(float(got), ref_te2e(emb, 4.0, -1.5, shift, reduction), rtol=2e-5)
+def test_te2e_loss_matches_reference(shape, reduction):
+  emb = random_batch(shape, seed=11 + shape[0])
+  n = shape[0]
+  for shift in sorted({1, n - 1, n + 1}):  # n + 1 wraps around to 1
+    got = losses.te2e_loss(jnp.asarray(emb), 4.0, -1.5, shift, reduction)
+    np.testing.assert_allclose(float(got), ref_te2e(emb, 4.0, -1.5, shift, reduction),
+                               rtol=2e-5)
 
 
 def test_speaker_softmax_loss_matches_reference():
