@@ -9,6 +9,7 @@ Runs, as a user would, one command after the other (each is printed first):
 Run again, it reuses what is done (the corpus, a finished training run) and redoes the rest.
 """
 
+import logging
 import os
 import shlex
 import subprocess
@@ -38,6 +39,8 @@ def step(title: str, cmd: list[str], show=lambda line: True):
 
 def write_test_utterance(path: str) -> str:
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
+  logging.getLogger("absl").setLevel(logging.ERROR)
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import

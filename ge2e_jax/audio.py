@@ -7,6 +7,7 @@ silence trimming. Audio is float32 in [-1, 1) everywhere; int16 only on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -17,7 +18,28 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from ge2e_jax.features import SAMPLE_RATE
+
 INT16_SCALE = 32768.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrimOptions:
+  """Energy-VAD settings (see ``trim_silence``); ``enabled=False`` keeps everything.
+
+  The builders and ``ge2e_jax.inference`` both trim with this, so training data and
+  served audio are cut alike.
+  """
+  enabled: bool = True
+  top_db: float = 40.0
+  frame_ms: float = 20.0
+  pad_ms: float = 40.0
+
+  def apply(self, wav: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """16 kHz mono -> (trimmed, (start, end)) with trimmed == wav[start:end]."""
+    if not self.enabled:
+      return wav, (0, len(wav))
+    return trim_silence(wav, SAMPLE_RATE, self.top_db, self.frame_ms, self.pad_ms)
 
 
 class AudioReadError(ValueError):
@@ -154,6 +176,11 @@ def trim_silence(
   start = max(0, loud[0] * frame - pad)
   end = min(len(wav), (loud[-1] + 1) * frame + pad)
   return wav[start:end], (int(start), int(end))
+
+
+def to_16k_mono(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+  """(samples,) or (samples, channels) float audio at any rate -> 16 kHz mono float32."""
+  return resample(to_mono(wav), int(sample_rate), SAMPLE_RATE)
 
 
 def to_int16(wav: np.ndarray) -> np.ndarray:

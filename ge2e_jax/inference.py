@@ -23,7 +23,6 @@ log-mel equals the matching 160 frames of the whole utterance's log-mel.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from typing import Sequence
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ge2e_jax import audio, checkpoint, export_io, features, model
+from ge2e_jax.audio import TrimOptions  # re-exported: Embedder(trim=inference.TrimOptions(...))
 
 SAMPLE_RATE = features.SAMPLE_RATE
 WINDOW_FRAMES = 160
@@ -95,15 +95,6 @@ def _normalize(x: np.ndarray) -> np.ndarray:
   return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrimOptions:
-  """Energy VAD settings (see ``ge2e_jax.audio.trim_silence``); ``enabled=False`` keeps all."""
-  enabled: bool = True
-  top_db: float = 40.0
-  frame_ms: float = 20.0
-  pad_ms: float = 40.0
-
-
 class Embedder:
   """Turns waveforms into L2-normalised float32 numpy d-vectors with one encoder's params."""
 
@@ -140,10 +131,7 @@ class Embedder:
       raise ValueError(f"{name}: expected shape (samples,) or (samples, channels), got {wav.shape}")
     if not np.all(np.isfinite(wav)):
       raise ValueError(f"{name}: contains NaN or infinite samples")
-    wav = audio.resample(audio.to_mono(wav), int(sample_rate), SAMPLE_RATE)
-    if self.trim.enabled:
-      wav, _ = audio.trim_silence(wav, SAMPLE_RATE, self.trim.top_db, self.trim.frame_ms,
-                                  self.trim.pad_ms)
+    wav, _ = self.trim.apply(audio.to_16k_mono(wav, sample_rate))
     if wav.shape[0] < MIN_SAMPLES:
       after = " after silence trimming" if self.trim.enabled else ""
       raise ValueError(f"{name}: {wav.shape[0]} samples at {SAMPLE_RATE} Hz{after}; need at "

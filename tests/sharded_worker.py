@@ -6,8 +6,9 @@
       (two cases) float32.
   python tests/sharded_worker.py process OUT.npz RANK NPROC PORT
       one of NPROC processes (2 CPU devices each) under jax.distributed on 127.0.0.1:
-      trains STEPS steps on a mesh of all processes' devices; rank 0 writes the loss and
-      the final params. RANK -1 runs the same steps in one process on one device.
+      each feeds only its own speakers (data_pipelines.global_batch assembles the global
+      batch) and trains STEPS steps on a mesh of all processes' devices; rank 0 writes the
+      loss and the final params. RANK -1 runs the same steps in one process on one device.
 """
 
 import os
@@ -20,6 +21,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + (
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from data_pipelines import global_batch  # noqa: E402  (jax only, no TensorFlow)
 from ge2e_jax import features, model, optim, train  # noqa: E402
 
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -84,11 +86,10 @@ def run_processes(out, rank, nproc, port):
   losses = []
   for s in range(STEPS):
     batch = make_batch(seed=100 + s)
-    if rank >= 0:  # each process holds only its own speakers
+    if rank >= 0:  # each process holds only its own speakers, as its input pipeline does
       per_process = N // nproc
       local = {k: v[rank * per_process:(rank + 1) * per_process] for k, v in batch.items()}
-      batch = {k: jax.make_array_from_process_local_data(shardings[k], v)
-               for k, v in local.items()}
+      batch = global_batch.global_batch(local, shardings["speaker"])
     else:
       batch = jax.device_put(batch, shardings)
     state, metrics = step(state, batch, jax.random.key(3))

@@ -60,15 +60,6 @@ def split_of_speaker(speaker: str, test_percent: float, salt: str = "") -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrimSettings:
-  """Energy-VAD settings (see ge2e_jax.audio.trim_silence); enabled=False keeps all."""
-  enabled: bool = True
-  top_db: float = 40.0
-  frame_ms: float = 20.0
-  pad_ms: float = 40.0
-
-
-@dataclasses.dataclass(frozen=True)
 class PreparedAudio:
   """16 kHz int16 audio plus what it took to get there."""
   audio: np.ndarray
@@ -78,20 +69,16 @@ class PreparedAudio:
   orig_channels: int
 
 
-def prepare(wav: np.ndarray, sample_rate: int, trim: TrimSettings,
+def prepare(wav: np.ndarray, sample_rate: int, trim: audio.TrimOptions,
             channels: int = 1) -> PreparedAudio:
   """Mono float audio at any rate -> trimmed int16 at 16 kHz.
 
   Raises ValueError("silent ...") when nothing audible is left after trimming;
   callers report that input as skipped.
   """
-  wav = audio.resample(audio.to_mono(wav), sample_rate, SAMPLE_RATE)
+  wav = audio.to_16k_mono(wav, sample_rate)
   n = len(wav)
-  start, end = 0, n
-  if trim.enabled:
-    wav, (start, end) = audio.trim_silence(
-        wav, SAMPLE_RATE, top_db=trim.top_db, frame_ms=trim.frame_ms,
-        pad_ms=trim.pad_ms)
+  wav, (start, end) = trim.apply(wav)
   ints = audio.to_int16(wav)
   if not np.any(ints):
     raise ValueError("silent: no sample above int16 resolution")

@@ -165,7 +165,7 @@ class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split, files):
     config = self.builder_config
-    trim = common.TrimSettings(enabled=config.trim_silence, top_db=config.trim_top_db)
+    trim = audio.TrimOptions(enabled=config.trim_silence, top_db=config.trim_top_db)
 
     def run(f: AudioFile):
       try:

@@ -38,6 +38,7 @@ import tensorflow_datasets as tfds
 from data_pipelines.builders import common
 from data_pipelines.builders import espeak
 from data_pipelines.builders import sentences
+from ge2e_jax import audio
 
 ENGLISH_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -162,7 +163,7 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split, indexed_speakers):
     config = self.builder_config
-    trim = common.TrimSettings(enabled=config.trim_silence, top_db=config.trim_top_db)
+    trim = audio.TrimOptions(enabled=config.trim_silence, top_db=config.trim_top_db)
     limit = config.train_speaker_limit if split == "train" else 0
     jobs = [(i, spk, u, None) for i, spk in indexed_speakers
             if spk.split == split and not (limit and i >= limit)
