@@ -9,7 +9,6 @@ Runs, as a user would, one command after the other (each is printed first):
 Run again, it reuses what is done (the corpus, a finished training run) and redoes the rest.
 """
 
-import logging
 import os
 import shlex
 import subprocess
@@ -37,17 +36,16 @@ def step(title: str, cmd: list[str], show=lambda line: True):
   print(f"  ({time.time() - start:.0f} s)", flush=True)
 
 
-def write_test_utterance(path: str) -> str:
+def write_test_utterance(path: str):
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
-  logging.getLogger("absl").setLevel(logging.ERROR)
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import
   dataset = tfds.builder(CORPUS, data_dir=os.path.join(ROOT, DATA_DIR)).as_dataset(split="test")
   example = next(iter(dataset.as_numpy_iterator()))
   sf.write(os.path.join(ROOT, path), example["audio"], 16000)
-  return f"speaker {example['speaker'].decode()}, {len(example['audio']) / 16000:.2f} s"
+  print(f"wrote {path}: speaker {example['speaker'].decode()}, "
+        f"{len(example['audio']) / 16000:.2f} s")
 
 
 def main():
@@ -71,8 +69,9 @@ def main():
         "--overwrite", "--platforms=cpu"],
        show=lambda line: not line.startswith(("I1", "W1")))
   sample = os.path.join(WORKDIR, "unseen_speaker.wav")
-  print("\n== 5/5 embed an unseen speaker's recording with the export")
-  print(f"  wrote {sample}: {write_test_utterance(sample)}", flush=True)
+  step("5/5 embed an unseen speaker's recording with the export",
+       [py, "-m", "experiments.demo", f"--write_test_utterance={sample}"],
+       show=lambda line: line.startswith("wrote"))
   output = os.path.join(WORKDIR, "embeddings.npz")
   step("   embed it",
        [py, "-m", "experiments.embed", f"--model={export_dir}", f"--output={output}", sample],
@@ -87,4 +86,7 @@ Done. Where everything went:
 
 
 if __name__ == "__main__":
-  main()
+  if len(sys.argv) == 2 and sys.argv[1].startswith("--write_test_utterance="):
+    write_test_utterance(sys.argv[1].partition("=")[2])
+  else:
+    main()
