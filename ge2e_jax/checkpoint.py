@@ -94,6 +94,12 @@ class Checkpointer:
       return candidate, restored["state"], restored["data"]
     return None
 
+  def restore_untyped(self, step: int):
+    """The state pytree of ``step`` as saved (numpy-backed), without a template."""
+    self.wait()
+    return self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))["state"]
+
   def _quarantine(self, step: int, err: Exception):
     path = os.path.join(self.directory, str(step))
     aside = f"{path}.corrupt-{int(time.time())}"
@@ -143,8 +149,6 @@ def restore_params(workdir: str, which: str = "best"):
     step = step if step is not None else (checkpointer.steps() or [None])[-1]
     if step is None:
       raise FileNotFoundError(f"{directory} holds no complete checkpoint")
-    restored = checkpointer._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
-    return step, restored["state"]["params"]
+    return step, checkpointer.restore_untyped(step)["params"]
   finally:
     checkpointer.close()

@@ -81,6 +81,11 @@ def _reduce(per_row, reduction: str, n_rows_total, axis_name):
   raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
+def _own_speaker_mask(n: int, n_total: int, axis_name):
+  rows = jnp.arange(n) + _speaker_offset(n, axis_name)
+  return rows[:, None] == jnp.arange(n_total)  # (n, N)
+
+
 def _cosine_similarity(emb, centroids: str, axis_name):
   """cos(e_ji, c_k) of shape (n, M, N) with the SPEC's true-speaker centroid on k == j."""
   n, m, _ = emb.shape
@@ -103,8 +108,8 @@ def _cosine_similarity(emb, centroids: str, axis_name):
   loo = _l2_normalize(sums[:, None, :] - e)
   own = jnp.sum(e * loo, axis=-1)  # (n, M)
   n_total = all_centroids.shape[0]
-  is_own = (jnp.arange(n)[:, None] + _speaker_offset(n, axis_name)) == jnp.arange(n_total)
-  return jnp.where(is_own[:, None, :], own[..., None], cos)
+  is_own = _own_speaker_mask(n, n_total, axis_name)[:, None, :]
+  return jnp.where(is_own, own[..., None], cos)
 
 
 def similarity_matrix(emb, w, b, centroids: Centroids = "exclusive", *, axis_name=None):
@@ -119,11 +124,6 @@ def similarity_matrix(emb, w, b, centroids: Centroids = "exclusive", *, axis_nam
   cos = _cosine_similarity(emb, centroids, axis_name)
   dtype = cos.dtype
   return jnp.asarray(w, dtype) * cos + jnp.asarray(b, dtype)
-
-
-def _own_speaker_mask(n: int, n_total: int, axis_name):
-  rows = jnp.arange(n) + _speaker_offset(n, axis_name)
-  return rows[:, None] == jnp.arange(n_total)  # (n, N)
 
 
 def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
@@ -176,7 +176,7 @@ def te2e_loss(emb, w, b, negative_shift=1, reduction: Reduction = "sum", *, axis
   all_centroids = _l2_normalize(_gather_speakers(e[:, 1:].sum(axis=1), axis_name))  # (N, D)
   rows = jnp.arange(n) + _speaker_offset(n, axis_name)
   negative = (rows + jnp.asarray(negative_shift) % n_total) % n_total
-  # A shift that is a multiple of N would pair a speaker with itself: treat it as a bug.
+  # A shift that is a multiple of N would pair a speaker with itself; use the next one.
   negative = jnp.where(negative == rows, (rows + 1) % n_total, negative)
   dtype = e.dtype
   w, b = jnp.asarray(w, dtype), jnp.asarray(b, dtype)

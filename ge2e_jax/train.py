@@ -82,13 +82,18 @@ def replicate(tree, mesh):
       tree)
 
 
-def batch_sharding(mesh, stacked: bool = False):
-  """Shardings for a batch dict: speakers (dim 0, or 1 when stacked) split over ``data``."""
+def _batch_specs(stacked: bool):
+  """Speakers (dim 0, or 1 when stacked) split over ``data``; MultiReader weights replicated."""
   speakers = P(None, AXIS) if stacked else P(AXIS)
-  shardings = {"audio": NamedSharding(mesh, speakers), "speaker": NamedSharding(mesh, speakers)}
+  specs = {"audio": speakers, "speaker": speakers}
   if stacked:
-    shardings["weights"] = NamedSharding(mesh, P())
-  return shardings
+    specs["weights"] = P()
+  return specs
+
+
+def batch_sharding(mesh, stacked: bool = False):
+  """NamedShardings for a batch dict (see ``_batch_specs``)."""
+  return {k: NamedSharding(mesh, spec) for k, spec in _batch_specs(stacked).items()}
 
 
 def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_softmax",
@@ -137,12 +142,8 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
     return jnp.sum(weights * per_source), {
         "loss_mean": jnp.sum(weights * per_source_mean), "loss_per_source": per_source}
 
-  speakers = P(None, AXIS) if stacked else P(AXIS)
-  batch_spec = {"audio": speakers, "speaker": speakers}
-  if stacked:
-    batch_spec["weights"] = P()
   return jax.shard_map(jax.value_and_grad(loss_fn, has_aux=True), mesh=mesh,
-                       in_specs=(P(), batch_spec, P()), out_specs=P())
+                       in_specs=(P(), _batch_specs(stacked), P()), out_specs=P())
 
 
 def make_train_step(config: EncoderConfig, optimizer: optax.GradientTransformation, mesh,

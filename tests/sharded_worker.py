@@ -58,7 +58,7 @@ def run_devices(out):
   results = {}
   for dtype, cases in (("float64", CASES), ("float32", [CASES[0], CASES[-1]])):
     with jax.enable_x64(dtype == "float64"):
-      params = jax.tree.map(lambda x: np.asarray(x, dtype), params32)
+      params = jax.tree.map(lambda x, dtype=dtype: np.asarray(x, dtype), params32)
       for c, case in enumerate(cases):
         stacked = case.get("stacked", False)
         batch = make_batch(stacked, seed=c)
