@@ -173,19 +173,16 @@ def _rows_variable(parts: list[np.ndarray], num_rows: int) -> tf.Variable:
 
 def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
                     **kwargs) -> SpeakerShard:
-  """`load_shard` over a prepared TFDS split (features `audio` int16, `speaker`, `utterance`)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import  # registers
-  builder = tfds.builder(name, data_dir=data_dir)
-  only_names = tfds.decode.PartialDecoding({"speaker": True, "utterance": True})
+  """`load_shard` over a prepared corpus split (`data_pipelines.corpus.open_split`)."""
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
 
   def names():
-    ds = builder.as_dataset(split=split, decoders=only_names, shuffle_files=False)
+    ds = corpus.open_split(name, split, data_dir, with_audio=False)
     for ex in ds.batch(4096).as_numpy_iterator():
       yield from zip(ex["speaker"], ex["utterance"])
 
   def read(keep):
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = corpus.open_split(name, split, data_dir)
     if keep:
       table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
           tf.constant(sorted(keep)), tf.ones([len(keep)], tf.int32)), default_value=0)

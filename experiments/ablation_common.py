@@ -59,12 +59,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def read_split(name: str, split: str, data_dir):
   """{utterance id: (speaker, sha1 of the int16 audio bytes)} of a prepared split."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import  # registers
-  dataset = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
-  return {ex["utterance"].decode(): (ex["speaker"].decode(),
-                                     hashlib.sha1(ex["audio"].tobytes()).hexdigest())
-          for ex in dataset.as_numpy_iterator()}
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
+  return {ex["utterance"]: (ex["speaker"], hashlib.sha1(ex["audio"].tobytes()).hexdigest())
+          for ex in corpus.iterate(name, split, data_dir)}
 
 
 def check_pooled_corpora(target: str, aux: str, pooled: str, data_dir) -> dict:

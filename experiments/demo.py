@@ -39,12 +39,10 @@ def step(title: str, cmd: list[str], show=lambda line: True):
 def write_test_utterance(path: str):
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
   import soundfile as sf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import
-  dataset = tfds.builder(CORPUS, data_dir=os.path.join(ROOT, DATA_DIR)).as_dataset(split="test")
-  example = next(iter(dataset.as_numpy_iterator()))
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
+  example = next(corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)))
   sf.write(os.path.join(ROOT, path), example["audio"], 16000)
-  print(f"wrote {path}: speaker {example['speaker'].decode()}, "
+  print(f"wrote {path}: speaker {example['speaker']}, "
         f"{len(example['audio']) / 16000:.2f} s")
 
 

@@ -27,14 +27,10 @@ class EvalSet:
 def load_eval_set(tfds_name: str, split: str, *, data_dir: str | None, enroll: int,
                   max_utterances_per_speaker: int) -> EvalSet:
   """The split's speakers with > ``enroll`` utterances, first ``max_...`` utterances each."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import data_pipelines.builders  # pylint: disable=g-import-not-at-top,unused-import  # registers
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
   by_speaker = collections.defaultdict(list)
-  dataset = tfds.builder(tfds_name, data_dir=data_dir).as_dataset(split=split,
-                                                                  shuffle_files=False)
-  for example in dataset.as_numpy_iterator():
-    by_speaker[example["speaker"].decode()].append(
-        (example["utterance"].decode(), example["audio"]))
+  for example in corpus.iterate(tfds_name, split, data_dir):
+    by_speaker[example["speaker"]].append((example["utterance"], example["audio"]))
   waves, speakers, utterances = [], [], []
   for speaker in sorted(by_speaker):
     items = sorted(by_speaker[speaker], key=lambda item: item[0])

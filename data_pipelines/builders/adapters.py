@@ -29,19 +29,26 @@ VOXCELEB_SPLITS = "train+validation+test"
 NATIVE_BUILDERS = ("synthetic_voices", "speaker_folders")
 
 
-def as_dataset(builder: tfds.core.DatasetBuilder, split: str,
-               shuffle_files: bool = False) -> tf.data.Dataset:
-  """A prepared builder's `split` with the common features (see module doc)."""
+def as_dataset(builder: tfds.core.DatasetBuilder, split: str, shuffle_files: bool = False,
+               with_audio: bool = True) -> tf.data.Dataset:
+  """A prepared builder's `split` with the common features (see module doc).
+
+  `with_audio=False` drops `audio` (native builders then skip decoding it).
+  """
   if split not in common.SPLITS:
     raise ValueError(f"split must be one of {common.SPLITS}, got {split!r}")
   if builder.name in NATIVE_BUILDERS:
-    return builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    decoders = None if with_audio else tfds.decode.PartialDecoding(
+        {"speaker": True, "utterance": True, "text": True})
+    return builder.as_dataset(split=split, shuffle_files=shuffle_files, decoders=decoders)
   if builder.name == "librispeech":
-    return _librispeech(builder, split, shuffle_files)
-  if builder.name == "voxceleb":
-    return _voxceleb(builder, split, shuffle_files)
-  raise ValueError(f"no adapter for TFDS dataset {builder.name!r}; expected one of "
-                   f"{', '.join(NATIVE_BUILDERS)}, librispeech, voxceleb")
+    ds = _librispeech(builder, split, shuffle_files)
+  elif builder.name == "voxceleb":
+    ds = _voxceleb(builder, split, shuffle_files)
+  else:
+    raise ValueError(f"no adapter for TFDS dataset {builder.name!r}; expected one of "
+                     f"{', '.join(NATIVE_BUILDERS)}, librispeech, voxceleb")
+  return ds if with_audio else ds.map(lambda ex: {k: v for k, v in ex.items() if k != "audio"})
 
 
 def _check_rate(builder, feature: str) -> None:
