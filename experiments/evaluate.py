@@ -30,6 +30,8 @@ import sys
 from absl import app, flags
 import numpy as np
 
+from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
 flags.DEFINE_enum("which", "best", ["best", "latest"], "Workdir checkpoint to evaluate.")
@@ -51,7 +53,7 @@ flags.DEFINE_bool("calibrate", False, "Fit a logistic calibration on these (deve
                   "trials and make their thresholds the model card's operating point.")
 flags.DEFINE_enum("score_norm", "none", ["none", "asnorm"], "Score normalisation.")
 flags.DEFINE_string("cohort", None, "AS-norm cohort: an npz with 'embeddings' or a folder.")
-flags.DEFINE_integer("top_k", 200, "AS-norm: cohort scores kept per side.")
+flags.DEFINE_integer("top_k", scoring.DEFAULT_TOP_K, "AS-norm: cohort scores kept per side.")
 flags.DEFINE_float("far_target", 0.01, "False-accept rate of the second threshold reported.")
 flags.DEFINE_bool("skip_unreadable", False, "Leave out (and report) unreadable audio files "
                   "and their trials instead of failing.")
@@ -120,7 +122,7 @@ def evaluate_own_trials():
   """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
   from experiments import trial_lists  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
-  from ge2e_jax import audio, inference, metrics, model, model_card, scoring
+  from ge2e_jax import audio, inference, metrics, model, model_card
   if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
     raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
                          "--calibrate, --score_norm and --cohort apply to them")

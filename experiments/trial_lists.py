@@ -5,7 +5,8 @@ Used by ``experiments/evaluate.py`` (--trials, --speaker_dir, --cohort) and
 
 - A trial list has one trial per line, VoxCeleb style: ``label enrol_path test_path`` with
   label 1 (target, same speaker) or 0 (non-target); ``target``/``nontarget`` also work. Paths
-  are relative to an audio root (or absolute); blank lines and ``#`` comments are skipped.
+  are relative to an audio root (or absolute); blank lines and lines starting with ``#``
+  are skipped.
 - A speaker-folder tree has one folder per speaker under the root, audio files anywhere
   below it; trials enrol every speaker on ``enroll`` random utterances and score all other
   utterances against every speaker (``ge2e_jax.metrics.speaker_trials``).
@@ -19,6 +20,7 @@ import os
 import sys
 from typing import NamedTuple
 
+from absl import logging
 import numpy as np
 
 from ge2e_jax import audio, metrics, scoring
@@ -39,8 +41,8 @@ def read_trials(path: str, audio_root: str | None = None) -> list[Trial]:
   trials, bad = [], []
   with open(path) as f:
     for number, line in enumerate(f, 1):
-      fields = line.split("#", 1)[0].split()
-      if not fields:
+      fields = line.split()
+      if not fields or fields[0].startswith("#"):
         continue
       if len(fields) != 3 or fields[0].lower() not in LABELS:
         bad.append(f"{path}:{number}: {line.strip()[:80]!r}")
@@ -101,6 +103,7 @@ def embed_unique(embedder, paths, skip_unreadable: bool, batch_files: int = 32):
           raise
         skipped[path] = err.reason
     blocks.append(embedder.embed_prepared(wavs))
+    logging.info("embedded %d / %d files", min(first + batch_files, len(unique)), len(unique))
   return rows, np.concatenate(blocks), skipped
 
 

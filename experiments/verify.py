@@ -20,6 +20,7 @@ import sys
 
 from absl import app, flags
 
+from experiments import trial_lists
 from ge2e_jax import audio, scoring  # numpy/scipy only; jax comes with inference
 
 FLAGS = flags.FLAGS
@@ -57,7 +58,6 @@ def expand_lists(argv):
 
 
 def _files(inputs):
-  from experiments import trial_lists  # pylint: disable=g-import-not-at-top
   found = []
   for path in inputs:
     found.extend(trial_lists.list_audio(path) if os.path.isdir(path) else [path])
@@ -65,7 +65,6 @@ def _files(inputs):
 
 
 def main(argv):
-  from experiments import trial_lists  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference  # pylint: disable=g-import-not-at-top
 
   enroll = _files(FLAGS.enroll + ([FLAGS.enroll_dir] if FLAGS.enroll_dir else []))

@@ -3,7 +3,9 @@
 An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
 (energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of
 160 frames (25 840 samples; ``window_frames`` changes it, e.g. 80 for a TD model trained
-on 80-frame segments) with 50 % overlap: window k starts at frame 80 k. When the
+on 80-frame segments) with 50 % overlap: window k starts at frame 80 k (``hop_frames``
+changes the hop; ``embed_utterance(..., return_windows=True)`` returns every window's
+d-vector and start time, e.g. for diarization). When the
 frames after the last such window are not covered, one more window is aligned to the end,
 so every frame is seen and every window holds real audio. An utterance shorter than one
 window gives a single window, filled by repeating the utterance from its start
@@ -19,6 +21,10 @@ symbolic shapes: it is what ``experiments/export.py`` serialises.
 
 Window starts sit on the 10 ms frame grid and frames use no centre padding, so a window's
 log-mel equals the matching 160 frames of the whole utterance's log-mel.
+
+Verification (``Embedder.score``/``verify``; the math is in ``ge2e_jax.scoring``) scores the
+cosine of a speaker d-vector with test d-vectors and decides with the threshold of the
+model's ``model_card.json`` (``ge2e_jax.model_card``) unless one is given.
 """
 
 from __future__ import annotations

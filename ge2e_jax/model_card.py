@@ -117,7 +117,8 @@ def evaluation(result: dict, *, step: int | None, condition: str, data: str,
   cohort_text = (f", AS-norm with cohort {cohort.get('source')} (top_k {cohort.get('top_k')})"
                  if cohort else "")
   entry["calibrated_on"] = (
-      f"the EER threshold ({threshold:.4f}){far} were measured on {data}: {condition}, "
+      f"the EER threshold ({threshold:.4f}){far} {'were' if far else 'was'} measured on {data}: "
+      f"{condition}, "
       f"{result['trials']} trials ({result['target_trials']} target), {score_norm} scores"
       f"{cohort_text}, step {step}{fitted}")
   return entry
