@@ -34,7 +34,8 @@ flags.DEFINE_enum("operating_point", "eer", ["eer", "far"],
                   "Model-card threshold: at the equal error rate, or at its false-accept rate.")
 flags.DEFINE_enum("score_norm", "none", ["none", "asnorm"], "Score normalisation.")
 flags.DEFINE_string("cohort", None, "AS-norm cohort: an npz with 'embeddings' or a folder.")
-flags.DEFINE_integer("top_k", scoring.DEFAULT_TOP_K, "AS-norm: cohort scores kept per side.")
+flags.DEFINE_integer("top_k", None, "AS-norm: cohort scores kept per side (default: the "
+                     f"model card's, else {scoring.DEFAULT_TOP_K}).")
 flags.DEFINE_bool("trim_silence", True, "Cut leading and trailing silence (energy VAD).")
 flags.DEFINE_integer("batch_files", 32, "Test files read and embedded together.")
 flags.mark_flag_as_required("model")

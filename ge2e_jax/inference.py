@@ -296,18 +296,20 @@ class Embedder:
 
   def verify_d_vectors(self, enrolment, test, *, threshold: float | None = None,
                        operating_point: str = "eer", cohort=None,
-                       top_k: int = scoring.DEFAULT_TOP_K) -> list[dict]:
+                       top_k: int | None = None) -> list[dict]:
     """One decision per row of ``test`` (m, D) against the speaker of ``enrolment``.
 
-    Scores are cosines, AS-normed when a ``cohort`` is given (``score``); the threshold is
+    Scores are cosines, AS-normed when a ``cohort`` is given (``score``; ``top_k`` defaults
+    to the one the card's threshold was measured with); the threshold is
     ``self.threshold(...)``. Each result: score, threshold, accept (score >= threshold), llr
     (when the card holds a calibration of such scores, else None), score_norm and
     threshold_from (what the threshold was measured on).
     """
     score_norm = "none" if cohort is None else "asnorm"
     threshold, threshold_from = self.threshold(score_norm, operating_point, threshold)
-    calibration = (self.operating_point(score_norm) or {}).get("calibration")
-    calibration = calibration and scoring.Calibration.from_dict(calibration)
+    entry = self.operating_point(score_norm) or {}
+    calibration = entry.get("calibration") and scoring.Calibration.from_dict(entry["calibration"])
+    top_k = top_k or (entry.get("cohort") or {}).get("top_k") or scoring.DEFAULT_TOP_K
     scores = np.atleast_1d(self.score(enrolment, np.atleast_2d(test), cohort, top_k))
     return [{"score": float(v), "threshold": threshold, "accept": bool(v >= threshold),
              "llr": float(calibration.llr(v)) if calibration else None,

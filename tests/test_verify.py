@@ -143,8 +143,19 @@ def test_verify_uses_the_model_card_threshold_and_calibration(params, files, dve
     assert got["threshold_from"].startswith("model card eer threshold")
     assert "measured on my list" in got["threshold_from"]
   assert embedder.verify(enrol, test[0], operating_point="far")["threshold"] == 0.8
+  cohort = np.stack([dvectors[p] for s in ("1005", "1006") for p in files[s]])
   with pytest.raises(ValueError, match="no threshold for asnorm scores"):
-    embedder.verify(enrol, test[0], cohort=np.eye(8))
+    embedder.verify(enrol, test[0], cohort=cohort)
+  asnorm = model_card.evaluation(dict(result, eer_threshold=2.5), step=7, condition="dev",
+                                 data="my list", score_norm="asnorm",
+                                 cohort={"source": "c.npz", "size": 6, "top_k": 4})
+  model_card.add_evaluation(card, asnorm, operating_point=True)
+  got = embedder.verify(enrol, test, cohort=cohort)
+  want = embedder.score(np.stack([dvectors[p] for p in enrol]),
+                        np.stack([dvectors[p] for p in test]), cohort=cohort, top_k=4)
+  np.testing.assert_allclose([g["score"] for g in got], want, rtol=1e-5)
+  assert {(g["threshold"], g["llr"], g["score_norm"]) for g in got} == {(2.5, None, "asnorm")}
+  assert "AS-norm with cohort c.npz (top_k 4)" in got[0]["threshold_from"]
   bare = inference.Embedder(CONFIG, params["encoder"], source="mine")
   with pytest.raises(ValueError, match="mine: no threshold for none scores"):
     bare.verify(enrol, test)
@@ -209,13 +220,19 @@ def test_evaluate_trial_list_with_as_norm_matches_reference(workdir, trial_list,
   assert not entry["operating_point"] and entry["cohort"]["top_k"] == 4  # no --calibrate
 
 
-def test_evaluate_reports_bad_trial_lines_by_number(workdir, tmp_path):
-  bad = tmp_path / "bad.txt"
-  bad.write_text("1 a.wav b.wav\n2 a.wav b.wav\nx\n0 a.wav c.wav\n")
-  proc = run_module("evaluate", f"--model={workdir}", f"--trials={bad}")
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert f"{bad}:2: '2 a.wav b.wav'" in proc.stderr and f"{bad}:3: 'x'" in proc.stderr
-  assert f"{bad}:1" not in proc.stderr and f"{bad}:4" not in proc.stderr
+def test_trial_list_bad_lines_are_reported_by_number(tmp_path):
+  from experiments import trial_lists  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "bad.txt"
+  path.write_text("# comment\n1 a.wav b.wav\n2 a.wav b.wav\nx\n\ntarget a.wav /abs/c.wav\n")
+  with pytest.raises(ValueError) as err:
+    trial_lists.read_trials(os.fspath(path))
+  message = str(err.value)
+  assert f"{path}: 2 line(s)" in message and f"{path}:3: '2 a.wav b.wav'" in message
+  assert f"{path}:4: 'x'" in message and f"{path}:2:" not in message
+  path.write_text("1 a.wav b.wav\nnontarget a.wav /abs/c.wav\n")
+  assert trial_lists.read_trials(os.fspath(path), "root") == [
+      trial_lists.Trial(1, "root/a.wav", "root/b.wav"),
+      trial_lists.Trial(0, "root/a.wav", "/abs/c.wav")]
 
 
 def test_calibrated_speaker_folders_then_verify_cli(workdir, speaker_tree, files, dvectors,
