@@ -6,7 +6,8 @@
 workdir config's evaluation source and split; --tfds_name/--data_dir pick another corpus,
 e.g. one synthesised by a TTS engine kept out of training. Writes ``eval.json`` (summary),
 ``det.png`` (DET curve) and ``embeddings_2d.png`` (PCA of the evaluation speakers'
-d-vectors), and prints one summary line.
+d-vectors), adds the evaluation to the model's ``model_card.json`` and prints one summary
+line.
 
 Your own trials (no TFDS build needed), trimmed like ``experiments.verify`` trims:
 
@@ -118,11 +119,22 @@ def plot_projection(embeddings, speakers, max_speakers, path):
   plt.close(fig)
 
 
+def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
+  """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
+  from ge2e_jax import model, model_card  # pylint: disable=g-import-not-at-top
+  entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
+                                **fields)
+  card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
+                                         model.config_to_dict(embedder.config))
+  model_card.write(FLAGS.model, model_card.add_evaluation(card, entry, FLAGS.calibrate))
+  return entry
+
+
 def evaluate_own_trials():
   """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
   from experiments import trial_lists  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
-  from ge2e_jax import audio, inference, metrics, model, model_card
+  from ge2e_jax import audio, inference, metrics, model_card
   if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
     raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
                          "--calibrate, --score_norm and --cohort apply to them")
@@ -155,12 +167,9 @@ def evaluate_own_trials():
   except (FileNotFoundError, ValueError) as err:
     sys.exit(f"evaluate: {err}")
   trial_lists.report_skipped(scored.skipped, "trial")
-  entry = model_card.evaluation(summary, step=embedder.step, condition=condition,
-                                data=scored.data, score_norm=FLAGS.score_norm,
-                                cohort=cohort_info, calibration=calibration)
-  card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
-                                         model.config_to_dict(embedder.config))
-  model_card.write(FLAGS.model, model_card.add_evaluation(card, entry, FLAGS.calibrate))
+  entry = record_evaluation(embedder, summary, condition, scored.data,
+                            score_norm=FLAGS.score_norm, cohort=cohort_info,
+                            calibration=calibration)
   base = os.path.splitext(os.path.basename(os.path.normpath(name)))[0]
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, f"eval_{base}")
   os.makedirs(output_dir, exist_ok=True)
@@ -213,6 +222,8 @@ def main(argv):
                   os.path.join(output_dir, "embeddings_2d.png"))
   with open(os.path.join(output_dir, "eval.json"), "w") as f:
     json.dump(summary, f, indent=2)
+  record_evaluation(embedder, summary, f"held-out corpus (experiments.evaluate, enroll="
+                    f"{FLAGS.enroll})", eval_set.description)
   print(f"EER {100 * summary['eer']:.2f}% minDCF(0.01) {summary['min_dcf']:.4f} on "
         f"{eval_set.description}, {summary['trials']} trials; model {embedder.source}; "
         f"wrote {output_dir}")

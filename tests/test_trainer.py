@@ -181,3 +181,6 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   assert 0.0 <= summary["eer"] <= 1.0 and summary["trials"] > summary["target_trials"] > 0
   for png in ("det.png", "embeddings_2d.png"):
     assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  entry = model_card.read(workdir)["evaluations"][-1]  # recorded, not the operating point
+  assert entry["condition"].startswith("held-out corpus") and not entry["operating_point"]
+  assert entry["eer"] == summary["eer"] and entry["far_threshold"] == summary["far_threshold"]
