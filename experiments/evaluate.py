@@ -132,8 +132,8 @@ def record_evaluation(embedder, result: dict, condition: str, data: str, **field
 
 def evaluate_own_trials():
   """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
-  from experiments import trial_lists  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
+  from experiments import trial_lists
   from ge2e_jax import audio, inference, metrics, model_card
   if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
     raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
@@ -195,7 +195,8 @@ def evaluate_own_trials():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort:
+  if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
+      or FLAGS.score_norm != "none"):
     return evaluate_own_trials()
   from experiments import evaluation  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
