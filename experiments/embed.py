@@ -14,6 +14,11 @@ exit status 1, a message naming the file and why, and no output written. With
 --skip_unreadable such files are left out instead, each reported on stderr, and listed in
 the npz as ``skipped`` with ``skipped_reasons``. The npz is written to a temporary file
 and renamed, so an existing output is never replaced by a partial one.
+
+With --windows the npz also holds every window's d-vector, e.g. for diarization or
+streaming: ``window_embeddings`` (W, D) float32, ``window_starts`` (W,) seconds from the
+start of the file, ``window_file`` (W,) row in ``paths``, and ``window_seconds`` (the window
+length); windows hop by --hop_frames (default half a window).
 """
 
 import os
@@ -34,6 +39,8 @@ flags.DEFINE_float("top_db", 40.0, "VAD: frames more than this below the loudest
 flags.DEFINE_bool("skip_unreadable", False,
                   "Leave out (and report) files that cannot be embedded instead of failing.")
 flags.DEFINE_integer("batch_files", 32, "Files read and embedded together.")
+flags.DEFINE_bool("windows", False, "Also write each window's d-vector and start time.")
+flags.DEFINE_integer("hop_frames", None, "Window hop in 10 ms frames (default: half a window).")
 flags.mark_flags_as_required(["model", "output"])
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -72,6 +79,34 @@ def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
   return kept, np.concatenate(rows), skipped
 
 
+def embed_windows(embedder, paths, skip_unreadable: bool):
+  """Like ``embed_paths``, plus {window_embeddings, window_starts, window_file} arrays."""
+  kept, rows, windows, starts, files, skipped = [], [], [], [], [], {}
+  for path in paths:
+    try:
+      wav, sample_rate = audio.read_audio(path)
+      result = embedder.embed_utterance(wav, sample_rate, return_windows=True,
+                                        name=os.fspath(path))
+    except ValueError as err:  # AudioReadError, or audio that prepare refuses
+      reason = getattr(err, "reason", str(err).removeprefix(f"{os.fspath(path)}: "))
+      if not skip_unreadable:
+        raise audio.AudioReadError(path, reason) from err
+      skipped[path] = reason
+      logging.warning("skipping %s: %s", path, reason)
+      continue
+    files.append(np.full(len(result.windows), len(kept)))
+    kept.append(path)
+    rows.append(result.d_vector)
+    windows.append(result.windows)
+    starts.append(result.starts)
+  if not kept:
+    return kept, np.zeros((0, embedder.dim), np.float32), {}, skipped
+  return kept, np.stack(rows), {
+      "window_embeddings": np.concatenate(windows), "window_starts": np.concatenate(starts),
+      "window_file": np.concatenate(files),
+      "window_seconds": np.float64(embedder.window_samples / audio.SAMPLE_RATE)}, skipped
+
+
 def write_npz(output: str, **arrays):
   """Writes output atomically: a temporary file beside it, then a rename."""
   directory = os.path.dirname(os.path.abspath(output))
@@ -98,12 +133,17 @@ def main(argv):
     sys.exit(f"embed: --batch_files must be >= 1, got {FLAGS.batch_files}")
   try:
     embedder = inference.load(FLAGS.model, FLAGS.which, trim=inference.TrimOptions(
-        enabled=FLAGS.trim_silence, top_db=FLAGS.top_db))
+        enabled=FLAGS.trim_silence, top_db=FLAGS.top_db), hop_frames=FLAGS.hop_frames)
   except (FileNotFoundError, ValueError) as err:
     sys.exit(f"embed: cannot load --model: {err}")
+  window_arrays = {}
   try:
-    kept, embeddings, skipped = embed_paths(embedder, paths, FLAGS.skip_unreadable,
-                                            FLAGS.batch_files)
+    if FLAGS.windows:
+      kept, embeddings, window_arrays, skipped = embed_windows(embedder, paths,
+                                                               FLAGS.skip_unreadable)
+    else:
+      kept, embeddings, skipped = embed_paths(embedder, paths, FLAGS.skip_unreadable,
+                                              FLAGS.batch_files)
   except audio.AudioReadError as err:
     sys.exit(f"embed: cannot embed {err.path}: {err.reason}\n"
              f"nothing written to {FLAGS.output}; --skip_unreadable leaves such files out")
@@ -111,7 +151,7 @@ def main(argv):
     sys.exit(f"embed: none of the {len(paths)} files could be embedded; nothing written")
   write_npz(FLAGS.output, paths=np.array(kept, dtype=str), embeddings=embeddings,
             skipped=np.array(list(skipped), dtype=str),
-            skipped_reasons=np.array(list(skipped.values()), dtype=str))
+            skipped_reasons=np.array(list(skipped.values()), dtype=str), **window_arrays)
   if skipped:
     print(f"embed: skipped {len(skipped)} unreadable file(s):", file=sys.stderr)
     for path, reason in skipped.items():

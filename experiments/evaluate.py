@@ -6,14 +6,32 @@
 workdir config's evaluation source and split; --tfds_name/--data_dir pick another corpus,
 e.g. one synthesised by a TTS engine kept out of training. Writes ``eval.json`` (summary),
 ``det.png`` (DET curve) and ``embeddings_2d.png`` (PCA of the evaluation speakers'
-d-vectors), and prints one summary line.
+d-vectors), adds the evaluation to the model's ``model_card.json`` and prints one summary
+line.
+
+Your own trials (no TFDS build needed), trimmed like ``experiments.verify`` trims:
+
+  python -m experiments.evaluate --model=runs/td/export --trials=list.txt --audio_root=wavs/
+  python -m experiments.evaluate --model=runs/td/export --speaker_dir=my_speakers/ --enroll=3
+
+--trials is a VoxCeleb-style list (``label enrol_path test_path``, label 1/0); --speaker_dir
+a tree with one folder per speaker (``experiments/trial_lists.py``). They write ``eval.json``
+(EER, minDCF, the EER threshold and the threshold at --far_target), ``scores.tsv`` and
+``det.png`` to ``<model>/eval_<list or folder name>`` and add the evaluation to the model's
+``model_card.json``. --calibrate also fits ``llr = a * score + b`` (logistic, scipy) on these
+trials and makes this evaluation the card's operating point: ``experiments.verify`` then
+uses its threshold and calibration. --score_norm=asnorm --cohort=<npz or folder> scores with
+adaptive s-norm (top --top_k cohort scores per side).
 """
 
 import json
 import os
+import sys
 
 from absl import app, flags
 import numpy as np
+
+from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -29,6 +47,17 @@ flags.DEFINE_integer("seed", 0, "Seed of the enrollment choice.")
 flags.DEFINE_string("output_dir", None, "Where to write eval.json and the plots "
                     "(default: <model>/eval).")
 flags.DEFINE_integer("plot_speakers", 10, "Speakers shown in the 2-D projection.")
+flags.DEFINE_string("trials", None, "Trial list: 'label enrol_path test_path' lines.")
+flags.DEFINE_string("audio_root", None, "Folder the --trials paths are relative to.")
+flags.DEFINE_string("speaker_dir", None, "Folder with one sub-folder of audio per speaker.")
+flags.DEFINE_bool("calibrate", False, "Fit a logistic calibration on these (development) "
+                  "trials and make their thresholds the model card's operating point.")
+flags.DEFINE_enum("score_norm", "none", ["none", "asnorm"], "Score normalisation.")
+flags.DEFINE_string("cohort", None, "AS-norm cohort: an npz with 'embeddings' or a folder.")
+flags.DEFINE_integer("top_k", scoring.DEFAULT_TOP_K, "AS-norm: cohort scores kept per side.")
+flags.DEFINE_float("far_target", 0.01, "False-accept rate of the second threshold reported.")
+flags.DEFINE_bool("skip_unreadable", False, "Leave out (and report) unreadable audio files "
+                  "and their trials instead of failing.")
 flags.mark_flag_as_required("model")
 
 
@@ -90,9 +119,85 @@ def plot_projection(embeddings, speakers, max_speakers, path):
   plt.close(fig)
 
 
+def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
+  """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
+  from ge2e_jax import model, model_card  # pylint: disable=g-import-not-at-top
+  entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
+                                **fields)
+  card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
+                                         model.config_to_dict(embedder.config))
+  model_card.write(FLAGS.model, model_card.add_evaluation(card, entry, FLAGS.calibrate))
+  return entry
+
+
+def evaluate_own_trials():
+  """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
+  # pylint: disable=g-import-not-at-top
+  from experiments import trial_lists
+  from ge2e_jax import audio, inference, metrics, model_card
+  if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
+    raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
+                         "--calibrate, --score_norm and --cohort apply to them")
+  if (FLAGS.score_norm == "asnorm") != (FLAGS.cohort is not None):
+    raise app.UsageError("--score_norm=asnorm and --cohort=<npz or folder> go together")
+  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
+  try:
+    embedder = inference.load(FLAGS.model, FLAGS.which, **options)
+    cohort = cohort_info = None
+    if FLAGS.cohort:
+      cohort, _ = trial_lists.load_cohort(embedder, FLAGS.cohort)
+      cohort_info = {"source": FLAGS.cohort, "size": len(cohort), "top_k": FLAGS.top_k}
+    common = dict(cohort=cohort, top_k=FLAGS.top_k, skip_unreadable=FLAGS.skip_unreadable)
+    if FLAGS.trials:
+      scored = trial_lists.score_trial_list(
+          embedder, trial_lists.read_trials(FLAGS.trials, FLAGS.audio_root),
+          f"trial list {FLAGS.trials}", **common)
+      condition, name = "your trial list (experiments.evaluate --trials)", FLAGS.trials
+    else:
+      scored = trial_lists.score_speaker_folders(embedder, FLAGS.speaker_dir, enroll=FLAGS.enroll,
+                                                 seed=FLAGS.seed, **common)
+      condition = "your speaker folders (experiments.evaluate --speaker_dir)"
+      name = FLAGS.speaker_dir
+    summary = scoring.summary(scored.scores, scored.labels, far_target=FLAGS.far_target)
+    calibration = (scoring.fit_calibration(scored.scores, scored.labels).to_dict()
+                   if FLAGS.calibrate else None)
+  except audio.AudioReadError as err:
+    sys.exit(f"evaluate: cannot read {err.path}: {err.reason}; --skip_unreadable leaves such "
+             "files (and their trials) out")
+  except (FileNotFoundError, ValueError) as err:
+    sys.exit(f"evaluate: {err}")
+  trial_lists.report_skipped(scored.skipped, "trial")
+  entry = record_evaluation(embedder, summary, condition, scored.data,
+                            score_norm=FLAGS.score_norm, cohort=cohort_info,
+                            calibration=calibration)
+  base = os.path.splitext(os.path.basename(os.path.normpath(name)))[0]
+  output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, f"eval_{base}")
+  os.makedirs(output_dir, exist_ok=True)
+  summary.update(model=embedder.source, step=embedder.step, data=scored.data,
+                 window_frames=embedder.window_frames, score_norm=FLAGS.score_norm,
+                 cohort=cohort_info, calibration=calibration, skipped=scored.skipped,
+                 calibrated_on=entry["calibrated_on"])
+  with open(os.path.join(output_dir, "eval.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  with open(os.path.join(output_dir, "scores.tsv"), "w") as f:
+    f.write("label\tenrol\ttest\tscore\n")
+    f.writelines(f"{label}\t{enrol}\t{test}\t{score:.6f}\n" for label, enrol, test, score
+                 in zip(scored.labels, scored.enrol, scored.test, scored.scores))
+  far, frr, _ = metrics.det_curve(scored.scores, scored.labels)
+  plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))
+  print(f"EER {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f}) "
+        f"minDCF(0.01) {summary['min_dcf']:.4f}, threshold at FAR {FLAGS.far_target:g}: "
+        f"{summary['far_threshold']:.4f}; {FLAGS.score_norm} scores on {scored.data}; model "
+        f"{embedder.source}; {'calibrated, ' * FLAGS.calibrate}recorded in "
+        f"{os.path.join(FLAGS.model, model_card.FILE)}; wrote {output_dir}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
+      or FLAGS.score_norm != "none"):
+    return evaluate_own_trials()
   from experiments import evaluation  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
 
@@ -118,6 +223,8 @@ def main(argv):
                   os.path.join(output_dir, "embeddings_2d.png"))
   with open(os.path.join(output_dir, "eval.json"), "w") as f:
     json.dump(summary, f, indent=2)
+  record_evaluation(embedder, summary, f"held-out corpus (experiments.evaluate, enroll="
+                    f"{FLAGS.enroll})", eval_set.description)
   print(f"EER {100 * summary['eer']:.2f}% minDCF(0.01) {summary['min_dcf']:.4f} on "
         f"{eval_set.description}, {summary['trials']} trials; model {embedder.source}; "
         f"wrote {output_dir}")

@@ -12,7 +12,9 @@ import dataclasses
 import numpy as np
 
 from experiments.sources import parse_sources
-from ge2e_jax import inference, metrics, model
+from ge2e_jax import inference, metrics, model, scoring
+
+FAR_TARGET = 0.01  # false-accept rate of the second threshold in the summary
 
 
 @dataclasses.dataclass
@@ -57,10 +59,13 @@ def embed(eval_set: EvalSet, encoder_config: model.EncoderConfig, encoder_params
 
 
 def score(embeddings: np.ndarray, speakers: np.ndarray, enroll: int, seed: int = 0):
-  """(summary dict, Trials): EER (fraction), its threshold, minDCF(p=0.01), trial counts."""
+  """(summary dict, Trials): EER (fraction), its threshold, minDCF(p=0.01), the threshold at
+  a false-accept rate of FAR_TARGET, trial counts."""
   trials = metrics.speaker_trials(embeddings, speakers, enroll=enroll, seed=seed)
   eer, threshold = metrics.eer(trials.scores, trials.labels)
-  summary = {"eer": float(eer), "threshold": float(threshold),
+  at_far = scoring.threshold_at_far(trials.scores, trials.labels, FAR_TARGET)
+  summary = {"eer": float(eer), "threshold": float(threshold), "far_target": FAR_TARGET,
+             "far_threshold": at_far.threshold,
              "min_dcf": float(metrics.min_dcf(trials.scores, trials.labels, p_target=0.01)),
              "trials": int(trials.labels.size), "target_trials": int(trials.labels.sum())}
   return summary, trials

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ge2e_jax import export_io, inference, model
+from ge2e_jax import export_io, inference, model, model_card
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
@@ -102,6 +102,9 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
         "signature": {"input": "waveform float32 (batch, samples), 16 kHz mono",
                       "output": f"d_vectors float32 (batch, {config.projection}), unit L2 norm"}}
     export_io.write_params(staging, config, params, metadata)
+    model_card.write(staging, model_card.for_step(embedder.card, embedder.step,  # thresholds
+                                                  embedder.window_frames,
+                                                  model.config_to_dict(config)))
     export_io.write_jax_export(staging, export_jax(config, params, platforms,
                                                    embedder.window_frames))
     write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), config, params, platforms,

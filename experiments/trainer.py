@@ -24,7 +24,7 @@ from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from experiments import evaluation
 from experiments.sources import parse_sources
-from ge2e_jax import checkpoint, model, optim, train
+from ge2e_jax import checkpoint, model, model_card, optim, train
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-cpu",
             "tensorflow", "tensorflow-datasets", "ml_collections")
@@ -142,6 +142,9 @@ def train_and_evaluate(config, workdir: str):
           last_eval = evaluator(jax.device_get(state.params))
           scores = {"eer": last_eval["eer"], "min_dcf": last_eval["min_dcf"]}
           reporter.evaluation(step, train_seconds, last_eval, evaluator.description)
+          if is_chief:  # model_card.json: thresholds and their data, for verify and export
+            model_card.record_training_eval(workdir, config.to_dict(), step, last_eval,
+                                            evaluator.description)
         position = {"data_step": step, "seed": config.seed, "train_seconds": train_seconds,
                     "rng": jax.random.key_data(rng).tolist()}
         checkpointer.save(step, state, position, metrics=scores, force=True)

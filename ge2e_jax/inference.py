@@ -3,7 +3,9 @@
 An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
 (energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of
 160 frames (25 840 samples; ``window_frames`` changes it, e.g. 80 for a TD model trained
-on 80-frame segments) with 50 % overlap: window k starts at frame 80 k. When the
+on 80-frame segments) with 50 % overlap: window k starts at frame 80 k (``hop_frames``
+changes the hop; ``embed_utterance(..., return_windows=True)`` returns every window's
+d-vector and start time, e.g. for diarization). When the
 frames after the last such window are not covered, one more window is aligned to the end,
 so every frame is seen and every window holds real audio. An utterance shorter than one
 window gives a single window, filled by repeating the utterance from its start
@@ -19,19 +21,23 @@ symbolic shapes: it is what ``experiments/export.py`` serialises.
 
 Window starts sit on the 10 ms frame grid and frames use no centre padding, so a window's
 log-mel equals the matching 160 frames of the whole utterance's log-mel.
+
+Verification (``Embedder.score``/``verify``; the math is in ``ge2e_jax.scoring``) scores the
+cosine of a speaker d-vector with test d-vectors and decides with the threshold of the
+model's ``model_card.json`` (``ge2e_jax.model_card``) unless one is given.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ge2e_jax import audio, checkpoint, export_io, features, model
+from ge2e_jax import audio, checkpoint, export_io, features, model, model_card, scoring
 from ge2e_jax.audio import TrimOptions  # re-exported: Embedder(trim=inference.TrimOptions(...))
 
 SAMPLE_RATE = features.SAMPLE_RATE
@@ -40,9 +46,12 @@ MIN_SAMPLES = features.WIN_LENGTH  # one 25 ms frame
 MIN_BUCKET = 4
 
 
-def num_windows(num_samples, window_frames: int = WINDOW_FRAMES):
-  """Windows of an utterance of ``num_samples`` samples; ints or jax.export symbolic dims."""
-  hop = window_frames // 2
+def num_windows(num_samples, window_frames: int = WINDOW_FRAMES, hop_frames: int | None = None):
+  """Windows of an utterance of ``num_samples`` samples; ints or jax.export symbolic dims.
+
+  ``hop_frames`` defaults to half a window (50 % overlap).
+  """
+  hop = hop_frames or window_frames // 2
   return 1 + (_last_start_frame(num_samples, window_frames) + hop - 1) // hop
 
 
@@ -52,14 +61,22 @@ def _last_start_frame(num_samples, window_frames):
   return (jax.core.max_dim(num_samples, window) - window) // features.HOP_LENGTH
 
 
-def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES):
+def window_start_frames(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
+                        hop_frames: int | None = None):
+  """(num_windows,) first frame of each window: every ``hop_frames``, the last end-aligned."""
+  hop = hop_frames or window_frames // 2
+  return xp.minimum(xp.arange(num_windows(num_samples, window_frames, hop)) * hop,
+                    _last_start_frame(num_samples, window_frames))
+
+
+def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
+                   hop_frames: int | None = None):
   """(num_windows, window samples) sample indices of each window, in numpy (xp=np) or jnp.
 
   ``% num_samples`` is a no-op for utterances of at least one window and repeats a
   shorter utterance from its start.
   """
-  starts = xp.minimum(xp.arange(num_windows(num_samples, window_frames)) * (window_frames // 2),
-                      _last_start_frame(num_samples, window_frames)) * features.HOP_LENGTH
+  starts = window_start_frames(num_samples, xp, window_frames, hop_frames) * features.HOP_LENGTH
   window = features.samples_for_frames(window_frames)
   return (starts[:, None] + xp.arange(window)[None, :]) % num_samples
 
@@ -95,18 +112,36 @@ def _normalize(x: np.ndarray) -> np.ndarray:
   return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
+class UtteranceWindows(NamedTuple):
+  """An utterance's d-vector and its windows' (``embed_utterance(..., return_windows=True)``)."""
+  d_vector: np.ndarray  # (D,) unit: the normalised mean of the window d-vectors
+  windows: np.ndarray   # (n, D) unit d-vector of each window
+  starts: np.ndarray    # (n,) start of each window in seconds from the start of the input
+
+
 class Embedder:
-  """Turns waveforms into L2-normalised float32 numpy d-vectors with one encoder's params."""
+  """Turns waveforms into L2-normalised float32 numpy d-vectors with one encoder's params.
+
+  ``step`` and ``card`` (the ``model_card`` of the checkpoint or export, set by ``load``) give
+  ``verify`` its default threshold.
+  """
 
   def __init__(self, config: model.EncoderConfig, encoder_params, *,
                trim: TrimOptions = TrimOptions(), max_windows: int = 64,
-               window_frames: int = WINDOW_FRAMES, source: str = "params"):
+               window_frames: int = WINDOW_FRAMES, source: str = "params",
+               hop_frames: int | None = None, step: int | None = None,
+               card: dict | None = None):
     if max_windows < MIN_BUCKET or max_windows & (max_windows - 1):
       raise ValueError(f"max_windows must be a power of two >= {MIN_BUCKET}, got {max_windows}")
     if window_frames < 2 or window_frames % 2:
       raise ValueError(f"window_frames must be an even number >= 2, got {window_frames}")
     self.window_frames = window_frames
     self.window_samples = features.samples_for_frames(window_frames)
+    self.hop_frames = hop_frames or window_frames // 2
+    if not 1 <= self.hop_frames <= window_frames:
+      raise ValueError(f"hop_frames must be in [1, window_frames={window_frames}], "
+                       f"got {hop_frames}")
+    self.step, self.card = step, card
     _check_params(config, encoder_params, source)
     self.config = config
     self.params = jax.device_put(encoder_params)
@@ -150,7 +185,8 @@ class Embedder:
     """(B, D) d-vectors of 16 kHz mono waveforms used as they are (see ``prepare``)."""
     if not len(wavs):
       return np.zeros((0, self.dim), np.float32)
-    counts = np.array([num_windows(len(w), self.window_frames) for w in wavs], np.int64)
+    counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames) for w in wavs],
+                      np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
     starts = np.cumsum(counts) - counts
     return _normalize(np.add.reduceat(per_window.astype(np.float64), starts, axis=0))
@@ -162,7 +198,8 @@ class Embedder:
     """
     buf, n = np.zeros((self.max_windows, self.window_samples), np.float32), 0
     for wav in wavs:
-      idx = window_indices(len(wav), window_frames=self.window_frames)
+      idx = window_indices(len(wav), window_frames=self.window_frames,
+                           hop_frames=self.hop_frames)
       while len(idx):
         take = min(len(idx), self.max_windows - n)
         buf[n:n + take] = wav[idx[:take]]
@@ -184,9 +221,25 @@ class Embedder:
     return self.embed_prepared(
         [self.prepare(w, sample_rate, name=f"waveform {i}") for i, w in enumerate(wavs)])
 
-  def embed_utterance(self, wav, sample_rate: int) -> np.ndarray:
-    """(D,) float32 unit d-vector of one waveform (samples,) or (samples, channels)."""
-    return self.embed_prepared([self.prepare(wav, sample_rate)])[0]
+  def embed_utterance(self, wav, sample_rate: int, return_windows: bool = False,
+                      name: str = "waveform"):
+    """(D,) float32 unit d-vector of one waveform (samples,) or (samples, channels).
+
+    With ``return_windows`` an ``UtteranceWindows``: also each window's d-vector and start
+    time (seconds in ``wav``, trimmed silence included), e.g. for diarization; windows hop
+    by ``hop_frames``.
+    """
+    prepared = self.prepare(wav, sample_rate, name=name)
+    if not return_windows:
+      return self.embed_prepared([prepared])[0]
+    offset = 0
+    if self.trim.enabled:  # where the trimmed audio starts in the resampled input
+      offset = self.trim.apply(audio.to_16k_mono(np.asarray(wav), sample_rate))[1][0]
+    windows = np.concatenate([self._encode(chunk) for chunk in self._window_chunks([prepared])])
+    starts = window_start_frames(len(prepared), window_frames=self.window_frames,
+                                 hop_frames=self.hop_frames) * features.HOP_LENGTH
+    return UtteranceWindows(_normalize(windows.astype(np.float64).sum(0)), windows,
+                            (offset + starts) / SAMPLE_RATE)
 
   def embed_speaker(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
     """(D,) normalised mean of the utterance d-vectors: a speaker's enrollment d-vector."""
@@ -197,6 +250,97 @@ class Embedder:
   def embed_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """(N, D) d-vectors of audio files (all read into memory first; batch long lists)."""
     return self.embed_prepared([self.read(p) for p in paths])
+
+  def score(self, enrolment, test, cohort=None, top_k: int = scoring.DEFAULT_TOP_K):
+    """Cosine of the speaker d-vector of ``enrolment`` with ``test``; AS-norm with ``cohort``.
+
+    ``enrolment``: one (D,) speaker d-vector or (n, D) enrolment utterance d-vectors (their
+    normalised mean is the speaker's); ``test``: (D,) -> float or (m, D) -> (m,) scores.
+    ``cohort``: (C, D) d-vectors of other speakers for AS-norm (``ge2e_jax.scoring``).
+    """
+    raw = scoring.cosine_scores(enrolment, test)
+    if cohort is None:
+      return raw
+    speaker = scoring.speaker_model(enrolment)[None]
+    tests = np.atleast_2d(np.asarray(test, np.float64))
+    normed = scoring.as_norm(raw, scoring.cohort_stats(speaker, cohort, top_k),
+                             scoring.cohort_stats(tests, cohort, top_k))
+    return float(normed[0]) if np.ndim(test) == 1 else normed
+
+  def operating_point(self, score_norm: str = "none") -> dict | None:
+    """The model card's evaluation that sets this model's threshold for ``score_norm`` scores."""
+    return model_card.operating_point(self.card, self.step, score_norm)
+
+  def threshold(self, score_norm: str = "none", operating_point: str = "eer",
+                threshold: float | None = None) -> tuple[float, str]:
+    """(threshold, what it was measured on) for ``score_norm`` ("none" or "asnorm") scores.
+
+    ``threshold`` if given, else the model card's EER threshold (``operating_point="eer"``)
+    or its threshold at the card's false-accept rate ("far"), both measured on scores of
+    the same kind; raises ValueError naming the model when its card has none.
+    """
+    if operating_point not in ("eer", "far"):
+      raise ValueError(f"operating_point must be 'eer' or 'far', got {operating_point!r}")
+    if threshold is not None:
+      return float(threshold), "given"
+    entry = self.operating_point(score_norm)
+    if entry is None:
+      how = " --score_norm=asnorm --cohort=..." if score_norm == "asnorm" else ""
+      raise ValueError(
+          f"{self.source}: no threshold for {score_norm} scores: its model card "
+          f"({model_card.FILE}) marks no evaluation of step {self.step} as the operating point; "
+          f"pass a threshold, or measure one with `python -m experiments.evaluate --model=... "
+          f"--trials=... --calibrate{how}`")
+    return (float(entry[f"{operating_point}_threshold"]),
+            f"model card {operating_point} threshold: {entry['calibrated_on']}")
+
+  def verify_d_vectors(self, enrolment, test, *, threshold: float | None = None,
+                       operating_point: str = "eer", cohort=None,
+                       top_k: int | None = None) -> list[dict]:
+    """One decision per row of ``test`` (m, D) against the speaker of ``enrolment``.
+
+    Scores are cosines, AS-normed when a ``cohort`` is given (``score``; ``top_k`` defaults
+    to the one the card's threshold was measured with); the threshold is
+    ``self.threshold(...)``. Each result: score, threshold, accept (score >= threshold), llr
+    (when the card holds a calibration of such scores, else None), score_norm and
+    threshold_from (what the threshold was measured on).
+    """
+    score_norm = "none" if cohort is None else "asnorm"
+    threshold, threshold_from = self.threshold(score_norm, operating_point, threshold)
+    entry = self.operating_point(score_norm) or {}
+    calibration = entry.get("calibration") and scoring.Calibration.from_dict(entry["calibration"])
+    top_k = top_k or (entry.get("cohort") or {}).get("top_k") or scoring.DEFAULT_TOP_K
+    scores = np.atleast_1d(self.score(enrolment, np.atleast_2d(test), cohort, top_k))
+    return [{"score": float(v), "threshold": threshold, "accept": bool(v >= threshold),
+             "llr": float(calibration.llr(v)) if calibration else None,
+             "score_norm": score_norm, "threshold_from": threshold_from} for v in scores]
+
+  def verify(self, enroll, test, *, sample_rate: int | None = None, **options):
+    """Does ``test`` sound like the speaker of ``enroll``? (``verify_d_vectors`` per test).
+
+    ``enroll``: audio files (paths) or waveforms at ``sample_rate``; ``test``: one file or
+    waveform (-> one result dict) or a list of them (-> a list). ``options`` go to
+    ``verify_d_vectors`` (threshold, operating_point, cohort, top_k).
+    """
+    single = isinstance(test, (str, os.PathLike)) or (
+        isinstance(test, np.ndarray) and test.dtype != object)
+    tests = [test] if single else list(test)
+    results = self.verify_d_vectors(self._embed_items(enroll, sample_rate, "enroll"),
+                                    self._embed_items(tests, sample_rate, "test"), **options)
+    return results[0] if single else results
+
+  def _embed_items(self, items, sample_rate, what):
+    if not len(items):
+      raise ValueError(f"{what}: need at least one audio file or waveform")
+    wavs = []
+    for i, item in enumerate(items):
+      if isinstance(item, (str, os.PathLike)):
+        wavs.append(self.read(item))
+      elif sample_rate is None:
+        raise ValueError(f"{what} {i}: a waveform needs sample_rate=")
+      else:
+        wavs.append(self.prepare(item, sample_rate, name=f"{what} waveform {i}"))
+    return self.embed_prepared(wavs)
 
 
 def _check_params(config, encoder_params, source):
@@ -223,7 +367,9 @@ def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
   if export_io.is_export_dir(path):
     config, params, metadata = export_io.read_export(path)
     options.setdefault("window_frames", metadata.get("window_frames", WINDOW_FRAMES))
-    return Embedder(config, params["encoder"], source=path, **options)
+    card = model_card.read(path)
+    return Embedder(config, params["encoder"], source=path, card=card,
+                    step=(card or {}).get("model", {}).get("step"), **options)
   if os.path.isdir(os.path.join(path, checkpoint.CHECKPOINT_DIR)):
     values = checkpoint.read_config(path)
     if "model" not in values:
@@ -233,6 +379,7 @@ def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
                        values.get("eval", {}).get("window_frames", WINDOW_FRAMES))
     step, params = checkpoint.restore_params(path, which)
     return Embedder(model.config_from_dict(values["model"]), params["encoder"],
-                    source=f"{path} (step {step})", **options)
+                    source=f"{path} (step {step})", step=step, card=model_card.read(path),
+                    **options)
   present = sorted(os.listdir(path))[:10]
   raise FileNotFoundError(f"model path {path} holds {present}; expected {expected}")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ge2e_jax import audio, checkpoint, export_io, inference, model, optim, train
+from ge2e_jax import audio, checkpoint, export_io, inference, model, model_card, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -60,6 +60,12 @@ def workdir(tmp_path_factory):
   ck = checkpoint.Checkpointer(os.fspath(path))
   ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
+  for step in (0, 5):  # held-out evaluations as the trainer records them; step 0 is exported
+    model_card.record_training_eval(
+        os.fspath(path), {"model": model.config_to_dict(CONFIG), "eval": {"window_frames": 160},
+                          "data": {"sources": "ok:synthetic_voices/td"}}, step,
+        {"eer": 0.2, "threshold": 0.3 + step, "far_threshold": 0.9, "far_target": 0.01,
+         "min_dcf": 0.5, "trials": 40, "target_trials": 10}, "test split")
   return path
 
 
@@ -101,6 +107,17 @@ def test_export_dir_layout(export_dir):
   assert model.config_from_dict(values["model"]) == CONFIG
   assert values["export"]["platforms"] == ["cpu", "cuda"]
   assert values["export"]["window_frames"] == 160 and values["export"]["hop_frames"] == 80
+
+
+def test_export_holds_the_model_card_of_its_step(export_dir):
+  card = model_card.read(export_dir)
+  assert card["model"]["step"] == 0 and card["model"]["window_frames"] == 160
+  assert card["training"]["corpus"] == "ok:synthetic_voices/td" and "jax" in card["versions"]
+  (entry,) = card["evaluations"]
+  assert entry["step"] == 0 and entry["eer_threshold"] == 0.3 and entry["data"] == "test split"
+  assert "measured on test split" in entry["calibrated_on"]
+  threshold, source = inference.load(export_dir).threshold()
+  assert threshold == 0.3 and "test split" in source
 
 
 def test_inference_loads_the_export_dir_like_the_workdir(workdir, export_dir, waveforms):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from ge2e_jax import checkpoint
+from ge2e_jax import checkpoint, model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
@@ -114,6 +114,11 @@ def test_run_logs_progress_writes_config_and_keeps_best(uninterrupted):
   history = [json.loads(line) for line in open(os.path.join(workdir, "eval_history.jsonl"))]
   assert [h["step"] for h in history] == [6, 12]
   assert 0 < history[0]["train_seconds"] < history[1]["train_seconds"]
+  card = model_card.read(workdir)  # one operating point per evaluated step
+  assert [(e["step"], e["operating_point"], e["eer"]) for e in card["evaluations"]] == [
+      (h["step"], True, h["eer"]) for h in history]
+  assert card["training"]["num_steps"] == STEPS and card["model"]["window_frames"] == 80
+  assert model_card.operating_point(card, 12)["far_threshold"] is not None
 
 
 @pytest.mark.slow
@@ -176,3 +181,6 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   assert 0.0 <= summary["eer"] <= 1.0 and summary["trials"] > summary["target_trials"] > 0
   for png in ("det.png", "embeddings_2d.png"):
     assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  entry = model_card.read(workdir)["evaluations"][-1]  # recorded, not the operating point
+  assert entry["condition"].startswith("held-out corpus") and not entry["operating_point"]
+  assert entry["eer"] == summary["eer"] and entry["far_threshold"] == summary["far_threshold"]
