@@ -3,8 +3,9 @@
   python -m experiments.embed --model=runs/td/export --output=dvectors.npz a.wav speakers/ ...
 
 ``--model`` is a training workdir or an export dir (``ge2e_jax.inference.load``). Folders
-are walked (sorted) for .wav, .flac and .ogg files; files named on the command line are
-read whatever their extension. Each file is resampled to 16 kHz mono, silence-trimmed
+are walked (sorted) for files of every format the installed libsndfile reads
+(``ge2e_jax.audio.AUDIO_EXTENSIONS``: wav, flac, ogg/opus, mp3 with libsndfile >= 1.1,
+aiff, caf, ...); files named on the command line are read whatever their extension. Each file is resampled to 16 kHz mono, silence-trimmed
 (unless --notrim_silence) and embedded with sliding windows (``ge2e_jax.inference``).
 
 Output npz: ``paths`` (str, the embedded files in input order) and ``embeddings`` (float32,
@@ -36,7 +37,7 @@ flags.DEFINE_bool("skip_unreadable", False,
 flags.DEFINE_integer("batch_files", 32, "Files read and embedded together.")
 flags.mark_flags_as_required(["model", "output"])
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+AUDIO_EXTENSIONS = audio.AUDIO_EXTENSIONS  # every format the installed libsndfile reads
 
 
 def find_audio(inputs):
