@@ -121,5 +121,10 @@ def main(argv):
         f"to {FLAGS.output}")
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-embed`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

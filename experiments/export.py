@@ -150,5 +150,10 @@ def main(argv):
   print(output)
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-export`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
