@@ -45,21 +45,17 @@ def merge(fresh: dict, source: dict, name: str) -> tuple[dict, list[str]]:
   if _shapes(source["encoder"]) != _shapes(fresh["encoder"]):
     raise ValueError(f"{name}: its encoder does not fit config.model; source shapes "
                      f"{_shapes(source['encoder'])}, this run's {_shapes(fresh['encoder'])}")
-  params, notes = dict(fresh), ["encoder"]
-  for part in ("similarity", "classifier"):
-    if part not in fresh:
-      continue
+  params, notes = dict(fresh), []
+  for part in sorted(fresh):
     if part not in source:
       notes.append(f"{part} fresh (not in the source)")
     elif _shapes(source[part]) != _shapes(fresh[part]):
       notes.append(f"{part} fresh (source shapes {_shapes(source[part])}, "
                    f"this run's {_shapes(fresh[part])})")
-    else:
-      notes.append(part)
-  for part in notes:
-    if part in fresh:  # the parts taken from the source, cast to this run's dtypes
+    else:  # cast to this run's dtypes
       params[part] = jax.tree.map(lambda s, f: np.asarray(s, np.asarray(f).dtype),
                                   source[part], fresh[part])
+      notes.append(part)
   return params, notes
 
 

@@ -104,14 +104,14 @@ def test_classifier_is_taken_only_when_its_shape_matches(fresh):
   source = shifted(fresh)
   params, notes = finetune.merge(fresh, source, "src")
   assert_same(params, source)
-  assert notes == ["encoder", "similarity", "classifier"]
+  assert notes == ["classifier", "encoder", "similarity"]
   seven = {**fresh, "classifier": {"kernel": np.zeros((TINY.projection, 7), np.float32),
                                    "bias": np.zeros((7,), np.float32)}}
   params, notes = finetune.merge(seven, source, "src")
   assert_same(params["classifier"], seven["classifier"])
   assert_same(params["encoder"], source["encoder"])
   assert_same(params["similarity"], source["similarity"])
-  assert notes[-1].startswith("classifier fresh (source shapes")
+  assert notes[0].startswith("classifier fresh (source shapes")
 
 
 def test_an_encoder_of_another_shape_or_a_bad_path_is_a_clear_error(fresh, tmp_path):

@@ -182,8 +182,7 @@ def _read_kaldi(directory: str, report: common.BuildReport) -> list[Entry]:
   entries = []
   for utt, (where, source, start, end) in utterances.items():
     if utt not in speakers:
-      report.skip(os.path.join(directory, "utt2spk"),
-                  f"utterance {utt!r} has no speaker in utt2spk", where)
+      report.skip(source, f"utterance {utt!r} has no speaker in utt2spk", where)
       continue
     pipe = source.endswith("|")
     entries.append(Entry(where, utt, speakers[utt][1], source.rstrip("|").strip() if pipe
