@@ -38,7 +38,8 @@ def speech(tmp_path_factory):
 
 # (batch, samples, window_frames): one 80-frame window; 160-frame windows with an
 # end-aligned last one, batch 2; a short utterance (one repeat-padded window).
-CASES = [(1, 0, 80), (2, 50000, 160), (1, 6000, 160)]
+CASES = [(1, 0, 80), pytest.param(2, 50000, 160, marks=pytest.mark.slow),
+         pytest.param(1, 6000, 160, marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("batch, samples, window_frames", CASES)
