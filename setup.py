@@ -28,7 +28,8 @@ def rename_modules(source: str) -> str:
 
 
 def packages_and_dirs():
-  packages, dirs = ["ge2e_jax"] + [f"ge2e_jax.{p}" for p in setuptools.find_packages("ge2e_jax")], {}
+  packages = ["ge2e_jax"] + [f"ge2e_jax.{p}" for p in setuptools.find_packages("ge2e_jax")]
+  dirs = {}
   for repo_name, wheel_name in RENAMED.items():
     names = [repo_name] + [f"{repo_name}.{p}" for p in setuptools.find_packages(repo_name)]
     for name in names:

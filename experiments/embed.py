@@ -5,8 +5,9 @@
 ``--model`` is a training workdir or an export dir (``ge2e_jax.inference.load``). Folders
 are walked (sorted) for files of every format the installed libsndfile reads
 (``ge2e_jax.audio.AUDIO_EXTENSIONS``: wav, flac, ogg/opus, mp3 with libsndfile >= 1.1,
-aiff, caf, ...); files named on the command line are read whatever their extension. Each file is resampled to 16 kHz mono, silence-trimmed
-(unless --notrim_silence) and embedded with sliding windows (``ge2e_jax.inference``).
+aiff, caf, ...); files named on the command line are read whatever their extension. Each
+file is resampled to 16 kHz mono, silence-trimmed (unless --notrim_silence) and embedded
+with sliding windows (``ge2e_jax.inference``).
 
 Output npz: ``paths`` (str, the embedded files in input order) and ``embeddings`` (float32,
 one L2-normalised row per path). A file that cannot be embedded (missing, empty,

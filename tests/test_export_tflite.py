@@ -28,8 +28,8 @@ def encoder_params():
 def speech(tmp_path_factory):
   """3.5 s of espeak-ng speech at 16 kHz."""
   path = tmp_path_factory.mktemp("speech") / "s.wav"
-  subprocess.run(["espeak-ng", "-v", "en-us+m3", "-w", path,
-                  "the quick brown fox jumps over the lazy dog near the old river bank"], check=True)
+  text = "the quick brown fox jumps over the lazy dog near the old river bank"
+  subprocess.run(["espeak-ng", "-v", "en-us+m3", "-w", path, text], check=True)
   wav, sr = sf.read(path, dtype="float32")
   wav = audio.resample(wav, sr, 16000)
   assert len(wav) >= 56000
