@@ -10,7 +10,7 @@ APT_PACKAGES := espeak-ng
 setup: $(VENV)/.installed
 
 # espeak-ng makes the embedded synthetic-voice corpus (tests and demo need it).
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); }
 	$(PYTHON) -m venv $(VENV)

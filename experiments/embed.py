@@ -3,9 +3,11 @@
   python -m experiments.embed --model=runs/td/export --output=dvectors.npz a.wav speakers/ ...
 
 ``--model`` is a training workdir or an export dir (``ge2e_jax.inference.load``). Folders
-are walked (sorted) for .wav, .flac and .ogg files; files named on the command line are
-read whatever their extension. Each file is resampled to 16 kHz mono, silence-trimmed
-(unless --notrim_silence) and embedded with sliding windows (``ge2e_jax.inference``).
+are walked (sorted) for files of every format the installed libsndfile reads
+(``ge2e_jax.audio.AUDIO_EXTENSIONS``: wav, flac, ogg/opus, mp3 with libsndfile >= 1.1,
+aiff, caf, ...); files named on the command line are read whatever their extension. Each
+file is resampled to 16 kHz mono, silence-trimmed (unless --notrim_silence) and embedded
+with sliding windows (``ge2e_jax.inference``).
 
 Output npz: ``paths`` (str, the embedded files in input order) and ``embeddings`` (float32,
 one L2-normalised row per path). A file that cannot be embedded (missing, empty,
@@ -43,7 +45,7 @@ flags.DEFINE_bool("windows", False, "Also write each window's d-vector and start
 flags.DEFINE_integer("hop_frames", None, "Window hop in 10 ms frames (default: half a window).")
 flags.mark_flags_as_required(["model", "output"])
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+AUDIO_EXTENSIONS = audio.AUDIO_EXTENSIONS  # every format the installed libsndfile reads
 
 
 def find_audio(inputs):
@@ -160,5 +162,10 @@ def main(argv):
         f"to {FLAGS.output}")
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-embed`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -230,5 +230,10 @@ def main(argv):
         f"wrote {output_dir}")
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-evaluate`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

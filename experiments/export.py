@@ -10,6 +10,8 @@ Writes the export dir described in ``ge2e_jax/export_io.py``:
   d_vector.jax_export   the same function as ``jax.export`` bytes; call it with
                         ``ge2e_jax.export_io.load_jax_export(dir)`` (jax only).
   params/, config.json  so ``ge2e_jax.inference.load(dir)`` works too.
+  d_vector.tflite       with --tflite: a static-shape LiteRT model for phones
+                        (``experiments/export_tflite.py``).
 
 The graph holds log-mel, 160-frame windows (the workdir's ``eval.window_frames``) with 50 % overlap (plus an end-aligned last
 window; one repeat-padded window for short input), per-window normalisation, averaging and
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import export_tflite
 from ge2e_jax import export_io, inference, model, model_card
 
 FLAGS = flags.FLAGS
@@ -42,6 +45,11 @@ flags.DEFINE_enum("which", "best", ["best", "latest"],
 flags.DEFINE_list("platforms", ["cpu", "cuda"],
                   "Platforms the serialised functions are lowered for (cpu, cuda, rocm, tpu).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
+flags.DEFINE_bool("tflite", False, "Also write d_vector.tflite, a static-shape LiteRT model "
+                  "for on-device use (experiments/export_tflite.py).")
+flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samples; "
+                     "0 = one window of the model's window_frames.")
+flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
 flags.mark_flag_as_required("workdir")
 
 WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
@@ -84,8 +92,12 @@ def write_saved_model(directory: str, config, encoder_params, platforms, window_
 
 
 def export_model(workdir: str, output: str | None = None, which: str = "best",
-                 platforms=("cpu", "cuda"), overwrite: bool = False) -> str:
-  """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path."""
+                 platforms=("cpu", "cuda"), overwrite: bool = False,
+                 tflite_shape: tuple[int, int] | None = None) -> str:
+  """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path.
+
+  ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``.
+  """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
   if os.path.exists(output) and not overwrite:
     raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
@@ -109,6 +121,8 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
                                                    embedder.window_frames))
     write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), config, params, platforms,
                       embedder.window_frames)
+    if tflite_shape is not None:
+      export_tflite.add_to_export(staging, config, params, embedder.window_frames, *tflite_shape)
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
@@ -129,14 +143,20 @@ def _replace_dir(new: str, target: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
   try:
     output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
-                          FLAGS.overwrite)
+                          FLAGS.overwrite, tflite_shape)
   except (FileNotFoundError, FileExistsError, ValueError) as err:
     raise SystemExit(f"export failed: {err}") from err
   logging.info("exported %s to %s", FLAGS.workdir, output)
   print(output)
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-export`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

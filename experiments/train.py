@@ -48,5 +48,10 @@ def main(argv):
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
-if __name__ == "__main__":
+def run():
+  """The ``ge2e-train`` console script (setup.cfg)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -23,6 +23,7 @@ from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from experiments import evaluation
+from experiments import finetune
 from experiments.sources import parse_sources
 from ge2e_jax import checkpoint, model, model_card, optim, train
 
@@ -99,6 +100,9 @@ def train_and_evaluate(config, workdir: str):
   checkpointer = checkpoint.Checkpointer(workdir, keep_last=config.train.keep_last,
                                          keep_best=config.train.keep_best)
   restored = checkpointer.restore(state)
+  if restored is None and config.train.init_from:  # a resumed fine-tune keeps its own steps
+    params = finetune.initial_params(config.train.init_from, jax.device_get(params))
+    state = train.replicate(train.init_state(params, optimizer), mesh)
   start_step, train_seconds = 0, 0.0
   if restored is not None:
     start_step, state, position = restored

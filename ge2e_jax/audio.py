@@ -22,6 +22,27 @@ from ge2e_jax.features import SAMPLE_RATE
 
 INT16_SCALE = 32768.0
 
+# File extensions of the container formats libsndfile reads, by its format name. Left out:
+# RAW (headerless), MAT4/MAT5 (.mat is any MATLAB data) and SD2 (needs a resource fork).
+_EXTENSIONS_BY_FORMAT = {
+    "WAV": (".wav",), "WAVEX": (".wav",), "RF64": (".rf64",), "W64": (".w64",),
+    "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+    "AIFF": (".aiff", ".aif", ".aifc"), "CAF": (".caf",), "AU": (".au", ".snd"),
+    "NIST": (".sph", ".nist"), "IRCAM": (".sf",), "HTK": (".htk",), "VOC": (".voc",),
+    "AVR": (".avr",), "PAF": (".paf",), "PVF": (".pvf",), "SVX": (".8svx", ".iff"),
+    "WVE": (".wve",), "MPC2K": (".mpc2k",), "XI": (".xi",), "SDS": (".sds",),
+}
+
+
+def _readable_extensions() -> tuple[str, ...]:
+  """Extensions of the formats the installed libsndfile reads (mp3 needs libsndfile >= 1.1)."""
+  available = sf.available_formats()
+  return tuple(sorted({ext for fmt, exts in _EXTENSIONS_BY_FORMAT.items() if fmt in available
+                       for ext in exts}))
+
+
+AUDIO_EXTENSIONS = _readable_extensions()
+
 
 @dataclasses.dataclass(frozen=True)
 class TrimOptions:
@@ -52,7 +73,7 @@ class AudioReadError(ValueError):
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-  """Returns (float32 mono waveform, sample rate) of a wav/flac/ogg file.
+  """Returns (float32 mono waveform, sample rate) of a file libsndfile reads (AUDIO_EXTENSIONS).
 
   Raises AudioReadError for a missing, unreadable, empty, truncated or
   non-audio file, and for one holding NaN or infinite samples.

@@ -1,8 +1,9 @@
 """TFDS builders that give every speech corpus the same features (see common.py).
 
-Importing this package registers `synthetic_voices` and `speaker_folders` with TFDS;
+Importing this package registers `synthetic_voices`, `speaker_folders` and `manifest` with TFDS;
 `adapters` maps TFDS's own librispeech and voxceleb to the same features.
 """
 
+from data_pipelines.builders import manifest
 from data_pipelines.builders import speaker_folders
 from data_pipelines.builders import synthetic_voices

@@ -116,9 +116,11 @@ class BuildReport:
     self.extra: dict[str, object] = {}
     self._start = time.monotonic()
 
-  def skip(self, path: str, reason: str) -> None:
-    log.warning("Skipping %s: %s", path, reason)
-    self.skipped.append({"path": os.fspath(path), "reason": reason})
+  def skip(self, path: str, reason: str, line: str | None = None) -> None:
+    """Records a skipped input; ``line`` ("wav.scp:7") is where a manifest named it."""
+    log.warning("Skipping %s%s: %s", path, f" ({line})" if line else "", reason)
+    self.skipped.append({"path": os.fspath(path), "reason": reason,
+                         **({"line": line} if line else {})})
 
   def add(self, split: str, speaker: str, utterance: str, source: str,
           prepared: PreparedAudio) -> None:

@@ -43,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_last = 3
   c.train.keep_best = 1
   c.train.max_nonfinite_streak = 10         # stop after this many non-finite steps in a row
+  c.train.init_from = ""                    # fine-tune: a workdir or export dir to start from
 
   c.eval = ml_collections.ConfigDict()
   c.eval.source = "ok"                      # held-out speakers of this source's "test" split
