@@ -33,6 +33,7 @@ import numpy as np
 
 from ge2e_jax import audio, checkpoint, export_io, features, model
 from ge2e_jax.audio import TrimOptions  # re-exported: Embedder(trim=inference.TrimOptions(...))
+from ge2e_jax.normalize import l2_normalize, l2_normalize_np
 
 SAMPLE_RATE = features.SAMPLE_RATE
 WINDOW_FRAMES = 160
@@ -75,8 +76,7 @@ def embed_waveforms(config: model.EncoderConfig, encoder_params, waveform,
   windows = waveform[:, window_indices(samples, jnp, window_frames)]  # (batch, windows, W)
   per_window = model.SpeakerEncoder(config).apply(
       {"params": encoder_params}, windows.reshape(-1, windows.shape[-1]))
-  mean = per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1)
-  return mean * jax.lax.rsqrt(jnp.maximum(jnp.sum(mean * mean, -1, keepdims=True), 1e-12))
+  return l2_normalize(per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -87,12 +87,6 @@ def _encode_windows(config, encoder_params, windows):
 
 def _bucket(n: int, cap: int) -> int:
   return min(cap, max(MIN_BUCKET, 1 << (n - 1).bit_length()))
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-  x = np.asarray(x, np.float64)
-  norm = np.linalg.norm(x, axis=-1, keepdims=True)
-  return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 class Embedder:
@@ -153,7 +147,8 @@ class Embedder:
     counts = np.array([num_windows(len(w), self.window_frames) for w in wavs], np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
     starts = np.cumsum(counts) - counts
-    return _normalize(np.add.reduceat(per_window.astype(np.float64), starts, axis=0))
+    return l2_normalize_np(np.add.reduceat(per_window.astype(np.float64), starts,
+                                           axis=0)).astype(np.float32)
 
   def _window_chunks(self, wavs):
     """Yields (n <= max_windows, window samples) stacks of consecutive windows of wavs.
@@ -192,7 +187,8 @@ class Embedder:
     """(D,) normalised mean of the utterance d-vectors: a speaker's enrollment d-vector."""
     if not len(wavs):
       raise ValueError("embed_speaker needs at least one enrollment utterance")
-    return _normalize(self.embed_utterances(wavs, sample_rate).astype(np.float64).mean(0))
+    return l2_normalize_np(self.embed_utterances(wavs, sample_rate).astype(np.float64)
+                           .mean(0)).astype(np.float32)
 
   def embed_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """(N, D) d-vectors of audio files (all read into memory first; batch long lists)."""

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ge2e_jax import features, lstmp
+from ge2e_jax.normalize import l2_normalize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +133,12 @@ class SpeakerEncoder(nn.Module):
     x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:])).swapaxes(0, 1)
     for lstm in self.lstms:
       x = lstm(x)
-    last = x[-1]
-    emb = last * jax.lax.rsqrt(jnp.maximum(jnp.sum(last * last, -1, keepdims=True), 1e-12))
+    emb = l2_normalize(x[-1])
     return emb.reshape(lead + (emb.shape[-1],))
+
+
+def init_encoder_params(rng, config: EncoderConfig):
+  """A fresh params pytree of ``SpeakerEncoder(config)`` (the initialisers are on ``LSTMP``)."""
+  dummy = jnp.zeros((1, 8, config.n_mels), jnp.float32)
+  return SpeakerEncoder(config).init(rng, dummy, method=SpeakerEncoder.embed_features)["params"]
 

@@ -43,11 +43,6 @@ def _check_common_features(examples):
 # --- synthetic_voices ---------------------------------------------------------------
 
 
-def test_common_sample_rate_is_the_feature_frontends():
-  from ge2e_jax import features  # pylint: disable=g-import-not-at-top
-  assert common.SAMPLE_RATE == features.SAMPLE_RATE == 16000
-
-
 def test_synthetic_td_features_shapes_and_sizes(synthetic_td):
   builder = synthetic_td.builder()
   assert set(builder.info.features) == FEATURES
