@@ -117,7 +117,8 @@ def train_and_evaluate(config, workdir: str):
   num_steps, last_eval = config.train.num_steps, None
   # The longest non-finite streak since the last check, kept on the device: the loop fetches
   # nothing (so the host runs ahead of the device) except at log, eval and checkpoint steps.
-  worst_streak = state.nonfinite_streak
+  no_streak = jnp.zeros((), jnp.int32)  # not a state buffer: the step donates those
+  worst_streak = no_streak
   mark = time.perf_counter()
   try:
     for step in range(start_step + 1, num_steps + 1):
@@ -132,7 +133,7 @@ def train_and_evaluate(config, workdir: str):
       if not (log_now or save_now):
         continue
       check_finite(step, int(jax.device_get(worst_streak)), config.train.max_nonfinite_streak)
-      worst_streak = state.nonfinite_streak
+      worst_streak = no_streak
       if log_now:
         reporter.train(step, jax.device_get(metrics), source,
                        int(jax.device_get(state.nonfinite_steps)))

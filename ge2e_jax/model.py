@@ -8,6 +8,7 @@ whose backward pass also keeps the weight gradients out of the loop).
 """
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -137,6 +138,7 @@ class SpeakerEncoder(nn.Module):
     return emb.reshape(lead + (emb.shape[-1],))
 
 
+@functools.partial(jax.jit, static_argnums=1)  # one compile, not one per initialiser op
 def init_encoder_params(rng, config: EncoderConfig):
   """A fresh params pytree of ``SpeakerEncoder(config)`` (the initialisers are on ``LSTMP``)."""
   dummy = jnp.zeros((1, 8, config.n_mels), jnp.float32)
