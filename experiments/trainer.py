@@ -110,8 +110,8 @@ def train_and_evaluate(config, workdir: str):
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
   reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,
-                      config.data.n_speakers * config.data.n_utterances
-                      * (len(source_names) if stacked else 1), source_names)
+                                config.data.n_speakers * config.data.n_utterances
+                                * (len(source_names) if stacked else 1), source_names)
   shardings = train.batch_sharding(mesh, stacked)
   batches = pipeline.iterator(start_step)
   num_steps, last_eval = config.train.num_steps, None

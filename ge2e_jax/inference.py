@@ -1,4 +1,4 @@
-"""Waveform -> d-vector with sliding windows (SPEC.md §4), from a training workdir or an export.
+"""Waveform -> d-vector with sliding windows (Wan et al. 2018, §3.2), from a training workdir or an export.
 
 An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
 (energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of
@@ -9,7 +9,7 @@ so every frame is seen and every window holds real audio. An utterance shorter t
 window gives a single window, filled by repeating the utterance from its start
 (``wav[j % len(wav)]``). Each window's d-vector is L2-normalised (the encoder does that),
 the window d-vectors are averaged and the average is normalised again. A speaker's d-vector
-is the normalised mean of its utterance d-vectors (SPEC.md §5).
+is the normalised mean of its utterance d-vectors (§3.2).
 
 Windows of all utterances of a call are batched through one jitted encoder forward, in
 chunks of at most ``max_windows`` windows zero-padded to a power-of-two bucket, so jit

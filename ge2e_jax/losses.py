@@ -1,4 +1,4 @@
-"""GE2E, TE2E and speaker-softmax losses as pure functions (SPEC.md §1-§3).
+"""GE2E, TE2E and speaker-softmax losses as pure functions (Wan et al. 2018, §1.2 and §2).
 
 Every loss takes the batch's embeddings as an (N, M, D) array: N speakers x M utterances.
 Passing ``axis_name`` (inside ``jax.shard_map``) makes the same function work on a
@@ -81,7 +81,7 @@ def _own_speaker_mask(n: int, n_total: int, axis_name):
 
 
 def _cosine_similarity(emb, centroids: str, axis_name):
-  """cos(e_ji, c_k) of shape (n, M, N) with the SPEC's true-speaker centroid on k == j."""
+  """cos(e_ji, c_k) of shape (n, M, N) with the paper's (§2.1) true-speaker centroid on k == j."""
   n, m, _ = emb.shape
   e = l2_normalize(emb.astype(_compute_dtype(emb)))
   if centroids == "split":
@@ -123,7 +123,7 @@ def similarity_matrix(emb, w, b, centroids: Centroids = "exclusive", *, axis_nam
 def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
               centroids: Centroids = "exclusive", reduction: Reduction = "sum", *,
               axis_name=None):
-  """GE2E loss over a batch of N speakers x M utterances (SPEC.md §2).
+  """GE2E loss over a batch of N speakers x M utterances (Wan et al. 2018, §2.1).
 
   softmax:  L(e_ji) = -S_ji,j + log sum_k exp(S_ji,k)
   contrast: L(e_ji) = 1 - sigmoid(S_ji,j) + max_{k != j} sigmoid(S_ji,k)
@@ -149,7 +149,7 @@ def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
 
 
 def te2e_loss(emb, w, b, negative_shift=1, reduction: Reduction = "sum", *, axis_name=None):
-  """Tuple-based end-to-end (TE2E) baseline loss (SPEC.md §2), built from an N x M batch.
+  """Tuple-based end-to-end (TE2E) baseline loss (Wan et al. 2018, §1.2), built from an N x M batch.
 
   Utterance 0 of every speaker j is the evaluation utterance e_j~; utterances 1..M-1 of
   a speaker are its enrollment set, whose normalised mean is the centroid c_k. Each

@@ -1,4 +1,4 @@
-"""Speaker-verification metrics (SPEC.md §5), host-side NumPy in float64.
+"""Speaker-verification metrics (Wan et al. 2018, §3), host-side NumPy in float64.
 
 A trial scores one test utterance against one enrolled speaker; label 1 = target (same
 speaker), 0 = non-target. A threshold ``t`` accepts a trial when ``score >= t``. Every
@@ -112,7 +112,7 @@ def speaker_trials(embeddings, speakers, enroll: int, seed: int = 0) -> Trials:
 
   A speaker's model is the L2-normalised mean of its L2-normalised enrolment d-vectors;
   every non-enrolment utterance is scored by cosine against every speaker's model
-  (SPEC.md §5). The choice is deterministic for a seed. Every speaker needs at least
+  (Wan et al. 2018, §3.2). The choice is deterministic for a seed. Every speaker needs at least
   ``enroll + 1`` utterances, otherwise this raises instead of silently dropping speakers.
   """
   embeddings = np.asarray(embeddings, np.float64)

@@ -1,4 +1,4 @@
-"""The speaker encoder: log-mel -> 3 stacked LSTMP layers -> last frame -> L2 norm (SPEC.md §4).
+"""The speaker encoder: log-mel -> 3 stacked LSTMP layers -> last frame -> L2 norm (Wan et al. 2018, §3).
 
 LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
 and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
@@ -58,7 +58,7 @@ class LSTMP(nn.Module):
   """One LSTM-with-projection layer, time-major: (time, batch, features) -> (time, batch, proj).
 
   Time-major end to end, and every matmul is a plain 2-D one over (time x batch) rows:
-  XLA:CPU ran the same contractions written as 3-D einsums up to 2.7x slower.
+  XLA:CPU ran the same contractions written as 3-D einsums slower (BENCHMARKS.md).
 
   Initialisation: Glorot-uniform input weights, orthogonal recurrent and projection
   weights, forget-gate bias ``forget_bias`` -- so that different utterances give clearly

@@ -15,7 +15,7 @@ Splits: train / test, speaker-disjoint. The three share speaker ids and splits.
 fake_librispeech: TFDS's own `librispeech` builder (lazy_decode) prepared from a fake
 extracted corpus of noise (no espeak-ng): read through `data_pipelines.corpus` it goes the
 adapter path; `train` = 3 subsets x 2 speakers, `test` (test_clean) 2 speakers, 3
-utterances each.
+utterances of 0.9-1.4 s each. fake_librispeech_other: the same ids, other noise.
 
 speaker_tree: a LibriSpeech-style folder tree of real wav/flac files (see
 `SpeakerTree`), with 44.1 kHz stereo files, a tone with known silence padding
@@ -96,10 +96,10 @@ class FakeLibriSpeech(BuiltCorpus):
   written: dict
 
 
-def _write_fake_librispeech(root, speakers=2, utterances=3):
+def _write_fake_librispeech(root, seed, speakers=2, utterances=3):
   """The extracted archives' layout: <dir>/LibriSpeech/<subset>/<spk>/<chap>/*.flac."""
   from etils import epath  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
+  rng = np.random.default_rng(seed)
   dirs, written = {}, {}
   for i, (key, subset) in enumerate(LIBRISPEECH_SUBSETS.items()):
     base = root / key / "LibriSpeech"
@@ -113,7 +113,7 @@ def _write_fake_librispeech(root, speakers=2, utterances=3):
       lines = []
       for n in range(utterances):
         key_id = f"{speaker}-{chapter}-{n:04d}"
-        ints = rng.integers(-8000, 8000, size=4000 + 800 * n).astype(np.int16)
+        ints = rng.integers(-8000, 8000, size=14000 + 4000 * n).astype(np.int16)
         sf.write(folder / f"{key_id}.flac", ints, 16000, subtype="PCM_16")
         lines.append(f"{key_id} WORDS OF {key_id}")
         written[key_id] = (str(speaker), ints, f"WORDS OF {key_id}", key)
@@ -127,12 +127,10 @@ def _write_fake_librispeech(root, speakers=2, utterances=3):
   return dirs, written
 
 
-@pytest.fixture(scope="session")
-def fake_librispeech(tmp_path_factory) -> FakeLibriSpeech:
+def _build_fake_librispeech(root, seed) -> FakeLibriSpeech:
   """TFDS's real librispeech builder (lazy_decode config) run on a fake extracted corpus."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp("fake_librispeech")
-  dirs, written = _write_fake_librispeech(root)
+  dirs, written = _write_fake_librispeech(root, seed)
   data_dir = os.fspath(root / "tfds")
   builder = tfds.builder("librispeech", config="lazy_decode", data_dir=data_dir)
   with pytest.MonkeyPatch.context() as patch:  # Only the download is faked.
@@ -141,6 +139,17 @@ def fake_librispeech(tmp_path_factory) -> FakeLibriSpeech:
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return FakeLibriSpeech("librispeech/lazy_decode", data_dir, None, written)
+
+
+@pytest.fixture(scope="session")
+def fake_librispeech(tmp_path_factory) -> FakeLibriSpeech:
+  return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def fake_librispeech_other(tmp_path_factory) -> FakeLibriSpeech:
+  """fake_librispeech's speakers and utterance ids with other audio (a second source)."""
+  return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech_other"), seed=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,11 @@
-"""MultiReader over two real corpora: "ok computer" and "hey computer" (conftest).
+"""MultiReader over two small generated corpora read by TFDS's librispeech builder (conftest).
 
 Both corpora share speaker and utterance ids, so where a crop came from is proven by finding
-it in that source's raw audio (read straight from TFDS), not by its id.
+it in that source's raw audio (read straight from TFDS through the adapter), not by its id.
 """
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from data_pipelines import multireader as mr
 from data_pipelines import speaker_batches as sb
@@ -15,8 +14,8 @@ N, M = 4, 3
 
 
 def _raw(corpus):
-  ds = tfds.load(corpus.name, split="train", data_dir=corpus.data_dir)
-  return {ex["utterance"].decode(): ex["audio"] for ex in ds.as_numpy_iterator()}
+  return {utterance: ints for utterance, (_, ints, _, split) in corpus.written.items()
+          if split.startswith("train")}
 
 
 def _is_slice(crop, raw):
@@ -30,8 +29,8 @@ def _is_slice(crop, raw):
 
 
 @pytest.fixture(scope="module")
-def corpora(synthetic_td, synthetic_td_hey):
-  return {"ok": synthetic_td, "hey": synthetic_td_hey}
+def corpora(fake_librispeech, fake_librispeech_other):
+  return {"ok": fake_librispeech, "hey": fake_librispeech_other}
 
 
 @pytest.fixture(scope="module")
