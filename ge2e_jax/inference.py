@@ -33,9 +33,9 @@ import numpy as np
 
 from ge2e_jax import audio, checkpoint, export_io, features, model
 from ge2e_jax.audio import TrimOptions  # re-exported: Embedder(trim=inference.TrimOptions(...))
+from ge2e_jax.features import SAMPLE_RATE
 from ge2e_jax.normalize import l2_normalize, l2_normalize_np
 
-SAMPLE_RATE = features.SAMPLE_RATE
 WINDOW_FRAMES = 160
 MIN_SAMPLES = features.WIN_LENGTH  # one 25 ms frame
 MIN_BUCKET = 4
