@@ -1,4 +1,4 @@
-"""MultiReader (Wan et al. 2018, §2.3): K speaker-batch sources with weights α_k, L = Σ_k α_k E_{D_k}[L].
+"""MultiReader (Wan et al. 2018, §2.3): K sources with weights α_k, L = Σ_k α_k E_{D_k}[L].
 
 Two modes, both pure functions of ``(seed, step)`` like `SpeakerBatches`, so the checkpoint
 stores only the step (``reader.iterator(start_step=step)`` resumes exactly):

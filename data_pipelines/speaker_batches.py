@@ -1,4 +1,4 @@
-"""N speakers x M utterances of raw-audio crops: the GE2E batch (Wan et al. 2018, §2.1, §3) in tf.data.
+"""N speakers x M utterances of raw-audio crops: the GE2E batch (paper §2.1, §3) in tf.data.
 
 Each batch is a pure function of ``(seed, step)`` built from stateless TF random ops, so the
 pipeline's position is just the step number: store the step in the checkpoint and

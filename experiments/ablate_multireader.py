@@ -1,4 +1,4 @@
-"""MultiReader ablation (Wan et al. 2018, §2.3): a small target source helped by a large auxiliary one.
+"""MultiReader ablation (Wan et al. 2018, §2.3): a small target helped by a large auxiliary.
 
 Three arms, same base config, seed, step budget and batch N x M, all evaluated on the
 TARGET source's held-out test speakers (``<workdir>/<arm>``):

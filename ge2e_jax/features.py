@@ -100,9 +100,9 @@ def log_mel(audio, *, n_mels: int = N_MELS, eps: float = 1e-6) -> jax.Array:
   and transformed with ``jnp.fft.rfft``: a (400, 512) windowed real-DFT matrix as one
   matmul costs 21 GFLOP for a td batch (51200 frames x 400 x 512 x 2) and was slower on
   CPU, as was framing by strided reshape + concatenate (BENCHMARKS.md). rfft also lowers
-  on GPU (cuFFT) and TPU and converts through jax2tf. The mel matmul uses HIGHEST precision so TF32/bf16
-  matmul defaults on GPU/TPU do not coarsen quiet bands. No square roots, so gradients
-  are finite even for silence.
+  on GPU (cuFFT) and TPU and converts through jax2tf. The mel matmul uses HIGHEST precision
+  so TF32/bf16 matmul defaults on GPU/TPU do not coarsen quiet bands. No square roots, so
+  gradients are finite even for silence.
 
   Half-precision input is upcast: arithmetic is float32, or float64 for float64 input
   (used by the float64 gradient checks).

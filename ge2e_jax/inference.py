@@ -1,4 +1,4 @@
-"""Waveform -> d-vector with sliding windows (Wan et al. 2018, §3.2), from a training workdir or an export.
+"""Waveform -> d-vector with sliding windows (Wan et al. 2018, §3.2), from a workdir or an export.
 
 An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
 (energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of

@@ -149,7 +149,7 @@ def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
 
 
 def te2e_loss(emb, w, b, negative_shift=1, reduction: Reduction = "sum", *, axis_name=None):
-  """Tuple-based end-to-end (TE2E) baseline loss (Wan et al. 2018, §1.2), built from an N x M batch.
+  """Tuple-based end-to-end (TE2E) baseline loss (Wan et al. 2018, §1.2) from an N x M batch.
 
   Utterance 0 of every speaker j is the evaluation utterance e_j~; utterances 1..M-1 of
   a speaker are its enrollment set, whose normalised mean is the centroid c_k. Each

@@ -1,4 +1,4 @@
-"""The speaker encoder: log-mel -> 3 stacked LSTMP layers -> last frame -> L2 norm (Wan et al. 2018, §3).
+"""The speaker encoder: log-mel -> 3 LSTMP layers -> last frame -> L2 norm (Wan et al. 2018, §3).
 
 LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
 and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
