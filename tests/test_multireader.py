@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import multireader as mr
+from data_pipelines import source_specs
 from data_pipelines import speaker_batches as sb
 
 N, M = 4, 3
@@ -75,6 +76,16 @@ def test_weight_spec_errors_say_what_is_wrong(spec, message):
 
 def test_weight_spec_parses_in_given_order():
   assert mr.parse_weights(" hey:0.25 , ok:1e0", ["ok", "hey"]) == {"hey": 0.25, "ok": 1.0}
+
+
+def test_sources_spec_keeps_tfds_configs_and_versions():
+  spec = "ls: librispeech/lazy_decode:2.1.2,ok:synthetic_voices/td_ok_computer"
+  assert source_specs.parse_sources(spec) == {"ls": "librispeech/lazy_decode:2.1.2",
+                                              "ok": "synthetic_voices/td_ok_computer"}
+  with pytest.raises(ValueError, match="config.data.sources 'ok:a,ok:b': source 'ok' is given"):
+    source_specs.parse_sources("ok:a,ok:b")
+  with pytest.raises(ValueError, match="item 'ok' is not 'name:tfds_name'"):
+    source_specs.parse_sources("ok")
 
 
 def test_stacked_blocks_have_shapes_weights_and_only_their_sources_audio(shards, raws):
