@@ -92,3 +92,4 @@ for line in open(os.path.join(out, "status.txt")):
   if not line.rstrip().endswith(" ok"):
     print(f"| {line.split()[0]} | {line.strip()} | | | |")
 SUMMARY
+! grep -Eq "failed|timed out" "$OUT/status.txt"  # exit status: 1 if any part failed

@@ -2,7 +2,7 @@
 
 Used by the trainer (periodically) and by ``experiments/evaluate.py``, which find the
 evaluation corpus of a run config the same way (``eval_corpus``). The evaluation split is
-read once; every call embeds it with an ``ge2e_jax.inference.Embedder`` (sliding windows)
+read once; every call embeds it with a ``ge2e_jax.inference.Embedder`` (sliding windows)
 and scores all test utterances against all enrolled speakers.
 """
 
