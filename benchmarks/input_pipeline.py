@@ -23,9 +23,9 @@ import tensorflow_datasets as tfds
 
 from data_pipelines import speaker_batches as sb
 from data_pipelines.builders import synthetic_voices
+from ge2e_jax.features import SAMPLE_RATE
 
 N, M = 64, 10
-SAMPLE_RATE = 16000
 # (preset, corpus config, crop, frames the train step is timed at: the crop's mean for ti).
 CASES = (
     ("td", dict(name="bench_td", phrase="ok computer"), "td", 80),

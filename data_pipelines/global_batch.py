@@ -1,9 +1,9 @@
 """Host-local speaker batches -> one global batch of jax.Arrays sharded over speakers.
 
 Each host's pipeline yields its own N/P speakers (a disjoint shard, so speaker ids stay
-distinct); `global_batch` glues them with `jax.make_array_from_process_local_data`. The speaker
-axis is dim 0 of a plain batch and dim 1 of a MultiReader stacked batch (dim 0 = source); the
-per-step scalars that every host computes identically (`weights`, `source`) are replicated.
+distinct); `global_batch` glues them with `jax.make_array_from_process_local_data`, one key
+at a time, with the sharding `ge2e_jax.train.batch_sharding` gives that key: the one table
+of which batch axis is split over the mesh and which values are replicated.
 """
 
 from __future__ import annotations
@@ -12,35 +12,27 @@ from typing import Mapping
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
-
-REPLICATED_KEYS = ("weights", "source")
+from jax.sharding import NamedSharding
 
 
 def global_batch(local: Mapping[str, np.ndarray],
-                 sharding: NamedSharding) -> dict[str, jax.Array]:
+                 shardings: Mapping[str, NamedSharding]) -> dict[str, jax.Array]:
   """Assembles the global batch from this host's `local` batch.
 
-  sharding: a NamedSharding whose spec partitions the speakers over the mesh's data axis, e.g.
-    `NamedSharding(mesh, P("data"))` on a 1-D mesh `data` (for a stacked batch
-    `P(None, "data")` is accepted too; the speaker axis is found from `local["speaker"]`).
-    The global speaker count is the local one times the number of hosts.
+  shardings: `train.batch_sharding(mesh, stacked)`, one NamedSharding per key of `local`.
+    A partitioned axis of the global array is the local one times the number of hosts; a
+    replicated value (e.g. MultiReader weights) must be the same on every host.
   """
-  partitioned = [axis for axis in getattr(sharding, "spec", ()) if axis is not None]
-  if not isinstance(sharding, NamedSharding) or len(partitioned) != 1:
-    raise ValueError(f"global_batch needs a NamedSharding that partitions the speakers over one "
-                     f"mesh axis, e.g. NamedSharding(mesh, P('data')); got {sharding!r}")
-  if "speaker" not in local:
-    raise ValueError(f"global_batch: the batch has no 'speaker' key; keys: {sorted(local)}")
-  speaker_axis = np.ndim(local["speaker"]) - 1  # 0 plain, 1 stacked (K, N)
-  n_local = np.shape(local["speaker"])[speaker_axis]
-  devices = len(sharding.mesh.local_devices)
-  if n_local % devices:
-    raise ValueError(f"global_batch: this host has {n_local} speakers per batch, not divisible "
-                     f"by its {devices} local devices")
-  sharded = NamedSharding(sharding.mesh,
-                          PartitionSpec(*([None] * speaker_axis), partitioned[0]))
-  replicated = NamedSharding(sharding.mesh, PartitionSpec())
-  return {key: jax.make_array_from_process_local_data(
-              replicated if key in REPLICATED_KEYS else sharded, np.asarray(value))
-          for key, value in local.items()}
+  if set(local) != set(shardings):
+    raise ValueError(f"global_batch: the batch has keys {sorted(local)}, the shardings "
+                     f"(train.batch_sharding) cover {sorted(shardings)}; they must match")
+  out = {}
+  for key, value in local.items():
+    value, sharding = np.asarray(value), shardings[key]
+    devices = len(sharding.mesh.local_devices)
+    for dim, axis in enumerate(sharding.spec):
+      if axis is not None and value.shape[dim] % devices:
+        raise ValueError(f"global_batch: {key!r} has {value.shape[dim]} entries on axis {dim} "
+                         f"on this host, not divisible by its {devices} local devices")
+    out[key] = jax.make_array_from_process_local_data(sharding, value)
+  return out

@@ -1,4 +1,4 @@
-"""MultiReader (SPEC.md §3): K speaker-batch sources with weights α_k, L = Σ_k α_k E_{D_k}[L].
+"""MultiReader (Wan et al. 2018, §2.3): K sources with weights α_k, L = Σ_k α_k E_{D_k}[L].
 
 Two modes, both pure functions of ``(seed, step)`` like `SpeakerBatches`, so the checkpoint
 stores only the step (``reader.iterator(start_step=step)`` resumes exactly):
@@ -17,48 +17,16 @@ Shapes below are per host (N is N/P on each of P hosts; `global_batch` joins the
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from data_pipelines import speaker_batches as sb
+from data_pipelines.source_specs import parse_weights
 
 MODES = ("stacked", "sampled")
 _SOURCE_STREAM = 3
-_WEIGHT = re.compile(r"^\s*([^:,\s]+)\s*:\s*([^:,\s]+)\s*$")
-
-
-def parse_weights(spec: str, names) -> dict[str, float]:
-  """`"name:weight,name:weight"` -> {name: weight}, in the order given.
-
-  Every name must be one of `names`, appear once, and have a finite weight > 0.
-  """
-  known = list(names)
-  if not spec or not spec.strip():
-    raise ValueError(f"MultiReader weights are empty; expected 'name:weight,...' over {known}")
-  weights: dict[str, float] = {}
-  for part in spec.split(","):
-    match = _WEIGHT.match(part)
-    if not match:
-      raise ValueError(f"MultiReader weights {spec!r}: item {part!r} is not 'name:weight'")
-    name, value = match.groups()
-    try:
-      weight = float(value)
-    except ValueError:
-      raise ValueError(f"MultiReader weights {spec!r}: weight {value!r} of {name!r} is not a "
-                       f"number") from None
-    if name not in known:
-      raise ValueError(f"MultiReader weights {spec!r}: unknown source {name!r}; sources are "
-                       f"{known}")
-    if name in weights:
-      raise ValueError(f"MultiReader weights {spec!r}: source {name!r} is given twice")
-    if not np.isfinite(weight) or weight <= 0:
-      raise ValueError(f"MultiReader weights {spec!r}: weight of {name!r} must be a finite "
-                       f"number > 0; got {value!r}")
-    weights[name] = weight
-  return weights
 
 
 class MultiReader:

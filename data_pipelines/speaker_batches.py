@@ -1,4 +1,4 @@
-"""N speakers x M utterances of raw-audio crops: the GE2E batch (SPEC.md §1, §4) in tf.data.
+"""N speakers x M utterances of raw-audio crops: the GE2E batch (paper §2.1, §3) in tf.data.
 
 Each batch is a pure function of ``(seed, step)`` built from stateless TF random ops, so the
 pipeline's position is just the step number: store the step in the checkpoint and
@@ -41,13 +41,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 
+from ge2e_jax.audio import INT16_SCALE
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE, samples_for_frames
 
 log = logging.getLogger(__name__)
 
 TI_CROP_FRAMES = (140, 180)
 TD_CROP_FRAMES = (80, 80)
-_INT16_SCALE = 1.0 / 32768.0
 # Independent random streams folded into the seed.
 _CROP_STREAM, _SPEAKER_STREAM, _UTTERANCE_STREAM = 0, 1, 2
 
@@ -313,7 +313,7 @@ class SpeakerBatches:
     padded = size < length
     crops = tf.cond(tf.reduce_any(padded), lambda: self._tile(crops, padded, row, size, length),
                     lambda: crops)
-    return tf.cast(crops, tf.float32) * _INT16_SCALE, padded
+    return tf.cast(crops, tf.float32) / INT16_SCALE, padded  # as audio.from_int16
 
   def _tile(self, crops, padded, row, size, length):
     """Rewrites the padded crops as their utterance repeated from its start."""

@@ -1,4 +1,4 @@
-"""Loss ablation (SPEC.md §5): GE2E-softmax, GE2E-contrast, TE2E and the softmax baseline.
+"""Loss ablation (Wan et al. 2018, §3): GE2E-softmax, GE2E-contrast, TE2E and the softmax baseline.
 
 Every loss trains from the same base config -- data, batch N x M, model, optimiser, seed
 and step budget -- in its own workdir ``<workdir>/<loss>``, evaluated every

@@ -1,4 +1,4 @@
-"""MultiReader ablation (SPEC.md §3): a small target source helped by a large auxiliary one.
+"""MultiReader ablation (Wan et al. 2018, §2.3): a small target helped by a large auxiliary.
 
 Three arms, same base config, seed, step budget and batch N x M, all evaluated on the
 TARGET source's held-out test speakers (``<workdir>/<arm>``):
@@ -45,19 +45,21 @@ flags.DEFINE_string("workdir", "runs/ablations/multireader", "Root; one workdir 
 flags.DEFINE_list("arms", list(ARMS), f"Arms to run, some of {ARMS}.")
 
 
-def arm_config(base, arm: str, steps: int, eval_every: int):
+def arm_config(base, arm: str, steps: int, eval_every: int, *, target: str, aux: str,
+               pooled: str, target_weight: float, aux_weight: float):
+  """``base`` with the sources, weights and eval source of ``arm`` (one of ARMS)."""
   config = base.copy_and_resolve_references()
   config.train.num_steps = steps
   config.train.checkpoint_every = eval_every
   config.eval.every = eval_every
   config.data.weights = ""
   if arm == "target_only":
-    config.data.sources, config.eval.source = f"target:{FLAGS.target}", "target"
+    config.data.sources, config.eval.source = f"target:{target}", "target"
   elif arm == "pooled":
-    config.data.sources, config.eval.source = f"pooled:{FLAGS.pooled}", "pooled"
+    config.data.sources, config.eval.source = f"pooled:{pooled}", "pooled"
   else:
-    config.data.sources = f"target:{FLAGS.target},aux:{FLAGS.aux}"
-    config.data.weights = f"target:{FLAGS.target_weight},aux:{FLAGS.aux_weight}"
+    config.data.sources = f"target:{target},aux:{aux}"
+    config.data.weights = f"target:{target_weight},aux:{aux_weight}"
     config.data.mode = "stacked"
     config.eval.source = "target"
   return config
@@ -75,10 +77,12 @@ def main(argv):
   facts = ablation_common.check_pooled_corpora(FLAGS.target, FLAGS.aux, FLAGS.pooled,
                                                FLAGS.config.data.data_dir or None)
   logging.info("corpora checked: %s", facts)
-  histories = {}
-  for arm in FLAGS.arms:
-    config = arm_config(FLAGS.config, arm, FLAGS.steps, FLAGS.eval_every)
-    histories[arm] = ablation_common.run_arm(config, os.path.join(FLAGS.workdir, arm))
+  corpora = dict(target=FLAGS.target, aux=FLAGS.aux, pooled=FLAGS.pooled,
+                 target_weight=FLAGS.target_weight, aux_weight=FLAGS.aux_weight)
+  configs = {arm: arm_config(FLAGS.config, arm, FLAGS.steps, FLAGS.eval_every, **corpora)
+             for arm in FLAGS.arms}
+  histories = {arm: ablation_common.run_arm(config, os.path.join(FLAGS.workdir, arm))
+               for arm, config in configs.items()}
   base = FLAGS.config.to_dict()
   title = (f"MultiReader ablation: target {FLAGS.target}, aux {FLAGS.aux} "
            f"(weights {FLAGS.target_weight}:{FLAGS.aux_weight}), "
@@ -87,8 +91,7 @@ def main(argv):
   tables = ablation_common.write_outputs(
       FLAGS.workdir, "multireader_ablation", title, histories,
       {"command": " ".join(sys.argv), "base_config": base, "corpora": facts,
-       "arm_sources": {arm: arm_config(FLAGS.config, arm, FLAGS.steps, FLAGS.eval_every)
-                       .data.to_dict() for arm in FLAGS.arms}})
+       "arm_sources": {arm: config.data.to_dict() for arm, config in configs.items()}})
   print(f"Corpora: {facts}\n\n{tables}")
 
 

@@ -14,7 +14,7 @@ import textwrap
 
 from absl import logging
 
-from experiments import trainer
+from experiments import reporting, trainer
 from ge2e_jax import checkpoint
 
 
@@ -42,9 +42,9 @@ def run_arm(config, workdir: str) -> list[dict]:
 
 
 def _history_until(workdir: str, steps: int) -> list[dict]:
-  if not os.path.exists(os.path.join(workdir, trainer.EVAL_HISTORY)):
+  if not os.path.exists(os.path.join(workdir, reporting.EVAL_HISTORY)):
     return []
-  return [r for r in trainer.read_eval_history(workdir) if r["step"] <= steps]
+  return [r for r in reporting.read_eval_history(workdir) if r["step"] <= steps]
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -15,6 +15,14 @@ import subprocess
 import sys
 import time
 
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("write_test_utterance", None,
+                    "Only write the demo corpus's first test-split utterance to this wav file "
+                    "(step 5 runs this in a subprocess, keeping TensorFlow's start-up lines out "
+                    "of the demo's output).")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join("runs", "tfds")
 WORKDIR = os.path.join("runs", "demo")
@@ -40,13 +48,14 @@ def write_test_utterance(path: str):
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
+  from ge2e_jax.features import SAMPLE_RATE  # pylint: disable=g-import-not-at-top
   example = next(corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)))
-  sf.write(os.path.join(ROOT, path), example["audio"], 16000)
+  sf.write(os.path.join(ROOT, path), example["audio"], SAMPLE_RATE)
   print(f"wrote {path}: speaker {example['speaker']}, "
-        f"{len(example['audio']) / 16000:.2f} s")
+        f"{len(example['audio']) / SAMPLE_RATE:.2f} s")
 
 
-def main():
+def run_demo():
   py = sys.executable
   step("1/5 build the synthetic-voice corpus (espeak-ng; `tfds build` with the same flags)",
        [py, "-m", "data_pipelines.builders.tfds_build",
@@ -57,7 +66,8 @@ def main():
   step("2/5 train the td model",
        [py, "-m", "experiments.train", "--config=experiments/configs/td_demo.py",
         f"--workdir={WORKDIR}"],
-       show=lambda line: "trainer.py" in line or "Error" in line or "error" in line)
+       show=lambda line: ("trainer.py" in line or "reporting.py" in line or "Error" in line
+                          or "error" in line))
   step("3/5 evaluate on held-out speakers",
        [py, "-m", "experiments.evaluate", f"--model={WORKDIR}"],
        show=lambda line: line.startswith("EER") or "Error" in line)
@@ -83,8 +93,14 @@ Done. Where everything went:
   d-vector     {output}  (paths, embeddings) of {sample}""")
 
 
-if __name__ == "__main__":
-  if len(sys.argv) == 2 and sys.argv[1].startswith("--write_test_utterance="):
-    write_test_utterance(sys.argv[1].partition("=")[2])
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.write_test_utterance:
+    write_test_utterance(FLAGS.write_test_utterance)
   else:
-    main()
+    run_demo()
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -30,7 +30,9 @@ import tempfile
 from absl import app, flags, logging
 import numpy as np
 
-from ge2e_jax import audio  # numpy/scipy only; jax comes with inference, after flag parsing
+# audio needs numpy, scipy, soundfile and (for features.SAMPLE_RATE) jax; the model, orbax
+# and the checkpoint code come with inference, imported after flag parsing.
+from ge2e_jax import audio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")

@@ -1,4 +1,4 @@
-"""Evaluate a trained model on held-out speakers (SPEC.md §5): EER, minDCF, DET and 2-D plots.
+"""Evaluate a trained model on held-out speakers (Wan et al. 2018, §3): EER, minDCF, DET, 2-D.
 
   python -m experiments.evaluate --model=runs/td [--split=test] [--output_dir=runs/td/eval]
 
@@ -63,7 +63,7 @@ flags.mark_flag_as_required("model")
 
 def _eval_source(model_dir: str):
   """(tfds name, data_dir) of the workdir config's evaluation source, if it has one."""
-  from experiments.sources import parse_sources  # pylint: disable=g-import-not-at-top
+  from experiments import evaluation  # pylint: disable=g-import-not-at-top
   path = os.path.join(model_dir, "config.json")
   if not os.path.exists(path):
     return None, None
@@ -71,8 +71,7 @@ def _eval_source(model_dir: str):
     config = json.load(f)
   if "data" not in config or "eval" not in config:
     return None, None
-  sources = parse_sources(config["data"]["sources"])
-  return sources.get(config["eval"]["source"]), config["data"].get("data_dir") or None
+  return evaluation.eval_corpus(config)
 
 
 def plot_det(far, frr, eer, path):
@@ -210,8 +209,7 @@ def main(argv):
   eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
                                       enroll=FLAGS.enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
-  embeddings = evaluation.embed(eval_set, embedder.config, embedder.params,
-                                embedder.window_frames)
+  embeddings = evaluation.embed(eval_set, embedder)
   summary, trials = evaluation.score(embeddings, eval_set.speakers, FLAGS.enroll, FLAGS.seed)
   summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.enroll,
                  window_frames=embedder.window_frames)

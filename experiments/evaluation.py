@@ -1,9 +1,9 @@
-"""Held-out evaluation (SPEC.md §5): d-vectors of unseen speakers -> trials -> EER, minDCF.
+"""Held-out evaluation (Wan et al. 2018, §3): d-vectors of unseen speakers -> trials -> EER.
 
-Used by the trainer (periodically) and by ``experiments/evaluate.py``. The evaluation
-split is read once; every call embeds it with the given params through
-``ge2e_jax.inference`` (sliding windows) and scores all test utterances against all
-enrolled speakers.
+Used by the trainer (periodically) and by ``experiments/evaluate.py``, which find the
+evaluation corpus of a run config the same way (``eval_corpus``). The evaluation split is
+read once; every call embeds it with a ``ge2e_jax.inference.Embedder`` (sliding windows)
+and scores all test utterances against all enrolled speakers.
 """
 
 import collections
@@ -11,8 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from experiments.sources import parse_sources
-from ge2e_jax import inference, metrics, model, scoring
+from data_pipelines.source_specs import parse_sources
+from ge2e_jax import audio, inference, metrics, model, scoring
 
 FAR_TARGET = 0.01  # false-accept rate of the second threshold in the summary
 
@@ -39,7 +39,7 @@ def load_eval_set(tfds_name: str, split: str, *, data_dir: str | None, enroll: i
     if len(items) <= enroll:
       continue
     for utterance, samples in items[:max_utterances_per_speaker]:
-      waves.append(np.asarray(samples, np.float32).reshape(-1) / 32768.0)
+      waves.append(audio.from_int16(samples).reshape(-1))
       speakers.append(speaker)
       utterances.append(utterance)
   n_speakers = len(set(speakers))
@@ -50,11 +50,18 @@ def load_eval_set(tfds_name: str, split: str, *, data_dir: str | None, enroll: i
                  f"{tfds_name}:{split} ({n_speakers} speakers, {len(waves)} utterances)")
 
 
-def embed(eval_set: EvalSet, encoder_config: model.EncoderConfig, encoder_params,
-          window_frames: int) -> np.ndarray:
+def eval_corpus(config) -> tuple[str, str | None]:
+  """(TFDS name, data_dir) of a run config's ``eval.source`` (a ConfigDict or config.json dict)."""
+  sources = parse_sources(config["data"]["sources"])
+  source = config["eval"]["source"]
+  if source not in sources:
+    raise ValueError(f"config.eval.source={source!r} is not one of the sources "
+                     f"{sorted(sources)} in config.data.sources")
+  return sources[source], config["data"].get("data_dir") or None
+
+
+def embed(eval_set: EvalSet, embedder: inference.Embedder) -> np.ndarray:
   """(utterances, D) d-vectors; the builders already trimmed silence, so no VAD here."""
-  embedder = inference.Embedder(encoder_config, encoder_params, window_frames=window_frames,
-                                trim=inference.TrimOptions(enabled=False))
   return embedder.embed_prepared(eval_set.waves)
 
 
@@ -75,13 +82,9 @@ class HeldOutEvaluator:
   """``evaluator(params) -> summary`` on the config's evaluation source and split."""
 
   def __init__(self, config, encoder_config: model.EncoderConfig):
-    sources = parse_sources(config.data.sources)
-    if config.eval.source not in sources:
-      raise ValueError(f"config.eval.source={config.eval.source!r} is not one of the sources "
-                       f"{sorted(sources)} in config.data.sources")
+    tfds_name, data_dir = eval_corpus(config)
     self.eval_set = load_eval_set(
-        sources[config.eval.source], config.eval.split, data_dir=config.data.data_dir or None,
-        enroll=config.eval.enroll,
+        tfds_name, config.eval.split, data_dir=data_dir, enroll=config.eval.enroll,
         max_utterances_per_speaker=config.eval.max_utterances_per_speaker)
     self.description = self.eval_set.description
     self.encoder_config = encoder_config
@@ -89,5 +92,8 @@ class HeldOutEvaluator:
     self.window_frames = config.eval.window_frames
 
   def __call__(self, params) -> dict:
-    embeddings = embed(self.eval_set, self.encoder_config, params["encoder"], self.window_frames)
-    return score(embeddings, self.eval_set.speakers, self.enroll, self.seed)[0]
+    embedder = inference.Embedder(self.encoder_config, params["encoder"],
+                                  window_frames=self.window_frames,
+                                  trim=inference.TrimOptions(enabled=False))
+    return score(embed(self.eval_set, embedder), self.eval_set.speakers, self.enroll,
+                 self.seed)[0]

@@ -36,6 +36,7 @@ import numpy as np
 
 from experiments import export_tflite
 from ge2e_jax import export_io, inference, model, model_card
+from ge2e_jax.features import SAMPLE_RATE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
@@ -55,32 +56,31 @@ flags.mark_flag_as_required("workdir")
 WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
 
 
-def d_vector_fn(config: model.EncoderConfig, encoder_params, window_frames: int):
-  """waveform (batch, samples) -> (batch, D), params baked in as constants."""
-  return jax.jit(functools.partial(inference.embed_waveforms, config, encoder_params,
-                                   window_frames=window_frames))
+def d_vector_fn(embedder: inference.Embedder):
+  """waveform (batch, samples) -> (batch, D), the embedder's params baked in as constants."""
+  return jax.jit(functools.partial(inference.embed_waveforms, embedder.config, embedder.params,
+                                   window_frames=embedder.window_frames))
 
 
-def export_jax(config, encoder_params, platforms, window_frames: int) -> jax.export.Exported:
+def export_jax(embedder: inference.Embedder, platforms) -> jax.export.Exported:
   waveform = jax.ShapeDtypeStruct(jax.export.symbolic_shape(WAVEFORM_SPEC), jnp.float32)
-  return jax.export.export(d_vector_fn(config, encoder_params, window_frames),
-                           platforms=platforms)(waveform)
+  return jax.export.export(d_vector_fn(embedder), platforms=platforms)(waveform)
 
 
-def write_saved_model(directory: str, config, encoder_params, platforms, window_frames: int):
+def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
   """SavedModel whose ``serving_default`` maps ``waveform`` to ``d_vectors``."""
   # TensorFlow only here: --help and the other artifacts do not pay for importing it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
-  to_tf = jax2tf.convert(functools.partial(inference.embed_waveforms, config,
-                                           window_frames=window_frames),
+  to_tf = jax2tf.convert(functools.partial(inference.embed_waveforms, embedder.config,
+                                           window_frames=embedder.window_frames),
                          polymorphic_shapes=[None, f"({WAVEFORM_SPEC})"], with_gradient=False,
                          native_serialization_platforms=tuple(platforms))
   module = tf.Module()
   # Params as variables, not graph constants: the GraphDef stays small for large encoders.
   module.params = jax.tree.map(lambda p: tf.Variable(np.asarray(p), trainable=False),
-                               encoder_params)
+                               jax.device_get(embedder.params))
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None, None], tf.float32, name="waveform")])
@@ -102,27 +102,26 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
   if os.path.exists(output) and not overwrite:
     raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
   embedder = inference.load(workdir, which)  # checks config and params agree
-  config, params = embedder.config, jax.device_get(embedder.params)
   os.makedirs(os.path.dirname(output), exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp-",
                              dir=os.path.dirname(output))
   try:
     metadata = {
         "source": embedder.source, "which": which, "platforms": list(platforms),
-        "sample_rate": inference.SAMPLE_RATE, "window_frames": embedder.window_frames,
+        "sample_rate": SAMPLE_RATE, "window_frames": embedder.window_frames,
         "hop_frames": embedder.window_frames // 2,
         "signature": {"input": "waveform float32 (batch, samples), 16 kHz mono",
-                      "output": f"d_vectors float32 (batch, {config.projection}), unit L2 norm"}}
-    export_io.write_params(staging, config, params, metadata)
+                      "output": f"d_vectors float32 (batch, {embedder.dim}), unit L2 norm"}}
+    params = jax.device_get(embedder.params)
+    export_io.write_params(staging, embedder.config, params, metadata)
     model_card.write(staging, model_card.for_step(embedder.card, embedder.step,  # thresholds
                                                   embedder.window_frames,
-                                                  model.config_to_dict(config)))
-    export_io.write_jax_export(staging, export_jax(config, params, platforms,
-                                                   embedder.window_frames))
-    write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), config, params, platforms,
-                      embedder.window_frames)
+                                                  model.config_to_dict(embedder.config)))
+    export_io.write_jax_export(staging, export_jax(embedder, platforms))
+    write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), embedder, platforms)
     if tflite_shape is not None:
-      export_tflite.add_to_export(staging, config, params, embedder.window_frames, *tflite_shape)
+      export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
+                                  *tflite_shape)
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)

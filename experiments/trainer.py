@@ -15,23 +15,19 @@ import time
 from importlib import metadata
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
-from experiments import evaluation
-from experiments import finetune
-from experiments.sources import parse_sources
+from data_pipelines.source_specs import parse_sources
+from experiments import evaluation, finetune, reporting
 from ge2e_jax import checkpoint, model, model_card, optim, train
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-cpu",
             "tensorflow", "tensorflow-datasets", "ml_collections")
-
-
-EVAL_HISTORY = "eval_history.jsonl"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -116,30 +112,35 @@ def train_and_evaluate(config, workdir: str):
     rng = jax.random.wrap_key_data(np.asarray(position["rng"], np.uint32))
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
-  reporter = Reporter(workdir, is_chief, start_step, config.train.num_steps,
-                      config.data.n_speakers * config.data.n_utterances
-                      * (len(source_names) if stacked else 1), source_names)
-  shardings = train.batch_sharding(mesh, stacked)["speaker"]
+  reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,
+                                config.data.n_speakers * config.data.n_utterances
+                                * (len(source_names) if stacked else 1), source_names)
+  shardings = train.batch_sharding(mesh, stacked)
   batches = pipeline.iterator(start_step)
   num_steps, last_eval = config.train.num_steps, None
+  # The longest non-finite streak since the last check, kept on the device: the loop fetches
+  # nothing (so the host runs ahead of the device) except at log, eval and checkpoint steps.
+  no_streak = jnp.zeros((), jnp.int32)  # not a state buffer: the step donates those
+  worst_streak = no_streak
   mark = time.perf_counter()
   try:
     for step in range(start_step + 1, num_steps + 1):
       batch = next(batches)
       source = batch.pop("source", None)
       state, metrics = step_fn(state, global_batch_lib.global_batch(batch, shardings), rng)
-      streak = int(jax.device_get(state.nonfinite_streak))
-      if streak >= config.train.max_nonfinite_streak:
-        raise NonFiniteLossError(
-            f"step {step}: {streak} consecutive steps had a non-finite loss or gradient "
-            f"(limit config.train.max_nonfinite_streak={config.train.max_nonfinite_streak}); "
-            f"params were left at their last finite values, last checkpoint is kept")
+      worst_streak = jnp.maximum(worst_streak, state.nonfinite_streak)
       reporter.count_step()
-      if step % config.train.log_every == 0 or step == num_steps:
+      log_now = step % config.train.log_every == 0 or step == num_steps
+      evaluate_now = evaluator is not None and (step % config.eval.every == 0 or step == num_steps)
+      save_now = evaluate_now or step % config.train.checkpoint_every == 0 or step == num_steps
+      if not (log_now or save_now):
+        continue
+      check_finite(step, int(jax.device_get(worst_streak)), config.train.max_nonfinite_streak)
+      worst_streak = no_streak
+      if log_now:
         reporter.train(step, jax.device_get(metrics), source,
                        int(jax.device_get(state.nonfinite_steps)))
-      evaluate_now = evaluator is not None and (step % config.eval.every == 0 or step == num_steps)
-      if evaluate_now or step % config.train.checkpoint_every == 0 or step == num_steps:
+      if save_now:
         train_seconds += time.perf_counter() - mark  # training time excludes eval and saving
         scores = None
         if evaluate_now:
@@ -160,102 +161,10 @@ def train_and_evaluate(config, workdir: str):
   return state, last_eval
 
 
-class Reporter:
-  """Progress lines, TensorBoard summaries and ``eval_history.jsonl`` (the chief's job).
-
-  Throughput is measured over the steps since the last report or evaluation/save.
-  """
-
-  def __init__(self, workdir: str, is_chief: bool, start_step: int, num_steps: int,
-               utterances_per_step: int, source_names):
-    self.num_steps, self.utterances_per_step = num_steps, utterances_per_step
-    self.source_names = source_names
-    self.writer = history = None
-    if is_chief:
-      self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-      history = EvalHistory(os.path.join(workdir, EVAL_HISTORY), start_step)
-    self.history = history
-    self.restart_window()
-    logging.info("training steps %d..%d, %d utterances per step, %d devices in %d processes",
-                 start_step, num_steps, utterances_per_step, jax.device_count(),
-                 jax.process_count())
-
-  def restart_window(self):
-    self.window_start, self.window_steps = time.perf_counter(), 0
-
-  def count_step(self):
-    self.window_steps += 1
-
-  def train(self, step: int, metrics: dict, sampled_source, nonfinite_steps: int):
-    rate = self.window_steps / max(time.perf_counter() - self.window_start, 1e-9)
-    per_source = _per_source(metrics, self.source_names, sampled_source)
-    logging.info(
-        "step %d/%d loss %.4f (mean %.4f)%s w %.3f b %.3f grad_norm %.3f | %.2f steps/s "
-        "%.0f utt/s ETA %s | non-finite steps %d",
-        step, self.num_steps, metrics["loss"], metrics["loss_mean"],
-        "".join(f" {k} {v:.4f}" for k, v in per_source.items()), metrics["w"], metrics["b"],
-        metrics["grad_norm"], rate, rate * self.utterances_per_step,
-        _eta((self.num_steps - step) / max(rate, 1e-9)), nonfinite_steps)
-    scalars = {f"train/{k}": metrics[k] for k in ("loss", "loss_mean", "w", "b", "grad_norm")}
-    scalars.update({f"train/{k}": v for k, v in per_source.items()})
-    scalars.update({"train/steps_per_s": rate,
-                    "train/utterances_per_s": rate * self.utterances_per_step})
-    self._summaries(step, scalars)
-    self.restart_window()
-
-  def evaluation(self, step: int, train_seconds: float, result: dict, description: str):
-    logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, description,
-                 100 * result["eer"], result["min_dcf"], result["trials"])
-    self._summaries(step, {"eval/eer": result["eer"], "eval/min_dcf": result["min_dcf"]})
-    if self.history is not None:
-      self.history.append({"step": step, "train_seconds": train_seconds,
-                           "eer": result["eer"], "min_dcf": result["min_dcf"]})
-
-  def _summaries(self, step: int, scalars: dict):
-    if self.writer is not None:
-      with self.writer.as_default(step=step):
-        for name, value in scalars.items():
-          tf.summary.scalar(name, value)
-
-  def close(self):
-    if self.writer is not None:
-      self.writer.flush()
-
-
-class EvalHistory:
-  """``eval_history.jsonl``: one line per evaluation (step, training seconds, EER, minDCF).
-
-  Opened at ``start_step`` it drops lines of later steps, which a killed run wrote after
-  its last checkpoint and the resumed run will write again.
-  """
-
-  def __init__(self, path: str, start_step: int):
-    self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as f:
-        kept = [line for line in f if json.loads(line)["step"] <= start_step]
-    with open(path, "w") as f:
-      f.writelines(kept)
-
-  def append(self, record: dict):
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
-
-
-def read_eval_history(workdir: str) -> list[dict]:
-  with open(os.path.join(workdir, EVAL_HISTORY)) as f:
-    return [json.loads(line) for line in f]
-
-
-def _per_source(metrics, names, sampled_source):
-  if "loss_per_source" in metrics:
-    return {f"loss/{n}": float(v) for n, v in zip(names, metrics["loss_per_source"])}
-  if sampled_source is not None:
-    return {f"loss/{names[int(sampled_source)]}": float(metrics["loss"])}
-  return {}
-
-
-def _eta(seconds: float) -> str:
-  seconds = int(seconds)
-  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def check_finite(step: int, worst_streak: int, limit: int):
+  """Raises NonFiniteLossError once ``limit`` steps in a row had a non-finite loss/gradient."""
+  if worst_streak >= limit:
+    raise NonFiniteLossError(
+        f"by step {step}: {worst_streak} consecutive steps had a non-finite loss or gradient "
+        f"(limit config.train.max_nonfinite_streak={limit}); params were left at their last "
+        f"finite values, last checkpoint is kept")

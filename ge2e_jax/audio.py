@@ -94,12 +94,6 @@ def decode_audio(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
   return _read(io.BytesIO(data), name)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-  """Reads a file and returns float32 mono audio at `sample_rate`."""
-  wav, sr = read_audio(path)
-  return resample(wav, sr, sample_rate)
-
-
 def _read(fobj: BinaryIO, name: str) -> tuple[np.ndarray, int]:
   size = fobj.seek(0, io.SEEK_END)
   fobj.seek(0)

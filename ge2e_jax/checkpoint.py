@@ -2,9 +2,10 @@
 
 Layout of a workdir:
   <workdir>/config.json            resolved run config (written by the trainer)
-  <workdir>/checkpoints/<step>/    one orbax step: items "state" (TrainState pytree, the
-                                   RNG key data included) and "data" (pipeline position,
-                                   JSON); metrics (e.g. eval EER) go with the step.
+  <workdir>/checkpoints/<step>/    one orbax step: items "state" (TrainState pytree) and
+                                   "data" (JSON: pipeline position, seed, training seconds
+                                   and the RNG key data); metrics (e.g. eval EER) go with
+                                   the step.
 
 Saves are asynchronous and atomic (orbax writes to a temporary directory and renames
 it), so a job killed at any moment leaves only complete steps. Kept: the last

@@ -20,7 +20,6 @@ import os
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -35,9 +34,7 @@ FORMAT = "ge2e_jax.export/1"
 
 def abstract_encoder_params(config: model.EncoderConfig):
   """ShapeDtypeStructs of the encoder params of ``config``, on the default device."""
-  shapes = jax.eval_shape(lambda: model.SpeakerEncoder(config).init(
-      jax.random.key(0), jnp.zeros((1, 8, config.n_mels)),
-      method=model.SpeakerEncoder.embed_features)["params"])
+  shapes = jax.eval_shape(lambda: model.init_encoder_params(jax.random.key(0), config))
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 

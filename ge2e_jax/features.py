@@ -1,4 +1,4 @@
-"""Log-mel filterbank features in JAX: the paper's 40-dim frontend (SPEC.md §4).
+"""Log-mel filterbank features in JAX: the paper's 40-dim frontend (Wan et al. 2018, §3).
 
 The same pure-jnp function runs inside the jitted (and shard_mapped) train step, in
 inference and in the jax2tf / jax.export serving graph, so features never drift between
@@ -97,14 +97,12 @@ def log_mel(audio, *, n_mels: int = N_MELS, eps: float = 1e-6) -> jax.Array:
   """Log-mel energies of float audio (..., samples) -> (..., frames, n_mels).
 
   Frames are cut by one static gather (indices are a constant of the static sample count)
-  and transformed with ``jnp.fft.rfft``. The alternative, a (400, 512) windowed real-DFT
-  matrix as one matmul, was measured on the 2-core dev CPU for a (640, 13040) batch
-  (64 speakers x 10 utterances x 80 frames): gather + rfft ~90-105 ms, DFT-as-matmul
-  ~180-240 ms (its 21 GFLOP, 51200 x 400 x 512 x 2, dominate on CPU), framing by strided
-  reshape + concatenate ~35 % slower than the gather. rfft also lowers on GPU (cuFFT) and
-  TPU and converts through jax2tf. The mel matmul uses HIGHEST precision so TF32/bf16
-  matmul defaults on GPU/TPU do not coarsen quiet bands. No square roots, so gradients
-  are finite even for silence.
+  and transformed with ``jnp.fft.rfft``: a (400, 512) windowed real-DFT matrix as one
+  matmul costs 21 GFLOP for a td batch (51200 frames x 400 x 512 x 2) and was slower on
+  CPU, as was framing by strided reshape + concatenate (BENCHMARKS.md). rfft also lowers
+  on GPU (cuFFT) and TPU and converts through jax2tf. The mel matmul uses HIGHEST precision
+  so TF32/bf16 matmul defaults on GPU/TPU do not coarsen quiet bands. No square roots, so
+  gradients are finite even for silence.
 
   Half-precision input is upcast: arithmetic is float32, or float64 for float64 input
   (used by the float64 gradient checks).

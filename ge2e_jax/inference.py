@@ -1,4 +1,4 @@
-"""Waveform -> d-vector with sliding windows (SPEC.md §4), from a training workdir or an export.
+"""Waveform -> d-vector with sliding windows (Wan et al. 2018, §3.2), from a workdir or an export.
 
 An utterance is brought to 16 kHz mono float32, its leading and trailing silence is cut
 (energy VAD, ``ge2e_jax.audio.trim_silence``; optional), and it is split into windows of
@@ -11,7 +11,7 @@ so every frame is seen and every window holds real audio. An utterance shorter t
 window gives a single window, filled by repeating the utterance from its start
 (``wav[j % len(wav)]``). Each window's d-vector is L2-normalised (the encoder does that),
 the window d-vectors are averaged and the average is normalised again. A speaker's d-vector
-is the normalised mean of its utterance d-vectors (SPEC.md §5).
+is the normalised mean of its utterance d-vectors (§3.2).
 
 Windows of all utterances of a call are batched through one jitted encoder forward, in
 chunks of at most ``max_windows`` windows zero-padded to a power-of-two bucket, so jit
@@ -39,8 +39,9 @@ import numpy as np
 
 from ge2e_jax import audio, checkpoint, export_io, features, model, model_card, scoring
 from ge2e_jax.audio import TrimOptions  # re-exported: Embedder(trim=inference.TrimOptions(...))
+from ge2e_jax.features import SAMPLE_RATE
+from ge2e_jax.normalize import l2_normalize, l2_normalize_np
 
-SAMPLE_RATE = features.SAMPLE_RATE
 WINDOW_FRAMES = 160
 MIN_SAMPLES = features.WIN_LENGTH  # one 25 ms frame
 MIN_BUCKET = 4
@@ -92,8 +93,7 @@ def embed_waveforms(config: model.EncoderConfig, encoder_params, waveform,
   windows = waveform[:, window_indices(samples, jnp, window_frames)]  # (batch, windows, W)
   per_window = model.SpeakerEncoder(config).apply(
       {"params": encoder_params}, windows.reshape(-1, windows.shape[-1]))
-  mean = per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1)
-  return mean * jax.lax.rsqrt(jnp.maximum(jnp.sum(mean * mean, -1, keepdims=True), 1e-12))
+  return l2_normalize(per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -104,12 +104,6 @@ def _encode_windows(config, encoder_params, windows):
 
 def _bucket(n: int, cap: int) -> int:
   return min(cap, max(MIN_BUCKET, 1 << (n - 1).bit_length()))
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-  x = np.asarray(x, np.float64)
-  norm = np.linalg.norm(x, axis=-1, keepdims=True)
-  return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 class UtteranceWindows(NamedTuple):
@@ -189,7 +183,8 @@ class Embedder:
                       np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
     starts = np.cumsum(counts) - counts
-    return _normalize(np.add.reduceat(per_window.astype(np.float64), starts, axis=0))
+    return l2_normalize_np(np.add.reduceat(per_window.astype(np.float64), starts,
+                                           axis=0)).astype(np.float32)
 
   def _window_chunks(self, wavs):
     """Yields (n <= max_windows, window samples) stacks of consecutive windows of wavs.
@@ -238,14 +233,15 @@ class Embedder:
     windows = np.concatenate([self._encode(chunk) for chunk in self._window_chunks([prepared])])
     starts = window_start_frames(len(prepared), window_frames=self.window_frames,
                                  hop_frames=self.hop_frames) * features.HOP_LENGTH
-    return UtteranceWindows(_normalize(windows.astype(np.float64).sum(0)), windows,
-                            (offset + starts) / SAMPLE_RATE)
+    d_vector = l2_normalize_np(windows.astype(np.float64).sum(0)).astype(np.float32)
+    return UtteranceWindows(d_vector, windows, (offset + starts) / SAMPLE_RATE)
 
   def embed_speaker(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
     """(D,) normalised mean of the utterance d-vectors: a speaker's enrollment d-vector."""
     if not len(wavs):
       raise ValueError("embed_speaker needs at least one enrollment utterance")
-    return _normalize(self.embed_utterances(wavs, sample_rate).astype(np.float64).mean(0))
+    return l2_normalize_np(self.embed_utterances(wavs, sample_rate).astype(np.float64)
+                           .mean(0)).astype(np.float32)
 
   def embed_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """(N, D) d-vectors of audio files (all read into memory first; batch long lists)."""

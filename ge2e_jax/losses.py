@@ -1,4 +1,4 @@
-"""GE2E, TE2E and speaker-softmax losses as pure functions (SPEC.md §1-§3).
+"""GE2E, TE2E and speaker-softmax losses as pure functions (Wan et al. 2018, §1.2 and §2).
 
 Every loss takes the batch's embeddings as an (N, M, D) array: N speakers x M utterances.
 Passing ``axis_name`` (inside ``jax.shard_map``) makes the same function work on a
@@ -17,16 +17,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ge2e_jax.normalize import l2_normalize
+
 Centroids = Literal["exclusive", "inclusive", "split"]
 Reduction = Literal["sum", "mean"]
-
-_EPS = 1e-12
-
-
-def _l2_normalize(x, axis=-1):
-  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
-  return x * jax.lax.rsqrt(jnp.maximum(sq, _EPS))
-
 
 def _compute_dtype(x):
   return jnp.promote_types(x.dtype, jnp.float32)
@@ -87,25 +81,25 @@ def _own_speaker_mask(n: int, n_total: int, axis_name):
 
 
 def _cosine_similarity(emb, centroids: str, axis_name):
-  """cos(e_ji, c_k) of shape (n, M, N) with the SPEC's true-speaker centroid on k == j."""
+  """cos(e_ji, c_k) of shape (n, M, N) with the paper's (§2.1) true-speaker centroid on k == j."""
   n, m, _ = emb.shape
-  e = _l2_normalize(emb.astype(_compute_dtype(emb)))
+  e = l2_normalize(emb.astype(_compute_dtype(emb)))
   if centroids == "split":
     # Even utterances are scored against the odd halves' centroids and vice versa, so a
     # row never sees itself and every row of the batch is scored.
     halves = jnp.stack([e[:, 0::2].mean(1), e[:, 1::2].mean(1)])  # (2, n, D)
-    halves = _l2_normalize(_gather_speakers(halves.swapaxes(0, 1), axis_name))  # (N, 2, D)
+    halves = l2_normalize(_gather_speakers(halves.swapaxes(0, 1), axis_name))  # (N, 2, D)
     other_half = jnp.arange(m) % 2 == 0  # even rows use half 1, odd rows half 0
     cos = jnp.einsum("nmd,khd->nmkh", e, halves)
     return jnp.where(other_half[None, :, None], cos[..., 1], cos[..., 0])
   sums = e.sum(axis=1)  # (n, D)
-  all_centroids = _l2_normalize(_gather_speakers(sums, axis_name))  # (N, D)
+  all_centroids = l2_normalize(_gather_speakers(sums, axis_name))  # (N, D)
   cos = jnp.einsum("nmd,kd->nmk", e, all_centroids)
   if centroids == "inclusive":
     return cos
   # Leave-one-out centroid of the true speaker: (sum - e_ji) / (M - 1); the 1/(M-1)
   # scale drops out of the cosine.
-  loo = _l2_normalize(sums[:, None, :] - e)
+  loo = l2_normalize(sums[:, None, :] - e)
   own = jnp.sum(e * loo, axis=-1)  # (n, M)
   n_total = all_centroids.shape[0]
   is_own = _own_speaker_mask(n, n_total, axis_name)[:, None, :]
@@ -129,7 +123,7 @@ def similarity_matrix(emb, w, b, centroids: Centroids = "exclusive", *, axis_nam
 def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
               centroids: Centroids = "exclusive", reduction: Reduction = "sum", *,
               axis_name=None):
-  """GE2E loss over a batch of N speakers x M utterances (SPEC.md §2).
+  """GE2E loss over a batch of N speakers x M utterances (Wan et al. 2018, §2.1).
 
   softmax:  L(e_ji) = -S_ji,j + log sum_k exp(S_ji,k)
   contrast: L(e_ji) = 1 - sigmoid(S_ji,j) + max_{k != j} sigmoid(S_ji,k)
@@ -155,7 +149,7 @@ def ge2e_loss(emb, w, b, kind: Literal["softmax", "contrast"] = "softmax",
 
 
 def te2e_loss(emb, w, b, negative_shift=1, reduction: Reduction = "sum", *, axis_name=None):
-  """Tuple-based end-to-end (TE2E) baseline loss (SPEC.md §2), built from an N x M batch.
+  """Tuple-based end-to-end (TE2E) baseline loss (Wan et al. 2018, §1.2) from an N x M batch.
 
   Utterance 0 of every speaker j is the evaluation utterance e_j~; utterances 1..M-1 of
   a speaker are its enrollment set, whose normalised mean is the centroid c_k. Each
@@ -171,9 +165,9 @@ def te2e_loss(emb, w, b, negative_shift=1, reduction: Reduction = "sum", *, axis
   n, _, _ = emb.shape
   n_total = n * _axis_size(axis_name)
   _check_speakers(n_total)
-  e = _l2_normalize(emb.astype(_compute_dtype(emb)))
+  e = l2_normalize(emb.astype(_compute_dtype(emb)))
   evaluation = e[:, 0]  # (n, D)
-  all_centroids = _l2_normalize(_gather_speakers(e[:, 1:].sum(axis=1), axis_name))  # (N, D)
+  all_centroids = l2_normalize(_gather_speakers(e[:, 1:].sum(axis=1), axis_name))  # (N, D)
   rows = jnp.arange(n) + _speaker_offset(n, axis_name)
   negative = (rows + jnp.asarray(negative_shift) % n_total) % n_total
   # A shift that is a multiple of N would pair a speaker with itself; use the next one.
@@ -201,11 +195,13 @@ def speaker_softmax_loss(logits, labels, reduction: Reduction = "sum", *, axis_n
   return _reduce(per_row, reduction, n_rows, axis_name)
 
 
-def multireader_loss(loss_fn, emb, weights):
-  """MultiReader (SPEC.md §3): sum_k alpha_k L_k over a stacked (K, N, M, D) batch.
+def multireader_loss(loss_fn, emb, weights, *per_source_args):
+  """MultiReader (Wan et al. 2018, §2.3): sum_k alpha_k L_k over a stacked (K, N, M, D) batch.
 
-  ``loss_fn(emb_k) -> scalar`` is applied to each source separately, so speakers of
-  different sources never share a similarity matrix. Returns (total, per-source (K,)).
+  ``loss_fn(emb_k, *args_k) -> scalar`` is applied to each source separately (``args_k``:
+  entry k of each of ``per_source_args``, e.g. the source's speaker ids and RNG key), so
+  speakers of different sources never share a similarity matrix. Returns (total,
+  per-source (K,)).
   """
   if emb.ndim != 4:
     raise ValueError(f"a MultiReader batch must have shape (K, N, M, D), got {emb.shape}")
@@ -213,5 +209,5 @@ def multireader_loss(loss_fn, emb, weights):
   if weights.shape != emb.shape[:1]:
     raise ValueError(
         f"weights must have one entry per source, shape ({emb.shape[0]},), got {weights.shape}")
-  per_source = jax.vmap(loss_fn)(emb)
+  per_source = jax.vmap(loss_fn)(emb, *per_source_args)
   return jnp.sum(weights.astype(per_source.dtype) * per_source), per_source

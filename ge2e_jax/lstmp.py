@@ -4,7 +4,7 @@ Differentiating ``lax.scan`` accumulates the recurrent and projection weight gra
 inside the reverse loop: two small (P x B) @ (B x 4H)-shaped matmuls per time step, and a
 long chain of carries. Here the reverse loop only carries (dr, dc) and emits the gate
 gradients; the weight gradients are then two large matmuls over all T x B rows at once, as
-cuDNN does. On the 2-core CPU this makes the td train step ~2x faster (benchmarks/).
+cuDNN does (what it changed in the train step: BENCHMARKS.md).
 
 Shapes: x_gates (T, B, 4H) = x W_in + bias for all frames (gate order i, f, g, o),
 w_rec (P, 4H), w_proj (H, P) -> r (T, B, P), the projected outputs r_t = (o * tanh(c_t)) W_p,
@@ -40,7 +40,7 @@ def _gate_affine(four_h: int, dtype):
 
   sigmoid(z) = 0.5 tanh(z / 2) + 0.5, so one tanh over all four gates gives i, f, o
   (scale 0.5, offset 0.5) and g (scale 1, offset 0): half the transcendental work of
-  separate sigmoid and tanh calls (measured 2x faster on the CPU).
+  separate sigmoid and tanh calls (timings: BENCHMARKS.md).
   """
   cells = four_h // 4
   scale = jnp.repeat(jnp.asarray([0.5, 0.5, 1.0, 0.5], dtype), cells)
@@ -97,7 +97,7 @@ def _recurrence_bwd(unroll, residuals, dr_out):
   init = (jnp.zeros_like(dr_out[0]), jnp.zeros_like(c_prev[0]))
   _, (dz, dr) = jax.lax.scan(step, init, (dr_out, t, c_prev, tanh_c), reverse=True,
                              unroll=unroll)
-  rows = lambda a: a.reshape(-1, a.shape[-1])  # 2-D contractions: 2.7x faster on XLA:CPU
+  rows = lambda a: a.reshape(-1, a.shape[-1])  # 2-D contractions (XLA:CPU: BENCHMARKS.md)
   d_w_rec = rows(r[:-1]).T @ rows(dz[1:])  # r_{t-1} meets dz_t; r_{-1} = 0
   d_w_proj = rows(h).T @ rows(dr)
   return dz, d_w_rec, d_w_proj

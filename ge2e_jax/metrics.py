@@ -1,4 +1,4 @@
-"""Speaker-verification metrics (SPEC.md §5), host-side NumPy in float64.
+"""Speaker-verification metrics (Wan et al. 2018, §3), host-side NumPy in float64.
 
 A trial scores one test utterance against one enrolled speaker; label 1 = target (same
 speaker), 0 = non-target. A threshold ``t`` accepts a trial when ``score >= t``. Every
@@ -9,6 +9,8 @@ everything; sorting once makes each metric O(n log n), fine for 10^6+ trials.
 from typing import NamedTuple
 
 import numpy as np
+
+from ge2e_jax.normalize import l2_normalize_np
 
 
 def _validated(scores, labels):
@@ -98,11 +100,11 @@ class Trials(NamedTuple):
   test_index: np.ndarray    # (T,) embedding rows used as test utterances, ascending.
 
 
-def _l2_normalise(x, what):
-  norms = np.linalg.norm(x, axis=-1, keepdims=True)
+def _checked_unit(x, what):
+  norms = np.linalg.norm(x, axis=-1)
   if not np.all(np.isfinite(norms)) or np.any(norms == 0):
     raise ValueError(f"{what} must be finite and non-zero to be L2-normalised")
-  return x / norms
+  return l2_normalize_np(x)
 
 
 def speaker_trials(embeddings, speakers, enroll: int, seed: int = 0) -> Trials:
@@ -110,7 +112,7 @@ def speaker_trials(embeddings, speakers, enroll: int, seed: int = 0) -> Trials:
 
   A speaker's model is the L2-normalised mean of its L2-normalised enrolment d-vectors;
   every non-enrolment utterance is scored by cosine against every speaker's model
-  (SPEC.md §5). The choice is deterministic for a seed. Every speaker needs at least
+  (Wan et al. 2018, §3.2). The choice is deterministic for a seed. Every speaker needs at least
   ``enroll + 1`` utterances, otherwise this raises instead of silently dropping speakers.
   """
   embeddings = np.asarray(embeddings, np.float64)
@@ -139,8 +141,8 @@ def speaker_trials(embeddings, speakers, enroll: int, seed: int = 0) -> Trials:
   is_test[enroll_index.ravel()] = False
   test_index = np.flatnonzero(is_test)
 
-  unit = _l2_normalise(embeddings, "embeddings")
-  models = _l2_normalise(unit[enroll_index].mean(axis=1), "enrolment means")
+  unit = _checked_unit(embeddings, "embeddings")
+  models = _checked_unit(unit[enroll_index].mean(axis=1), "enrolment means")
   scores = unit[test_index] @ models.T
   labels = (speaker_of[test_index, None] == np.arange(unique.size)[None, :]).astype(int)
   return Trials(scores.ravel(), labels.ravel(), unique, enroll_index, test_index)

@@ -1,4 +1,4 @@
-"""The speaker encoder: log-mel -> 3 stacked LSTMP layers -> last frame -> L2 norm (SPEC.md §4).
+"""The speaker encoder: log-mel -> 3 LSTMP layers -> last frame -> L2 norm (Wan et al. 2018, §3).
 
 LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
 and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
@@ -8,12 +8,14 @@ whose backward pass also keeps the weight gradients out of the loop).
 """
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ge2e_jax import features, lstmp
+from ge2e_jax.normalize import l2_normalize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ class LSTMP(nn.Module):
   """One LSTM-with-projection layer, time-major: (time, batch, features) -> (time, batch, proj).
 
   Time-major end to end, and every matmul is a plain 2-D one over (time x batch) rows:
-  XLA:CPU ran the same contractions written as 3-D einsums up to 2.7x slower.
+  XLA:CPU ran the same contractions written as 3-D einsums slower (BENCHMARKS.md).
 
   Initialisation: Glorot-uniform input weights, orthogonal recurrent and projection
   weights, forget-gate bias ``forget_bias`` -- so that different utterances give clearly
@@ -132,7 +134,13 @@ class SpeakerEncoder(nn.Module):
     x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:])).swapaxes(0, 1)
     for lstm in self.lstms:
       x = lstm(x)
-    last = x[-1]
-    emb = last * jax.lax.rsqrt(jnp.maximum(jnp.sum(last * last, -1, keepdims=True), 1e-12))
+    emb = l2_normalize(x[-1])
     return emb.reshape(lead + (emb.shape[-1],))
+
+
+@functools.partial(jax.jit, static_argnums=1)  # one compile, not one per initialiser op
+def init_encoder_params(rng, config: EncoderConfig):
+  """A fresh params pytree of ``SpeakerEncoder(config)`` (the initialisers are on ``LSTMP``)."""
+  dummy = jnp.zeros((1, 8, config.n_mels), jnp.float32)
+  return SpeakerEncoder(config).init(rng, dummy, method=SpeakerEncoder.embed_features)["params"]
 

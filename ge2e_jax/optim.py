@@ -1,4 +1,4 @@
-"""The paper's optimiser as an optax chain (SPEC.md §4).
+"""The paper's optimiser as an optax chain (Wan et al. 2018, §3).
 
 clip the gradient's global L2 norm at 3 -> scale the LSTM projection weights' gradient by
 0.5 and (w, b)'s by 0.01 -> SGD (lr 0.01 halved every ``decay_every`` steps) or Adam ->

@@ -14,6 +14,7 @@ A step whose loss or gradient is not finite leaves params and optimiser state un
 and is counted in ``state.nonfinite_steps`` (total) and ``state.nonfinite_streak``.
 """
 
+import functools
 from typing import Any, Literal
 
 import flax.struct
@@ -24,7 +25,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ge2e_jax import losses
-from ge2e_jax.model import EncoderConfig, SpeakerEncoder
+from ge2e_jax.model import EncoderConfig, SpeakerEncoder, init_encoder_params
 
 AXIS = "data"
 LOSSES = ("ge2e_softmax", "ge2e_contrast", "te2e", "softmax")
@@ -50,10 +51,8 @@ def init_params(rng, config: EncoderConfig, num_speakers: int | None = None):
   baseline's head; GE2E and TE2E don't need it.
   """
   enc_rng, cls_rng = jax.random.split(rng)
-  dummy = jnp.zeros((1, 8, config.n_mels), jnp.float32)
-  encoder = SpeakerEncoder(config)
   params = {
-      "encoder": encoder.init(enc_rng, dummy, method=SpeakerEncoder.embed_features)["params"],
+      "encoder": init_encoder_params(enc_rng, config),
       "similarity": {"w": jnp.asarray(INIT_W, jnp.float32), "b": jnp.asarray(INIT_B, jnp.float32)},
   }
   if num_speakers is not None:
@@ -102,45 +101,40 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
   """``fn(params, batch, rng) -> ((loss, aux), grads)`` under ``shard_map`` over ``data``.
 
   The loss and the (replicated) gradients are those of the whole global batch. aux holds
-  ``loss_mean`` (per utterance row, or per tuple for TE2E) and, when stacked,
-  ``loss_per_source`` (K,).
+  ``loss_mean`` (the loss with ``reduction="mean"``: per utterance row, or per tuple for
+  TE2E) and, when stacked, ``loss_per_source`` (K,). The stacked (MultiReader) loss is
+  ``losses.multireader_loss``: one similarity matrix per source, sum_k alpha_k L_k.
   """
   if loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
   encoder = SpeakerEncoder(config)
 
-  def source_loss(params, emb, speaker, rng):
-    """(reduced loss, mean loss) of one (n, M, D) source on this speaker shard."""
+  def source_loss(params, emb, speaker, rng, reduction):
+    """The loss of one (n, M, D) source on this speaker shard, reduced per ``reduction``."""
     w, b = params["similarity"]["w"], params["similarity"]["b"]
-    n_total = emb.shape[0] * jax.lax.axis_size(AXIS)
     if loss == "ge2e_softmax" or loss == "ge2e_contrast":
-      kind = loss.removeprefix("ge2e_")
-      value = losses.ge2e_loss(emb, w, b, kind, centroids, reduction, axis_name=AXIS)
-      rows = n_total * emb.shape[1]
-    elif loss == "te2e":
-      shift = jax.random.randint(rng, (), 1, n_total)
-      value = losses.te2e_loss(emb, w, b, shift, reduction, axis_name=AXIS)
-      rows = 2 * n_total
-    else:
-      head = params["classifier"]
-      logits = emb @ head["kernel"] + head["bias"]
-      labels = jnp.broadcast_to(speaker[:, None], emb.shape[:2])
-      value = losses.speaker_softmax_loss(logits, labels, reduction, axis_name=AXIS)
-      rows = n_total * emb.shape[1]
-    mean = value / rows if reduction == "sum" else value
-    return value, mean
+      return losses.ge2e_loss(emb, w, b, loss.removeprefix("ge2e_"), centroids, reduction,
+                              axis_name=AXIS)
+    if loss == "te2e":
+      shift = jax.random.randint(rng, (), 1, emb.shape[0] * jax.lax.axis_size(AXIS))
+      return losses.te2e_loss(emb, w, b, shift, reduction, axis_name=AXIS)
+    head = params["classifier"]
+    logits = emb @ head["kernel"] + head["bias"]
+    labels = jnp.broadcast_to(speaker[:, None], emb.shape[:2])
+    return losses.speaker_softmax_loss(logits, labels, reduction, axis_name=AXIS)
 
   def loss_fn(params, batch, rng):
     emb = encoder.apply({"params": params["encoder"]}, batch["audio"])
+    # The per-row mean is a second, undifferentiated reduction of the same loss (cheap next
+    # to the encoder); the optimiser sees ``reduction``.
+    reduced = lambda how: functools.partial(source_loss, params, reduction=how)
     if not stacked:
-      value, mean = source_loss(params, emb, batch["speaker"], rng)
-      return value, {"loss_mean": mean}
-    rngs = jax.random.split(rng, emb.shape[0])
-    per_source, per_source_mean = jax.vmap(source_loss, in_axes=(None, 0, 0, 0))(
-        params, emb, batch["speaker"], rngs)
-    weights = batch["weights"].astype(per_source.dtype)
-    return jnp.sum(weights * per_source), {
-        "loss_mean": jnp.sum(weights * per_source_mean), "loss_per_source": per_source}
+      args = (emb, batch["speaker"], rng)
+      return reduced(reduction)(*args), {"loss_mean": reduced("mean")(*args)}
+    args = (emb, batch["weights"], batch["speaker"], jax.random.split(rng, emb.shape[0]))
+    value, per_source = losses.multireader_loss(reduced(reduction), *args)
+    mean, _ = losses.multireader_loss(reduced("mean"), *args)
+    return value, {"loss_mean": mean, "loss_per_source": per_source}
 
   return jax.shard_map(jax.value_and_grad(loss_fn, has_aux=True), mesh=mesh,
                        in_specs=(P(), _batch_specs(stacked), P()), out_specs=P())

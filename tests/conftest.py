@@ -12,6 +12,11 @@ Each is a `BuiltCorpus`; read it with
 Features: audio int16 (samples,) at 16 kHz, speaker, utterance, text (strings).
 Splits: train / test, speaker-disjoint. The three share speaker ids and splits.
 
+fake_librispeech: TFDS's own `librispeech` builder (lazy_decode) prepared from a fake
+extracted corpus of noise (no espeak-ng): read through `data_pipelines.corpus` it goes the
+adapter path; `train` = 3 subsets x 2 speakers, `test` (test_clean) 2 speakers, 3
+utterances of 0.9-1.4 s each. fake_librispeech_other: the same ids, other noise.
+
 speaker_tree: a LibriSpeech-style folder tree of real wav/flac files (see
 `SpeakerTree`), with 44.1 kHz stereo files, a tone with known silence padding
 and bad files, for the speaker_folders builder.
@@ -36,7 +41,7 @@ class BuiltCorpus:
   """A prepared TFDS corpus: `name` ("builder/config") and `data_dir` for tfds.builder/load."""
   name: str
   data_dir: str
-  config: object  # The SyntheticVoicesConfig it was built from.
+  config: object  # The SyntheticVoicesConfig it was built from (None for fakes).
 
   def builder(self):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -76,6 +81,75 @@ def synthetic_td_hey(synthetic_data_dir) -> BuiltCorpus:
 def synthetic_ti(synthetic_data_dir) -> BuiltCorpus:
   """Text-independent random sentences: 10 train + 4 test speakers x 6 utterances."""
   return _build_synthetic(synthetic_data_dir, name="test_ti", **TI_SPEAKERS)
+
+
+LIBRISPEECH_SUBSETS = {"dev_clean": "dev-clean", "dev_other": "dev-other",
+                       "test_clean": "test-clean", "test_other": "test-other",
+                       "train_clean100": "train-clean-100",
+                       "train_clean360": "train-clean-360",
+                       "train_other500": "train-other-500"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeLibriSpeech(BuiltCorpus):
+  """`written`: utterance id -> (speaker, int16 audio, transcript, TFDS split it is in)."""
+  written: dict
+
+
+def _write_fake_librispeech(root, seed, speakers=2, utterances=3):
+  """The extracted archives' layout: <dir>/LibriSpeech/<subset>/<spk>/<chap>/*.flac."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  dirs, written = {}, {}
+  for i, (key, subset) in enumerate(LIBRISPEECH_SUBSETS.items()):
+    base = root / key / "LibriSpeech"
+    spk_lines, chapter_lines = [], []
+    for s in range(speakers):
+      speaker, chapter = 100 + 10 * i + s, 500 + 10 * i + s
+      folder = base / subset / str(speaker) / str(chapter)
+      folder.mkdir(parents=True)
+      spk_lines.append(f"{speaker} | F | {subset} | 1.0 | X")
+      chapter_lines.append(f"{chapter} | {speaker} | 1.0 | {subset} | 1 | 2 | t | p")
+      lines = []
+      for n in range(utterances):
+        key_id = f"{speaker}-{chapter}-{n:04d}"
+        ints = rng.integers(-8000, 8000, size=14000 + 4000 * n).astype(np.int16)
+        sf.write(folder / f"{key_id}.flac", ints, 16000, subtype="PCM_16")
+        lines.append(f"{key_id} WORDS OF {key_id}")
+        written[key_id] = (str(speaker), ints, f"WORDS OF {key_id}", key)
+      (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    (base / "SPEAKERS.TXT").write_text("; ID|SEX|SUBSET|MINUTES|NAME\n"
+                                       + "\n".join(spk_lines) + "\n")
+    (base / "CHAPTERS.TXT").write_text(
+        "; ID|READER|MINUTES|SUBSET|PROJ.|BOOK ID|CH. TITLE|PROJECT TITLE\n"
+        + "\n".join(chapter_lines) + "\n")
+    dirs[key] = epath.Path(root / key)
+  return dirs, written
+
+
+def _build_fake_librispeech(root, seed) -> FakeLibriSpeech:
+  """TFDS's real librispeech builder (lazy_decode config) run on a fake extracted corpus."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  dirs, written = _write_fake_librispeech(root, seed)
+  data_dir = os.fspath(root / "tfds")
+  builder = tfds.builder("librispeech", config="lazy_decode", data_dir=data_dir)
+  with pytest.MonkeyPatch.context() as patch:  # Only the download is faked.
+    patch.setattr(tfds.download.DownloadManager, "download_and_extract",
+                  lambda self, urls: {k: dirs[k] for k in urls})
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  return FakeLibriSpeech("librispeech/lazy_decode", data_dir, None, written)
+
+
+@pytest.fixture(scope="session")
+def fake_librispeech(tmp_path_factory) -> FakeLibriSpeech:
+  return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def fake_librispeech_other(tmp_path_factory) -> FakeLibriSpeech:
+  """fake_librispeech's speakers and utterance ids with other audio (a second source)."""
+  return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech_other"), seed=1)
 
 
 @dataclasses.dataclass(frozen=True)

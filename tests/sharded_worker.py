@@ -89,7 +89,7 @@ def run_processes(out, rank, nproc, port):
     if rank >= 0:  # each process holds only its own speakers, as its input pipeline does
       per_process = N // nproc
       local = {k: v[rank * per_process:(rank + 1) * per_process] for k, v in batch.items()}
-      batch = global_batch.global_batch(local, shardings["speaker"])
+      batch = global_batch.global_batch(local, shardings)
     else:
       batch = jax.device_put(batch, shardings)
     state, metrics = step(state, batch, jax.random.key(3))

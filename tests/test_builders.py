@@ -43,11 +43,6 @@ def _check_common_features(examples):
 # --- synthetic_voices ---------------------------------------------------------------
 
 
-def test_common_sample_rate_is_the_feature_frontends():
-  from ge2e_jax import features  # pylint: disable=g-import-not-at-top
-  assert common.SAMPLE_RATE == features.SAMPLE_RATE == 16000
-
-
 def test_synthetic_td_features_shapes_and_sizes(synthetic_td):
   builder = synthetic_td.builder()
   assert set(builder.info.features) == FEATURES
@@ -312,53 +307,8 @@ def test_folders_with_an_empty_test_split_raises(speaker_tree, tmp_path):
 
 # --- adapters of TFDS's own librispeech and voxceleb ------------------------------------
 
-LIBRISPEECH_SUBSETS = {"dev_clean": "dev-clean", "dev_other": "dev-other",
-                       "test_clean": "test-clean", "test_other": "test-other",
-                       "train_clean100": "train-clean-100",
-                       "train_clean360": "train-clean-360",
-                       "train_other500": "train-other-500"}
-
-
-def _fake_librispeech(root):
-  """The extracted archives' layout: <dir>/LibriSpeech/<subset>/<spk>/<chap>/*.flac."""
-  rng = np.random.default_rng(0)
-  dirs, written = {}, {}
-  for i, (key, subset) in enumerate(LIBRISPEECH_SUBSETS.items()):
-    speaker, chapter = 100 + i, 500 + i
-    base = root / key / "LibriSpeech"
-    folder = base / subset / str(speaker) / str(chapter)
-    folder.mkdir(parents=True)
-    (base / "SPEAKERS.TXT").write_text(f"; ID|SEX|SUBSET|MINUTES|NAME\n{speaker} | F | {subset} | 1.0 | X\n")
-    (base / "CHAPTERS.TXT").write_text(
-        f"; ID|READER|MINUTES|SUBSET|PROJ.|BOOK ID|CH. TITLE|PROJECT TITLE\n"
-        f"{chapter} | {speaker} | 1.0 | {subset} | 1 | 2 | t | p\n")
-    lines = []
-    for n in range(2):
-      key_id = f"{speaker}-{chapter}-{n:04d}"
-      ints = rng.integers(-8000, 8000, size=4000 + 800 * n).astype(np.int16)
-      sf.write(folder / f"{key_id}.flac", ints, 16000, subtype="PCM_16")
-      lines.append(f"{key_id} WORDS OF {key_id}")
-      written[key_id] = (str(speaker), ints, f"WORDS OF {key_id}", key)
-    (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
-    dirs[key] = epath.Path(root / key)
-  return dirs, written
-
-
-@pytest.fixture(scope="module")
-def librispeech(tmp_path_factory):
-  """TFDS's real librispeech builder (lazy_decode config) run on a fake extracted corpus."""
-  root = tmp_path_factory.mktemp("fake_librispeech")
-  dirs, written = _fake_librispeech(root)
-  builder = tfds.builder("librispeech", config="lazy_decode", data_dir=root / "tfds")
-  with pytest.MonkeyPatch.context() as patch:  # Only the download is faked.
-    patch.setattr(tfds.download.DownloadManager, "download_and_extract",
-                  lambda self, urls: {k: dirs[k] for k in urls})
-    builder.download_and_prepare(download_config=NO_GCS)
-  return builder, written
-
-
-def test_librispeech_adapter_gives_common_features(librispeech):
-  builder, written = librispeech
+def test_librispeech_adapter_gives_common_features(fake_librispeech):
+  builder, written = fake_librispeech.builder(), fake_librispeech.written
   for split, subsets in (("train", {"train_clean100", "train_clean360", "train_other500"}),
                          ("test", {"test_clean"})):
     examples = _examples(adapters.as_dataset(builder, split))

@@ -19,7 +19,7 @@ def ref_unit(v):
 
 
 def ref_similarity(emb, w, b, centroids):
-  """S[j, i, k] straight from SPEC.md §1 with explicit loops."""
+  """S[j, i, k] straight from Wan et al. 2018, §2.1 with explicit loops."""
   emb = np.asarray(emb, np.float64)
   n, m, _ = emb.shape
   e = np.array([[ref_unit(emb[j, i]) for i in range(m)] for j in range(n)])

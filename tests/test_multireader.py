@@ -1,22 +1,22 @@
-"""MultiReader over two real corpora: "ok computer" and "hey computer" (conftest).
+"""MultiReader over two small generated corpora read by TFDS's librispeech builder (conftest).
 
 Both corpora share speaker and utterance ids, so where a crop came from is proven by finding
-it in that source's raw audio (read straight from TFDS), not by its id.
+it in that source's raw audio (read straight from TFDS through the adapter), not by its id.
 """
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from data_pipelines import multireader as mr
+from data_pipelines import source_specs
 from data_pipelines import speaker_batches as sb
 
 N, M = 4, 3
 
 
 def _raw(corpus):
-  ds = tfds.load(corpus.name, split="train", data_dir=corpus.data_dir)
-  return {ex["utterance"].decode(): ex["audio"] for ex in ds.as_numpy_iterator()}
+  return {utterance: ints for utterance, (_, ints, _, split) in corpus.written.items()
+          if split.startswith("train")}
 
 
 def _is_slice(crop, raw):
@@ -30,8 +30,8 @@ def _is_slice(crop, raw):
 
 
 @pytest.fixture(scope="module")
-def corpora(synthetic_td, synthetic_td_hey):
-  return {"ok": synthetic_td, "hey": synthetic_td_hey}
+def corpora(fake_librispeech, fake_librispeech_other):
+  return {"ok": fake_librispeech, "hey": fake_librispeech_other}
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,11 @@ def _take(reader, n, start=0):
     ("", "empty"),
     ("ok", "is not 'name:weight'"),
     ("ok=0.5,hey:0.5", "is not 'name:weight'"),
-    ("ok:0.5:1", "is not 'name:weight'"),
+    ("ok:0.5:1", "weight '0.5:1' of 'ok' is not a number"),
     ("ok:0.5,,hey:0.5", "is not 'name:weight'"),
     ("ok:abc", "'abc' of 'ok' is not a number"),
-    ("ok:-1,hey:1", "must be a finite number > 0; got '-1'"),
-    ("ok:0,hey:1", "must be a finite number > 0; got '0'"),
+    ("ok:-1,hey:1", "weight '-1' of 'ok' must be a finite number > 0"),
+    ("ok:0,hey:1", "weight '0' of 'ok' must be a finite number > 0"),
     ("ok:nan", "must be a finite number > 0"),
     ("ok:1,okay:1", r"unknown source 'okay'; sources are \['ok', 'hey'\]"),
     ("ok:1,ok:2", "'ok' is given twice"),
@@ -76,6 +76,16 @@ def test_weight_spec_errors_say_what_is_wrong(spec, message):
 
 def test_weight_spec_parses_in_given_order():
   assert mr.parse_weights(" hey:0.25 , ok:1e0", ["ok", "hey"]) == {"hey": 0.25, "ok": 1.0}
+
+
+def test_sources_spec_keeps_tfds_configs_and_versions():
+  spec = "ls: librispeech/lazy_decode:2.1.2,ok:synthetic_voices/td_ok_computer"
+  assert source_specs.parse_sources(spec) == {"ls": "librispeech/lazy_decode:2.1.2",
+                                              "ok": "synthetic_voices/td_ok_computer"}
+  with pytest.raises(ValueError, match="config.data.sources 'ok:a,ok:b': source 'ok' is given"):
+    source_specs.parse_sources("ok:a,ok:b")
+  with pytest.raises(ValueError, match="item 'ok' is not 'name:tfds_name'"):
+    source_specs.parse_sources("ok")
 
 
 def test_stacked_blocks_have_shapes_weights_and_only_their_sources_audio(shards, raws):

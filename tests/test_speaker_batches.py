@@ -217,8 +217,7 @@ def test_two_hosts_read_disjoint_shards_covering_all_speakers(host_shards, td_sh
 
 def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
   """Four CPU devices (a subprocess, so XLA_FLAGS apply before jax starts)."""
-  local = {"audio": td_batches[0]["audio"], "speaker": td_batches[0]["speaker"],
-           "source": np.int32(1)}  # a MultiReader sampled-mode batch
+  local = {"audio": td_batches[0]["audio"], "speaker": td_batches[0]["speaker"]}
   stacked = {"audio": np.stack([local["audio"]] * 2),
              "speaker": np.stack([local["speaker"]] * 2),
              "weights": np.array([0.7, 0.3], np.float32)}
@@ -226,22 +225,22 @@ def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
            **{f"stacked_{k}": v for k, v in stacked.items()})
   script = textwrap.dedent(f"""
       import numpy as np, jax
-      from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
       from data_pipelines.global_batch import global_batch
+      from ge2e_jax import train
       data = np.load({str(tmp_path / "batch.npz")!r})
-      mesh = Mesh(np.array(jax.devices()), ("data",))
+      mesh = train.make_mesh()
       assert len(jax.devices()) == 4
       for kind in ("plain", "stacked"):
         local = {{k[len(kind) + 1:]: data[k] for k in data.files if k.startswith(kind)}}
-        spec = P("data") if kind == "plain" else P(None, "data")  # trainer passes this one
-        out = global_batch(local, NamedSharding(mesh, spec))
+        out = global_batch(local, train.batch_sharding(mesh, stacked=kind == "stacked"))
         for key, value in local.items():
           np.testing.assert_array_equal(np.asarray(out[key]), value)
-        axis = local["speaker"].ndim - 1
-        for shard in out["audio"].addressable_shards:
-          assert shard.data.shape[axis] == local["speaker"].shape[axis] // 4, shard.data.shape
-        replicated = "weights" if kind == "stacked" else "source"
-        assert out[replicated].sharding.is_fully_replicated
+        axis = 0 if kind == "plain" else 1  # the speaker axis
+        for key in ("audio", "speaker"):
+          for shard in out[key].addressable_shards:
+            assert shard.data.shape[axis] == local[key].shape[axis] // 4, shard.data.shape
+        if kind == "stacked":
+          assert out["weights"].sharding.is_fully_replicated
       print("ok")
   """)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
@@ -251,9 +250,12 @@ def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
   assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
-def test_global_batch_rejects_a_sharding_that_leaves_speakers_whole():
+def test_global_batch_rejects_keys_without_a_sharding():
   import jax  # pylint: disable=g-import-not-at-top
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
-  mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
-  with pytest.raises(ValueError, match="partitions the speakers over one mesh axis"):
-    gb.global_batch({"speaker": np.zeros(2, np.int32)}, NamedSharding(mesh, PartitionSpec()))
+  from ge2e_jax import train  # pylint: disable=g-import-not-at-top
+  shardings = train.batch_sharding(train.make_mesh(jax.devices()[:1]))
+  batch = {"audio": np.zeros((2, 3, 400), np.float32), "speaker": np.zeros(2, np.int32)}
+  with pytest.raises(ValueError, match=r"keys \['audio', 'source', 'speaker'\]"):
+    gb.global_batch({**batch, "source": np.int32(0)}, shardings)
+  with pytest.raises(ValueError, match="cover \\['audio', 'speaker'\\]"):
+    gb.global_batch({"speaker": batch["speaker"]}, shardings)

@@ -1,5 +1,6 @@
 """The sharded train step: 8 devices == 1 device, 2 processes == 1 process, NaN handling."""
 
+import itertools
 import os
 import socket
 import subprocess
@@ -117,6 +118,41 @@ def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
   np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-6)
   for got, exp in zip(jax.tree.leaves(state.params), jax.tree.leaves(want)):
     np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-7)
+
+
+def ref_ge2e_softmax_rows(emb, w):
+  """Per-row GE2E softmax loss with leave-one-out centroids, float64 loops (b cancels)."""
+  e = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+  n, m, _ = e.shape
+  rows = []
+  for j, i in itertools.product(range(n), range(m)):
+    logits = []
+    for k in range(n):
+      centroid = sum(e[k, u] for u in range(m) if (k, u) != (j, i))
+      logits.append(w * e[j, i] @ centroid / np.linalg.norm(centroid))
+    rows.append(np.log(np.sum(np.exp(logits))) - logits[j])
+  return np.array(rows)
+
+
+def test_stacked_loss_is_the_weighted_sum_of_per_source_losses(one_device):
+  """MultiReader: sum_k alpha_k L_k, one similarity matrix per source, against float64 loops."""
+  mesh = one_device[0]
+  rs = np.random.RandomState(1)
+  weights = np.array([1.0, 0.3])
+  with jax.enable_x64(True):
+    params = jax.tree.map(lambda x: np.asarray(x, np.float64),
+                          train.init_params(jax.random.key(0), CONFIG))
+    batch = {"audio": 0.1 * rs.randn(2, N, M, features.samples_for_frames(FRAMES)),
+             "speaker": np.arange(2 * N, dtype=np.int32).reshape(2, N), "weights": weights}
+    fn = jax.jit(train.make_loss_and_grad(CONFIG, mesh, stacked=True))
+    (value, aux), _ = fn(params, jax.device_put(batch, train.batch_sharding(mesh, True)),
+                         jax.random.key(0))
+    emb = np.asarray(model.SpeakerEncoder(CONFIG).apply({"params": params["encoder"]},
+                                                        batch["audio"]))
+  rows = [ref_ge2e_softmax_rows(emb[k], float(params["similarity"]["w"])) for k in range(2)]
+  np.testing.assert_allclose(aux["loss_per_source"], [r.sum() for r in rows], rtol=1e-10)
+  np.testing.assert_allclose(value, weights @ [r.sum() for r in rows], rtol=1e-10)
+  np.testing.assert_allclose(aux["loss_mean"], weights @ [r.mean() for r in rows], rtol=1e-10)
 
 
 def test_nonfinite_step_is_skipped_and_counted(one_device):

@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from ge2e_jax import audio
+from ge2e_jax.features import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 SPLITS = ("train", "test")
 REPORT_FILENAME = "build_report.json"
 # The 40 speakers of VoxCeleb1's official verification test list.

@@ -50,6 +50,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.split = "test"
   c.eval.every = 1000
   c.eval.enroll = 3                         # enrolment utterances per speaker
-  c.eval.window_frames = 80                 # sliding d-vector windows (SPEC.md §4: 160 for TI)
+  c.eval.window_frames = 80                 # sliding d-vector windows (160 for TI, paper §3.2)
   c.eval.max_utterances_per_speaker = 20
   return c

@@ -1,4 +1,4 @@
-"""MultiReader (SPEC.md §3): a small "hey computer" target helped by "ok computer"."""
+"""MultiReader (Wan et al. 2018, §2.3): a small "hey computer" target helped by "ok computer"."""
 
 from experiments.configs import default
 
