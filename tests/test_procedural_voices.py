@@ -53,7 +53,7 @@ def voice_dir():
   rng = np.random.default_rng(1)
   drawn = {f"d{i}": procedural_voices.draw(rng) for i in range(16)}
   params = {**fixed, **drawn}
-  with tempfile.TemporaryDirectory() as root:
+  with tempfile.TemporaryDirectory(prefix="Private-Voices-") as root:  # Upper case kept.
     path = espeak.private_data_dir(
         root, {name: procedural_voices.variant_file(name, p) for name, p in params.items()})
     yield path, params

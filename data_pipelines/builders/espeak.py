@@ -166,7 +166,7 @@ def private_data_dir(root: str, variant_files: dict[str, str],
     if entry not in ("voices", "lang", "mbrola"):
       os.symlink(os.path.join(system, entry), os.path.join(data, entry))
   for dirpath, _, files in os.walk(os.path.join(system, "lang")):
-    target = os.path.join(data, os.path.relpath(dirpath, system)).lower()
+    target = os.path.join(data, os.path.relpath(dirpath, system).lower())
     os.makedirs(target, exist_ok=True)
     for name in files:
       os.symlink(os.path.join(dirpath, name), os.path.join(target, name.lower()))
