@@ -34,7 +34,9 @@ def log_mel_statistics(waves) -> np.ndarray:
   log_mel = jax.jit(features.log_mel)
   rows = []
   for wave in waves:
-    frames = np.asarray(log_mel(np.asarray(wave, np.float32)), np.float64)
+    # Zero-padded to whole seconds (few compiled shapes); frames past the audio are dropped.
+    padded = np.pad(np.asarray(wave, np.float32), (0, -len(wave) % features.SAMPLE_RATE))
+    frames = np.asarray(log_mel(padded), np.float64)[:features.num_frames(len(wave))]
     rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
   stats = np.stack(rows)
   return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.

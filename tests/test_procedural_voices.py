@@ -180,3 +180,20 @@ def test_mbrola_split_speaks_every_installed_voice(tmp_path):
   assert {s["family"] for s in report["speakers"]} == {"mbrola"}
   assert report["mbrola"]["databases"] and all(
       v.split("-")[1] in report["mbrola"]["databases"] for v in voices)
+
+
+def test_distinctness_statistics_ignore_the_padding():
+  from experiments import speaker_distinctness  # pylint: disable=g-import-not-at-top
+  from ge2e_jax import features  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  waves = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (5000, 23456)]
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)  # 25 ms periodic Hann.
+  reference = []
+  for wave in waves:  # float64 NumPy log-mel of the unpadded audio, 10 ms hop.
+    frames = np.stack([wave[i:i + 400] * window for i in range(0, len(wave) - 399, 160)])
+    power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
+    log_mel = np.log(power @ features.mel_filterbank(40).astype(np.float64) + 1e-6)
+    reference.append(np.concatenate([log_mel.mean(0), log_mel.std(0)]))
+  reference = np.stack(reference)
+  np.testing.assert_allclose(speaker_distinctness.log_mel_statistics(waves),
+                             reference - reference.mean(0), atol=2e-3)
