@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo bench voices clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,12 @@ demo: setup
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0 || $(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m benchmarks.train_step
+
+# Optional MBROLA voices (real speakers' diphones) for synthetic_voices' test_mbrola split:
+# Debian's contrib/non-free mbrola packages, apt-downloaded and unpacked into third_party/mbrola
+# (MBROLA_VOICES=us1 de4 ... picks the databases). The system's apt sources stay as they are.
+voices:
+	data_pipelines/builders/fetch_mbrola.sh third_party/mbrola $(MBROLA_VOICES)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

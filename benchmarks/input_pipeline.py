@@ -36,7 +36,8 @@ CASES = (
 def build_corpus(cache_dir: str, speakers: int, utterances: int, **config) -> str:
   """Prepares a synthetic_voices config (cached) and returns its TFDS name."""
   cfg = synthetic_voices.SyntheticVoicesConfig(
-      num_train_speakers=speakers, num_test_speakers=4, utterances_per_speaker=utterances,
+      num_train_speakers=speakers, num_test_speakers=4, num_unseen_lang_speakers=0,
+      utterances_per_speaker=utterances,
       **config)
   builder = tfds.builder("synthetic_voices", config=cfg, data_dir=cache_dir)
   start = time.perf_counter()

@@ -40,7 +40,10 @@ def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
 
 def open_split(name: str, split: str, data_dir: str | None = None, *,
                with_audio: bool = True) -> tf.data.Dataset:
-  """The ``split`` ("train" or "test") of corpus ``name`` with the common features, in order.
+  """The ``split`` of corpus ``name`` with the common features, in order.
+
+  ``split`` is "train" or "test", or a held-out split of this package's builders
+  (synthetic_voices: "test_unseen_lang", "test_mbrola").
 
   ``with_audio=False`` gives only speaker, utterance and text (this package's builders then
   skip decoding the audio; adapted TFDS corpora still read it).

@@ -2,7 +2,7 @@
 
 Synthetic corpora (espeak-ng, real `synthetic_voices` builder, built lazily the
 first time a test asks for them, all under one session tmp data_dir):
-  synthetic_td      "ok computer", 10 train + 4 test speakers x 8 utterances
+  synthetic_td      "ok computer", 10 train + 4 test (+ 4 test_unseen_lang) speakers x 8 utts
   synthetic_td_hey  "hey computer", same speakers and sizes (second td source
                     for MultiReader tests)
   synthetic_ti      random sentences, 10 train + 4 test speakers x 6 utterances
@@ -10,7 +10,8 @@ Each is a `BuiltCorpus`; read it with
   tfds.builder(corpus.name, data_dir=corpus.data_dir)   # or corpus.builder()
   tfds.load(corpus.name, split="train", data_dir=corpus.data_dir)
 Features: audio int16 (samples,) at 16 kHz, speaker, utterance, text (strings).
-Splits: train / test, speaker-disjoint. The three share speaker ids and splits.
+Splits: train / test / test_unseen_lang, speaker-disjoint (procedural espeak-ng speakers;
+test_unseen_lang from language families never in train). The three share speakers and splits.
 
 fake_librispeech: TFDS's own `librispeech` builder (lazy_decode) prepared from a fake
 extracted corpus of noise (no espeak-ng): read through `data_pipelines.corpus` it goes the
@@ -32,8 +33,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-TD_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, utterances_per_speaker=8)
-TI_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, utterances_per_speaker=6)
+TD_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, num_unseen_lang_speakers=4,
+                   utterances_per_speaker=8)
+TI_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, num_unseen_lang_speakers=4,
+                   utterances_per_speaker=6)
 
 
 @dataclasses.dataclass(frozen=True)

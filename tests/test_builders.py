@@ -95,8 +95,8 @@ def test_synthetic_report_records_speakers_and_trimming(synthetic_td):
   report = common.read_report(builder)
   assert report["num_skipped"] == 0 and report["skipped"] == []
   voices = {s["id"]: s for s in report["speakers"]}
-  assert len(voices) == 14
-  assert len({(s["voice"], s["pitch"], s["speed"]) for s in voices.values()}) == 14
+  assert len(voices) == 18  # 10 train, 4 test, 4 test_unseen_lang.
+  assert len({(s["voice"], s["pitch"], s["speed"]) for s in voices.values()}) == 18
   assert set(report["test_speakers"]) == {e["speaker"] for e in _examples(builder, "test")}
   lengths = {e["utterance"]: len(e["audio"]) for e in _examples(builder, "train")}
   rows = [u for u in report["utterances"] if u["split"] == "train"]
@@ -110,14 +110,17 @@ def test_synthetic_report_records_speakers_and_trimming(synthetic_td):
   assert report["total_cut_end_s"] > 0.05 * len(report["utterances"])
 
 
+ALL_SPLITS = "train+test+test_unseen_lang"
+
+
 def _tiny_config(name, seed):
   return synthetic_voices.SyntheticVoicesConfig(
       name=name, seed=seed, num_train_speakers=2, num_test_speakers=1,
-      utterances_per_speaker=2)
+      num_unseen_lang_speakers=1, utterances_per_speaker=2)
 
 
 def test_synthetic_same_seed_gives_identical_audio(tmp_path):
-  first = tfds.load("synthetic_voices", split="train+test", data_dir=tmp_path / "a",
+  first = tfds.load("synthetic_voices", split=ALL_SPLITS, data_dir=tmp_path / "a",
                     builder_kwargs={"config": _tiny_config("tiny", seed=7)},
                     download_and_prepare_kwargs={"download_config": NO_GCS})
   builder = tfds.builder("synthetic_voices", config=_tiny_config("tiny", seed=7),
@@ -127,15 +130,15 @@ def test_synthetic_same_seed_gives_identical_audio(tmp_path):
                        data_dir=tmp_path / "c")
   other.download_and_prepare(download_config=NO_GCS)
   a = {e["utterance"]: e["audio"].tobytes() for e in _examples(first)}
-  b = {e["utterance"]: e["audio"].tobytes() for e in _examples(builder.as_dataset(split="train+test"))}
-  c = {e["utterance"]: e["audio"].tobytes() for e in _examples(other.as_dataset(split="train+test"))}
-  assert len(a) == 6 and a == b
+  b = {e["utterance"]: e["audio"].tobytes() for e in _examples(builder.as_dataset(split=ALL_SPLITS))}
+  c = {e["utterance"]: e["audio"].tobytes() for e in _examples(other.as_dataset(split=ALL_SPLITS))}
+  assert len(a) == 8 and a == b
   assert set(c.values()).isdisjoint(a.values())
 
 
 def test_synthetic_rejects_more_speakers_than_voices(tmp_path):
   config = synthetic_voices.SyntheticVoicesConfig(name="huge", voices=("en-us",),
-                                                  num_train_speakers=5000)
+                                                  speaker_kind="stock", num_train_speakers=5000)
   with pytest.raises(ValueError, match="distinct voices available"):
     tfds.builder("synthetic_voices", config=config,
                  data_dir=tmp_path).download_and_prepare(download_config=NO_GCS)
@@ -145,7 +148,7 @@ def test_synthetic_rejects_more_speakers_than_voices(tmp_path):
 def test_synthetic_mbrola_requested_but_missing_says_so(tmp_path):
   if espeak.mbrola_voices():
     pytest.skip("MBROLA voices are installed here")
-  config = synthetic_voices.SyntheticVoicesConfig(name="mb", use_mbrola=True)
+  config = synthetic_voices.SyntheticVoicesConfig(name="mb", mbrola_test=True)
   with pytest.raises(espeak.EspeakError, match="MBROLA"):
     synthetic_voices.speakers(config)
 
@@ -398,7 +401,7 @@ def test_adapter_passes_native_builders_and_rejects_others(voxceleb, synthetic_t
 @pytest.mark.slow
 def test_tfds_build_cli_builds_a_json_config(tmp_path):
   config = {"name": "cli_tiny", "phrase": "hey computer", "num_train_speakers": 2,
-            "num_test_speakers": 1, "utterances_per_speaker": 2}
+            "num_test_speakers": 1, "num_unseen_lang_speakers": 0, "utterances_per_speaker": 2}
   script = os.path.join(os.path.dirname(common.__file__), "synthetic_voices.py")
   # TFDS's build command; `tfds build` itself also needs apache-beam (see tfds_build.py).
   proc = subprocess.run([sys.executable, "-m", "data_pipelines.builders.tfds_build", script,

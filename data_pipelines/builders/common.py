@@ -136,7 +136,7 @@ class BuildReport:
     out: dict[str, object] = {"dataset": self.dataset,
                               "build_seconds": round(time.monotonic() - self._start, 2),
                               "num_skipped": len(self.skipped)}
-    for split in SPLITS:
+    for split in dict.fromkeys([*SPLITS, *(str(u["split"]) for u in self.utterances)]):
       rows = [u for u in self.utterances if u["split"] == split]
       out[f"{split}_examples"] = len(rows)
       out[f"{split}_speakers"] = sorted({str(u["speaker"]) for u in rows})

@@ -2,6 +2,12 @@
 
 espeak-ng output is deterministic: the same voice, prosody and text give the
 same bytes, which is what makes the synthetic corpus reproducible.
+
+Procedural voices and project-local MBROLA voices live in a private espeak-ng data
+directory (`private_data_dir`, passed as `espeak-ng --path`): links to the installed
+data plus generated variant files and links to MBROLA databases. Voices are named there
+by their file (`gmw/de+<variant>`, `mb/mb-us1`), so espeak-ng never lists its voices (it
+lists at most 350, fewer than a corpus's variant files).
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ import numpy as np
 
 from ge2e_jax import audio
 
-MBROLA_DIR = "/usr/share/mbrola"
+MBROLA_DIR = "/usr/share/mbrola"  # Debian's mbrola-* packages, installed system-wide.
+# `make voices` unpacks Debian's mbrola packages here (see fetch_mbrola.sh).
+LOCAL_MBROLA_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "third_party", "mbrola")
 
 
 class EspeakError(RuntimeError):
@@ -65,12 +75,69 @@ def variants() -> tuple[str, ...]:
   return tuple(sorted((n for n in names if " " not in n), key=str.lower))
 
 
+@dataclasses.dataclass(frozen=True)
+class Language:
+  """An installed espeak-ng language voice: `code` (en-us), `family` (ISO 639-5 folder, gmw)."""
+  code: str
+  family: str
+  file: str  # Under espeak-ng-data/lang, e.g. gmw/en-US.
+
+  @property
+  def voice(self) -> str:
+    """Its -v name inside a private_data_dir (lower case: espeak-ng lowers voice names)."""
+    return self.file.lower()
+
+
+@functools.cache
+def languages() -> dict[str, Language]:
+  """Installed language voices by code (`espeak-ng --voices`)."""
+  out = subprocess.run([executable(), "--voices"], capture_output=True, text=True,
+                       check=True).stdout
+  found = {}
+  for line in out.splitlines()[1:]:
+    fields = line.split()
+    if len(fields) >= 5:
+      family = fields[4].split("/")[0] if "/" in fields[4] else fields[4]
+      found.setdefault(fields[1], Language(fields[1], family, fields[4]))
+  return found
+
+
+def language(code: str) -> Language:
+  found = languages().get(code)
+  if found is None:
+    raise EspeakError(f"espeak-ng has no language voice {code!r} (`espeak-ng --voices` lists "
+                      f"{len(languages())}: {', '.join(sorted(languages()))})")
+  return found
+
+
+@dataclasses.dataclass(frozen=True)
+class MbrolaInstall:
+  """An mbrola binary and its voice databases (name -> database file)."""
+  bin_dir: str
+  databases: dict[str, str]
+
+
+def mbrola_install() -> MbrolaInstall | None:
+  """The project-local MBROLA (`make voices`) if present, else a system-wide one, else None."""
+  for root, bin_dir in ((os.path.join(LOCAL_MBROLA_DIR, "usr", "share", "mbrola"),
+                         os.path.join(LOCAL_MBROLA_DIR, "usr", "bin")),
+                        (MBROLA_DIR, os.path.dirname(shutil.which("mbrola") or ""))):
+    if not (bin_dir and os.path.isfile(os.path.join(bin_dir, "mbrola")) and os.path.isdir(root)):
+      continue
+    databases = {name: os.path.join(root, name, name) for name in sorted(os.listdir(root))
+                 if os.path.isfile(os.path.join(root, name, name))}
+    if databases:
+      return MbrolaInstall(bin_dir, databases)
+  return None
+
+
 def mbrola_voices() -> tuple[str, ...]:
-  """espeak-ng's English-speaking MBROLA voices whose MBROLA database is installed.
+  """espeak-ng's English-speaking MBROLA voices (mb-us1, mb-de4-en, ...) with a database.
 
   Each MBROLA database was recorded from a different real speaker.
   """
-  if shutil.which("mbrola") is None or not os.path.isdir(MBROLA_DIR):
+  install = mbrola_install()
+  if install is None:
     return ()
   out = subprocess.run([executable(), "--voices=mb"], capture_output=True,
                        text=True, check=True).stdout
@@ -80,25 +147,59 @@ def mbrola_voices() -> tuple[str, ...]:
     if len(fields) < 5 or not fields[1].startswith("en"):
       continue
     voice = fields[4].split("/")[-1]  # e.g. mb-us1, mb-de4-en
-    database = voice.split("-")[1]
-    if os.path.exists(os.path.join(MBROLA_DIR, database)):
+    if voice.split("-")[1] in install.databases:
       found.append(voice)
   return tuple(sorted(set(found)))
 
 
-def synthesize(voice: str, text: str, prosody: Prosody) -> tuple[np.ndarray, int]:
-  """Speaks `text` with espeak-ng voice `voice` (e.g. 'en-us+m3', 'mb-us1').
+def private_data_dir(root: str, variant_files: dict[str, str],
+                     mbrola: MbrolaInstall | None = None) -> str:
+  """Makes `root`/espeak-ng-data: the installed data plus `variant_files` (name -> text).
 
-  Returns (float32 mono waveform, sample rate); espeak voices give 22050 Hz,
-  MBROLA voices their database's rate.
+  Returns `root`, the value for `espeak-ng --path`. Language voices get lower-case links
+  (`Language.voice`); MBROLA databases are linked as espeak-ng-data/mbrola/<name>.
+  """
+  system = data_dir()
+  data = os.path.join(root, "espeak-ng-data")
+  os.makedirs(os.path.join(data, "voices", "!v"))
+  for entry in os.listdir(system):
+    if entry not in ("voices", "lang", "mbrola"):
+      os.symlink(os.path.join(system, entry), os.path.join(data, entry))
+  for dirpath, _, files in os.walk(os.path.join(system, "lang")):
+    target = os.path.join(data, os.path.relpath(dirpath, system).lower())
+    os.makedirs(target, exist_ok=True)
+    for name in files:
+      os.symlink(os.path.join(dirpath, name), os.path.join(target, name.lower()))
+  for entry in os.listdir(os.path.join(system, "voices")):
+    if entry != "!v":
+      os.symlink(os.path.join(system, "voices", entry), os.path.join(data, "voices", entry))
+  for name, text in variant_files.items():
+    with open(os.path.join(data, "voices", "!v", name), "w") as f:
+      f.write(text)
+  if mbrola is not None:
+    os.makedirs(os.path.join(data, "mbrola"))
+    for name, path in mbrola.databases.items():
+      os.symlink(path, os.path.join(data, "mbrola", name))
+  return root
+
+
+def synthesize(voice: str, text: str, prosody: Prosody, data_path: str | None = None,
+               mbrola_bin: str | None = None) -> tuple[np.ndarray, int]:
+  """Speaks `text` with espeak-ng voice `voice` (e.g. 'en-us+m3', 'mb/mb-us1').
+
+  `data_path` is a `private_data_dir` (None: the installed data); `mbrola_bin` the folder
+  of the mbrola binary for MBROLA voices. Returns (float32 mono waveform, sample rate):
+  espeak voices give 22050 Hz, MBROLA voices their database's rate.
   """
   with tempfile.TemporaryDirectory(prefix="espeak-") as tmp:
     wav_path = os.path.join(tmp, "utt.wav")
-    cmd = [executable(), "-v", voice, "-p", str(prosody.pitch), "-s", str(prosody.speed),
-           "-g", str(prosody.word_gap), "-a", str(prosody.amplitude), "-w", wav_path,
-           "--", text]
+    cmd = [executable()] + ([f"--path={data_path}"] if data_path else []) + [
+        "-v", voice, "-p", str(prosody.pitch), "-s", str(prosody.speed),
+        "-g", str(prosody.word_gap), "-a", str(prosody.amplitude), "-w", wav_path, "--", text]
+    env = None if mbrola_bin is None else dict(
+        os.environ, PATH=os.pathsep.join([mbrola_bin, os.environ.get("PATH", "")]))
     try:
-      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     except subprocess.TimeoutExpired as e:
       raise EspeakError(f"{' '.join(cmd)} did not finish in 120 s") from e
     if proc.returncode != 0 or not os.path.exists(wav_path):

@@ -1,0 +1,64 @@
+"""How distinct a corpus's speakers are: EER of untrained log-mel statistics, and of models.
+
+  python -m experiments.speaker_distinctness --data_dir=runs/tfds \
+      --condition=synthetic_voices/td_ok_computer_stock:test \
+      --condition=synthetic_voices/td_ok_computer:test [--model=runs/a --model=runs/b]
+
+Each condition is `tfds_name:split`. Without training, every utterance becomes the mean and
+standard deviation of its 40 log-mel channels (`ge2e_jax.features`), nothing learnt from any
+corpus: near-duplicate voices give near-identical statistics, so a higher EER means less
+distinct speakers. Each --model (a training workdir or export) adds its d-vector EER on the
+same conditions. Trials and EER are those of the held-out evaluation
+(experiments/evaluation.py: enrolment centroids, every test utterance against every speaker).
+"""
+
+from absl import app, flags
+import jax
+import numpy as np
+
+from experiments import evaluation
+from ge2e_jax import features, inference
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("condition", None, "tfds_name:split of held-out speakers.")
+flags.DEFINE_multi_string("model", [], "Training workdirs or export dirs to score as well.")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir of the conditions.")
+flags.DEFINE_integer("enroll", 3, "Enrolment utterances per speaker.")
+flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
+flags.DEFINE_integer("seed", 0, "Seed of the enrolment choice.")
+flags.mark_flag_as_required("condition")
+
+
+def log_mel_statistics(waves) -> np.ndarray:
+  """(utterances, 80): per-utterance mean and standard deviation of the log-mel frames."""
+  log_mel = jax.jit(features.log_mel)
+  rows = []
+  for wave in waves:
+    # Zero-padded to whole seconds (few compiled shapes); frames past the audio are dropped.
+    padded = np.pad(np.asarray(wave, np.float32), (0, -len(wave) % features.SAMPLE_RATE))
+    frames = np.asarray(log_mel(padded), np.float64)[:features.num_frames(len(wave))]
+    rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
+  stats = np.stack(rows)
+  return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
+
+
+def main(argv):
+  del argv
+  # The builders already trimmed silence (as in experiments/evaluation.py).
+  embedders = {path: inference.load(path, trim=inference.TrimOptions(enabled=False))
+               for path in FLAGS.model}
+  for condition in FLAGS.condition:
+    name, _, split = condition.rpartition(":")
+    eval_set = evaluation.load_eval_set(
+        name, split, data_dir=FLAGS.data_dir, enroll=FLAGS.enroll,
+        max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
+    scored = {"log-mel statistics (untrained)": log_mel_statistics(eval_set.waves)}
+    for path, embedder in embedders.items():
+      scored[path] = embedder.embed_prepared(eval_set.waves)
+    for what, embeddings in scored.items():
+      summary, _ = evaluation.score(embeddings, eval_set.speakers, FLAGS.enroll, FLAGS.seed)
+      print(f"EER {100 * summary['eer']:6.2f}%  {eval_set.description}  [{what}]", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
