@@ -15,6 +15,8 @@ import os
 from absl import app, flags
 import numpy as np
 
+from experiments import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
 flags.DEFINE_enum("which", "best", ["best", "latest"], "Workdir checkpoint to evaluate.")
@@ -30,6 +32,14 @@ flags.DEFINE_string("output_dir", None, "Where to write eval.json and the plots 
                     "(default: <model>/eval).")
 flags.DEFINE_integer("plot_speakers", 10, "Speakers shown in the 2-D projection.")
 flags.mark_flag_as_required("model")
+flags.register_validator("enroll", lambda v: v >= 1, "--enroll must be >= 1")
+flags.register_multi_flags_validator(
+    ["enroll", "max_utterances_per_speaker"],
+    lambda f: f["max_utterances_per_speaker"] > f["enroll"],
+    "--max_utterances_per_speaker must be larger than --enroll (some utterances are tested)")
+flags.register_validator("window_frames", lambda v: v is None or (v >= 2 and v % 2 == 0),
+                         "--window_frames must be an even number >= 2")
+flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers must be >= 1")
 
 
 def _eval_source(model_dir: str):
@@ -93,15 +103,21 @@ def plot_projection(embeddings, speakers, max_speakers, path):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  with cli.one_line_errors("evaluate"):
+    evaluate()
+
+
+def evaluate():
+  """Evaluates --model per the flags; writes and prints the summary."""
   from experiments import evaluation  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
 
+  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
+  embedder = inference.load(FLAGS.model, FLAGS.which, **options)
   tfds_name, data_dir = _eval_source(FLAGS.model)
   tfds_name, data_dir = FLAGS.tfds_name or tfds_name, FLAGS.data_dir or data_dir
   if tfds_name is None:
-    raise app.UsageError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
-  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
-  embedder = inference.load(FLAGS.model, FLAGS.which, **options)
+    raise ValueError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
   eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
                                       enroll=FLAGS.enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)

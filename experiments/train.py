@@ -13,7 +13,7 @@ import logging as python_logging
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import trainer
+from experiments import cli, trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file under experiments/configs.",
@@ -45,8 +45,9 @@ def main(argv):
   if FLAGS.distributed or FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("config:\n%s", FLAGS.config)
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
+    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)
