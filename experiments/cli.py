@@ -55,4 +55,4 @@ def one_line_errors(command: str, extra_errors: tuple = ()):
     yield
   except user_errors() + extra_errors as err:
     logging.debug("%s failed", command, exc_info=True)
-    raise SystemExit(f"{command}: {err}") from None
+    raise SystemExit(f"{command}: {' '.join(str(err).split())}") from None
