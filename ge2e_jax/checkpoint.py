@@ -15,14 +15,14 @@ it), so a job killed at any moment leaves only complete steps. Kept: the last
 
 Every restore verifies. Saved arrays whose names, shapes or dtypes are not those of the
 state asked for mean another model or optimizer: ``CheckpointMismatchError``, nothing is
-touched. A step whose files do not hash to their record, that does not restore
-(truncated, garbled or missing files, a garbled metrics file) or whose restored values do
-not hash to their checksums is damaged: the step before it is tried, with a line naming the
-step and why. (The file check comes first: a restore that fails part-way leaves orbax's
-tensorstore reads running into a closed event loop, pages of "Event loop is closed".) The training run moves damaged steps to
-``<step>.corrupt-<unix time>`` (nothing is deleted) once a good one is found; readers
-(``restore_params``) only skip them. When no step is good nothing is moved and
-``NoUsableCheckpointError`` is raised, unless a fresh start is explicitly allowed.
+touched. A step is damaged when its files do not hash to their record, it does not restore
+(truncated, garbled or missing files, a garbled metrics file) or its restored values do not
+hash to their checksums; the step before it is then tried, with a line naming the step and
+why. The file check comes first: a restore that fails part-way leaves orbax's tensorstore
+reads running into a closed event loop (pages of "Event loop is closed"). The training run
+moves damaged steps to ``<step>.corrupt-<unix time>`` (nothing is deleted) once a good one
+is found; readers (``restore_params``) only skip them. When no step is good nothing is
+moved and ``NoUsableCheckpointError`` is raised, unless a fresh start is explicitly allowed.
 """
 
 import hashlib
@@ -174,10 +174,10 @@ class Checkpointer:
     """(step, state, data position) of the newest step that verifies; None to start fresh.
 
     ``abstract_state`` gives shapes, dtypes and shardings (e.g. the freshly initialised
-    state, or ``jax.eval_shape`` of it). Damaged steps newer than the good one are moved
-    aside. With no good step in a directory that holds anything, raises
-    ``NoUsableCheckpointError`` (nothing moved) unless ``allow_fresh_start``, which moves
-    the damaged steps aside and returns None.
+    state, or ``jax.eval_shape`` of it). Damaged steps (newer than the good one, or with a
+    garbled metrics file) are moved aside. With no good step in a directory that holds
+    anything, raises ``NoUsableCheckpointError`` (nothing moved) unless
+    ``allow_fresh_start``, which moves the damaged steps aside and returns None.
     """
     self.wait()
     step, restored, failures = self._first_good(self.steps()[::-1], abstract_state)
@@ -260,6 +260,8 @@ class Checkpointer:
       saved = _leaf_specs(self._manager.item_metadata(step)["state"])
     except Exception as err:  # pylint: disable=broad-except  # unreadable metadata: damage
       raise _Damaged(f"metadata: {_reason(err)}") from err
+    if not saved:
+      raise _Damaged("metadata: no arrays listed (state/_METADATA missing or empty)")
     wanted = _leaf_specs(abstract_state)
     differing = [f"{name} saved {saved.get(name, 'absent')}, "
                  f"this config {wanted.get(name, 'absent')}"
