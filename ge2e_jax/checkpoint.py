@@ -377,7 +377,13 @@ def read_config(workdir: str) -> dict:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a ge2e_jax training workdir?")
   with open(path) as f:
-    return json.load(f)
+    try:
+      values = json.load(f)
+    except ValueError as err:
+      raise ValueError(f"{path} is not readable JSON ({err})") from None
+  if not isinstance(values, dict):
+    raise ValueError(f"{path} holds {type(values).__name__}, not the run's config object")
+  return values
 
 
 def restore_params(workdir: str, which: str = "best"):

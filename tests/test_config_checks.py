@@ -103,3 +103,6 @@ def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_p
     run_setup.check_config(os.fspath(tmp_path), changed)
   changed.train.allow_batch_change = True
   run_setup.check_config(os.fspath(tmp_path), changed)
+  (tmp_path / checkpoint.CONFIG_FILE).write_text('{"model": ')
+  with pytest.raises(ValueError, match=r"config.json is not readable JSON \(Expecting value"):
+    run_setup.check_config(os.fspath(tmp_path), changed)
