@@ -31,6 +31,7 @@ import sys
 from absl import app, flags
 import numpy as np
 
+from experiments import cli
 from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
 
 FLAGS = flags.FLAGS
@@ -59,6 +60,14 @@ flags.DEFINE_float("far_target", 0.01, "False-accept rate of the second threshol
 flags.DEFINE_bool("skip_unreadable", False, "Leave out (and report) unreadable audio files "
                   "and their trials instead of failing.")
 flags.mark_flag_as_required("model")
+flags.register_validator("enroll", lambda v: v >= 1, "--enroll must be >= 1")
+flags.register_multi_flags_validator(
+    ["enroll", "max_utterances_per_speaker"],
+    lambda f: f["max_utterances_per_speaker"] > f["enroll"],
+    "--max_utterances_per_speaker must be larger than --enroll (some utterances are tested)")
+flags.register_validator("window_frames", lambda v: v is None or (v >= 2 and v % 2 == 0),
+                         "--window_frames must be an even number >= 2")
+flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers must be >= 1")
 
 
 def _eval_source(model_dir: str):
@@ -194,18 +203,25 @@ def evaluate_own_trials():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
-      or FLAGS.score_norm != "none"):
-    return evaluate_own_trials()
+  with cli.one_line_errors("evaluate"):
+    if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
+        or FLAGS.score_norm != "none"):
+      evaluate_own_trials()
+    else:
+      evaluate()
+
+
+def evaluate():
+  """Evaluates --model on a TFDS corpus per the flags; writes and prints the summary."""
   from experiments import evaluation  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
 
+  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
+  embedder = inference.load(FLAGS.model, FLAGS.which, **options)
   tfds_name, data_dir = _eval_source(FLAGS.model)
   tfds_name, data_dir = FLAGS.tfds_name or tfds_name, FLAGS.data_dir or data_dir
   if tfds_name is None:
-    raise app.UsageError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
-  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
-  embedder = inference.load(FLAGS.model, FLAGS.which, **options)
+    raise ValueError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
   eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
                                       enroll=FLAGS.enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)

@@ -21,21 +21,23 @@ the host (``ge2e_jax.inference.Embedder.prepare`` does both). Rows of one call s
 length; embed utterances of different lengths in separate calls.
 
 The export is written to a temporary directory beside ``--output`` and renamed into place,
-so a failed export leaves no partial directory behind.
+so a failed export leaves no partial directory behind; its files get the permissions the
+umask gives. ``--overwrite`` replaces only an export dir, and no ``--output`` may be, hold
+or lie inside the workdir's checkpoints or config: an export never deletes a training run.
 """
 
 import functools
 import os
+import secrets
 import shutil
-import tempfile
 
 from absl import app, flags, logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import export_tflite
-from ge2e_jax import export_io, inference, model, model_card
+from experiments import cli, export_tflite
+from ge2e_jax import checkpoint, export_io, inference, model, model_card
 from ge2e_jax.features import SAMPLE_RATE
 
 FLAGS = flags.FLAGS
@@ -52,6 +54,9 @@ flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samp
                      "0 = one window of the model's window_frames.")
 flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
 flags.mark_flag_as_required("workdir")
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
+                         f"--platforms must name some of {', '.join(PLATFORMS)}")
 
 WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
 
@@ -99,12 +104,10 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
   ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``.
   """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
-  if os.path.exists(output) and not overwrite:
-    raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+  _check_output(output, workdir, overwrite)
   embedder = inference.load(workdir, which)  # checks config and params agree
   os.makedirs(os.path.dirname(output), exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp-",
-                             dir=os.path.dirname(output))
+  staging = _new_dir_beside(output)
   try:
     metadata = {
         "source": embedder.source, "which": which, "platforms": list(platforms),
@@ -129,6 +132,35 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
   return output
 
 
+def _check_output(output: str, workdir: str, overwrite: bool):
+  """Refuses an output that is, holds or lies inside the workdir's checkpoints or config, and
+  replacing anything but an export dir."""
+  real = os.path.realpath(output)
+  for kept in (checkpoint.CHECKPOINT_DIR, checkpoint.CONFIG_FILE):
+    protected = os.path.realpath(os.path.join(workdir, kept))
+    if os.path.commonpath([real, protected]) in (real, protected):
+      raise ValueError(f"--output={output} is, holds or lies inside the training run's "
+                       f"{protected}; choose another --output (the default is <workdir>/export)")
+  if os.path.lexists(output):
+    if not overwrite:
+      raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if not export_io.is_export_dir(output):
+      raise FileExistsError(f"{output} exists and is not an export dir (config.json + params/):"
+                            " --overwrite replaces only an earlier export")
+
+
+def _new_dir_beside(output: str) -> str:
+  """A new empty directory next to ``output``, with the umask's permissions (mkdtemp: 0700)."""
+  while True:
+    path = os.path.join(os.path.dirname(output),
+                        f".{os.path.basename(output)}.tmp-{secrets.token_hex(4)}")
+    try:
+      os.mkdir(path)
+      return path
+    except FileExistsError:
+      continue
+
+
 def _replace_dir(new: str, target: str):
   if not os.path.exists(target):
     os.rename(new, target)
@@ -143,11 +175,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
-  try:
+  with cli.one_line_errors("export failed"):
     output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
                           FLAGS.overwrite, tflite_shape)
-  except (FileNotFoundError, FileExistsError, ValueError) as err:
-    raise SystemExit(f"export failed: {err}") from err
   logging.info("exported %s to %s", FLAGS.workdir, output)
   print(output)
 

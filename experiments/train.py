@@ -13,7 +13,7 @@ import logging as python_logging
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import trainer
+from experiments import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file under experiments/configs.",
@@ -41,16 +41,21 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.library_info_logs:
     logging.get_absl_handler().addFilter(_hide_library_info)
-  import jax  # after flag parsing: --help stays fast
+  import jax  # after flag parsing: --help and flag errors stay fast
+  from experiments import config_checks  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed or FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("config:\n%s", FLAGS.config)
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  with cli.one_line_errors("train"):
+    config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
+  from experiments import trainer  # pylint: disable=g-import-not-at-top
+  with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
+    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 def run():
   """The ``ge2e-train`` console script (setup.cfg)."""
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ from importlib import metadata
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import logging
 
 from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from data_pipelines.source_specs import parse_sources
-from experiments import evaluation, finetune, reporting
+from experiments import config_checks, evaluation, finetune, reporting, run_setup
 from ge2e_jax import checkpoint, model, model_card, optim, train
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-cpu",
@@ -68,11 +67,10 @@ def write_run_info(config, workdir):
 
 def train_and_evaluate(config, workdir: str):
   """Train per ``config`` in ``workdir``; returns the final train state and last eval."""
+  config_checks.validate(config)
   workdir = os.path.abspath(workdir)
+  run_setup.check_config(workdir, config)  # before the slow set-up: fail fast
   is_chief = jax.process_index() == 0
-  if is_chief:
-    os.makedirs(workdir, exist_ok=True)
-    write_run_info(config, workdir)
   encoder_config = model.config_from_dict(dict(config.model))
   mesh = train.make_mesh()
   pipeline, source_names, stacked = build_input(config)
@@ -95,21 +93,17 @@ def train_and_evaluate(config, workdir: str):
 
   checkpointer = checkpoint.Checkpointer(workdir, keep_last=config.train.keep_last,
                                          keep_best=config.train.keep_best)
-  restored = checkpointer.restore(state)
-  if restored is None and config.train.init_from:  # a resumed fine-tune keeps its own steps
-    params = finetune.initial_params(config.train.init_from, jax.device_get(params))
-    state = train.replicate(train.init_state(params, optimizer), mesh)
-  start_step, train_seconds = 0, 0.0
-  if restored is not None:
-    start_step, state, position = restored
-    if position["data_step"] != start_step or position["seed"] != config.seed:
-      raise ValueError(f"checkpoint {start_step} in {workdir} was written for data step "
-                       f"{position['data_step']} / seed {position['seed']}, not "
-                       f"{start_step} / {config.seed}: is this the same run's workdir?")
-    train_seconds = position["train_seconds"]
-    logging.info("resumed from step %d in %s", start_step, checkpointer.directory)
-  if restored is not None:
-    rng = jax.random.wrap_key_data(np.asarray(position["rng"], np.uint32))
+  try:
+    start_step, state, rng, train_seconds = run_setup.resume(config, workdir, checkpointer,
+                                                             state, rng)
+    if start_step == 0 and config.train.init_from:  # a resumed fine-tune keeps its own steps
+      params = finetune.initial_params(config.train.init_from, jax.device_get(params))
+      state = train.replicate(train.init_state(params, optimizer), mesh)
+  except BaseException:
+    checkpointer.close()
+    raise
+  if is_chief:  # only once the checks passed: a refused config must not replace the run's
+    write_run_info(config, workdir)
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
   reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,

@@ -4,6 +4,7 @@ d-vectors of ge2e_jax.inference."""
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ PARITY = 1e-5
 # Lengths (samples at 16 kHz): repeat-padded short, exactly one window, one window plus a
 # partial hop (end-aligned second window), three windows (the last end-aligned).
 LENGTHS = (6000, 25840, 30000, 50000)
+UMASK = 0o027  # group may read, others not: the export's modes must follow it
 
 PLAIN_TF_SCRIPT = textwrap.dedent("""
     import json, sys
@@ -71,7 +73,11 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def export_dir(workdir):
-  result = run_export(f"--workdir={workdir}")
+  umask = os.umask(UMASK)  # the export subprocess inherits it
+  try:
+    result = run_export(f"--workdir={workdir}")
+  finally:
+    os.umask(umask)
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir / "export"
 
@@ -162,6 +168,30 @@ def test_export_refuses_to_overwrite_and_names_a_bad_workdir(export_dir, tmp_pat
   assert missing.returncode == 1
   assert f"{tmp_path / 'nowhere'} is not a directory; expected a training workdir" in missing.stderr
   assert "Traceback" not in again.stderr + missing.stderr
+
+
+def test_export_files_have_the_permissions_the_umask_gives(export_dir):
+  modes = {}
+  for root, dirs, files in os.walk(export_dir):
+    for name in dirs + files:
+      path = os.path.join(root, name)
+      modes[os.path.relpath(path, export_dir)] = (os.path.isdir(path),
+                                                  stat.S_IMODE(os.stat(path).st_mode))
+  modes["."] = (True, stat.S_IMODE(os.stat(export_dir).st_mode))
+  wrong = {p: oct(m) for p, (is_dir, m) in modes.items()
+           if m != (0o777 if is_dir else 0o666) & ~UMASK}
+  assert not wrong and len(modes) > 10, wrong
+
+
+def test_export_never_replaces_or_enters_the_training_run(workdir):
+  kept = sorted(os.listdir(workdir / "checkpoints")), (workdir / "config.json").read_bytes()
+  result = run_export(f"--workdir={workdir}", f"--output={workdir}", "--overwrite")
+  assert result.returncode == 1
+  assert (f"--output={workdir} is, holds or lies inside the training run's "
+          f"{workdir / 'checkpoints'}") in result.stderr
+  assert "Traceback" not in result.stderr
+  assert (sorted(os.listdir(workdir / "checkpoints")),
+          (workdir / "config.json").read_bytes()) == kept
 
 
 def test_export_cli_help():

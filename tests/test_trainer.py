@@ -3,10 +3,12 @@ fallback, non-finite losses, evaluation and the CLIs."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -161,6 +163,42 @@ def test_diverging_run_stops_with_a_clear_error_and_saves_only_finite_state(synt
   _, params = checkpoint.restore_params(workdir, "latest")
   for key, value in _flatten(params):  # ... and hold only finite values
     assert np.all(np.isfinite(value)), key
+
+
+@pytest.mark.slow
+def test_changed_config_is_refused_in_one_line_and_the_run_is_untouched(uninterrupted,
+                                                                       synthetic_td, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted[0], workdir)
+  config_json = (workdir / "config.json").read_bytes()
+  steps = sorted(os.listdir(workdir / "checkpoints"))
+  proc = run(train_command(workdir, synthetic_td, **{
+      "model.cells": 32, "loss.name": "softmax", "seed": 1, "train.num_steps": STEPS + 2}))
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("train: ") and "holds checkpoints of a run with another config" in last
+  for change in ("loss.name: 'ge2e_softmax' -> 'softmax'", "model.cells: 16 -> 32",
+                 "seed: 0 -> 1"):
+    assert change in last, last
+  assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
+  assert (workdir / "config.json").read_bytes() == config_json
+  assert sorted(os.listdir(workdir / "checkpoints")) == steps
+
+
+def test_train_cli_says_one_line_for_bad_config_input_and_writes_nothing(tmp_path):
+  nowhere = types.SimpleNamespace(name="synthetic_voices/none", data_dir=os.fspath(tmp_path))
+  workdir = tmp_path / "run"
+  unknown = run(train_command(workdir, nowhere) + ["--config.train.nonexistent=1"], timeout=120)
+  bad = run(train_command(workdir, nowhere, **{
+      "train.num_steps": 0, "train.log_every": 0, "train.checkpoint_every": 0}), timeout=120)
+  assert unknown.returncode == bad.returncode == 1
+  assert ("--config.train.nonexistent=1: config.train has no field 'nonexistent'"
+          in unknown.stderr)
+  last = bad.stderr.strip().splitlines()[-1]
+  assert last.startswith("train: config.train.num_steps=0: expected an integer >= 1; "), last
+  assert "config.train.log_every=0" in last and "config.train.checkpoint_every=0" in last
+  assert "Traceback" not in unknown.stderr + bad.stderr
+  assert not workdir.exists()
 
 
 @pytest.mark.parametrize("module", ["train", "evaluate", "embed", "export"])

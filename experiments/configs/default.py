@@ -44,6 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_best = 1
   c.train.max_nonfinite_streak = 10         # stop after this many non-finite steps in a row
   c.train.init_from = ""                    # fine-tune: a workdir or export dir to start from
+  c.train.allow_fresh_start = False         # train from 0 when no checkpoint is usable
+  c.train.allow_batch_change = False        # resume with another data.n_speakers/n_utterances/crop
 
   c.eval = ml_collections.ConfigDict()
   c.eval.source = "ok"                      # held-out speakers of this source's "test" split

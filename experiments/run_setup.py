@@ -1,0 +1,85 @@
+"""Start or resume a run in a workdir without ever losing it to a changed config.
+
+``resume`` runs before the first step: it refuses a config that differs from the one the
+workdir's checkpoints were written with (one line naming the fields; nothing touched),
+restores the newest checkpoint that verifies (``ge2e_jax.checkpoint``: damaged steps are
+set aside, a workdir with no usable step stops unless ``train.allow_fresh_start``) and only
+then lets the caller write ``config.json``.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from ge2e_jax import checkpoint
+
+# Fields that may change when a run resumes: how long it trains, how it reports and keeps
+# checkpoints, how it is evaluated, where the corpus lies. A prefix ending in "." covers a
+# section. Any other change would make the resumed run another experiment.
+MAY_CHANGE = ("train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_last",
+              "train.keep_best", "train.max_nonfinite_streak", "train.allow_fresh_start",
+              "train.allow_batch_change", "train.init_from", "eval.", "data.data_dir")
+# The batch shape: changes only with train.allow_batch_change (the loss scale and the
+# speakers per step change, so the run no longer matches one trained with either shape).
+BATCH_SHAPE = ("data.n_speakers", "data.n_utterances", "data.crop")
+
+
+def config_changes(old: dict, new: dict, allow_batch_change: bool = False) -> list[str]:
+  """'field: old -> new' for each field of ``new`` that a resumed run must not change.
+
+  Fields only one side has (a config written by an older version) are not compared.
+  """
+  old, new = _flatten(old), _flatten(new)
+  allowed = MAY_CHANGE + (BATCH_SHAPE if allow_batch_change else ())
+  return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in sorted(old.keys() & new.keys())
+          if old[key] != new[key]
+          and not any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)]
+
+
+def check_config(workdir: str, config):
+  """Raises CheckpointMismatchError when the workdir's checkpoints were written for another
+  config (per its config.json). A workdir without checkpoints may take any config."""
+  directory = os.path.join(workdir, checkpoint.CHECKPOINT_DIR)
+  if (not os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE))
+      or not os.path.isdir(directory) or not os.listdir(directory)):
+    return
+  values = json.loads(json.dumps(config.to_dict()))  # as config.json holds it
+  changes = config_changes(checkpoint.read_config(workdir), values,
+                           config.train.allow_batch_change)
+  if changes:
+    batch = [c for c in changes if c.split(":")[0] in BATCH_SHAPE]
+    hint = " (train.allow_batch_change=True allows the batch-shape ones)" if batch else ""
+    raise checkpoint.CheckpointMismatchError(
+        f"{workdir} holds checkpoints of a run with another config: {'; '.join(changes)}"
+        f"{hint}; nothing was changed: resume with the run's config or use another workdir")
+
+
+def resume(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, rng):
+  """(start step, state, rng, training seconds): the fresh ones, or a verified checkpoint's.
+
+  Call ``check_config`` first (before the slow set-up of a run).
+  """
+  restored = checkpointer.restore(state, allow_fresh_start=config.train.allow_fresh_start)
+  if restored is None:
+    return 0, state, rng, 0.0
+  step, state, position = restored
+  if position["data_step"] != step or position["seed"] != config.seed:
+    raise checkpoint.CheckpointMismatchError(
+        f"checkpoint {step} in {workdir} was written for data step {position['data_step']} / "
+        f"seed {position['seed']}, not {step} / {config.seed}: is this the same run's workdir?")
+  logging.info("resumed from step %d in %s", step, checkpointer.directory)
+  rng = jax.random.wrap_key_data(np.asarray(position["rng"], np.uint32))
+  return step, state, rng, position["train_seconds"]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out

@@ -1,0 +1,108 @@
+"""A training config is checked once, up front (every bad field named as config.x.y), and a
+workdir's checkpoints are only resumed with the config they were written with."""
+
+import os
+import re
+
+import pytest
+
+from experiments import config_checks, run_setup
+from experiments.configs import default, td, td_demo, td_multireader, ti
+from ge2e_jax import checkpoint
+
+
+@pytest.mark.parametrize("module", [default, td, td_demo, td_multireader, ti])
+def test_shipped_configs_are_valid(module):
+  config_checks.validate(module.get_config())
+
+
+def test_every_bad_value_is_named_with_what_was_expected():
+  c = td.get_config()
+  c.train.num_steps = 0
+  c.train.log_every = 0
+  c.train.checkpoint_every = -5
+  c.train.keep_last = 0
+  c.loss.name = "ge2e"
+  c.data.n_utterances = 1
+  c.data.crop = "long"
+  c.optimizer.learning_rate = float("nan")
+  c.eval.window_frames = 81
+  with pytest.raises(config_checks.ConfigError) as err:
+    config_checks.validate(c)
+  message = str(err.value)
+  assert "\n" not in message
+  for expected in ("config.train.num_steps=0: expected an integer >= 1",
+                   "config.train.log_every=0: expected an integer >= 1",
+                   "config.train.checkpoint_every=-5: expected an integer >= 1",
+                   "config.train.keep_last=0: expected an integer >= 1",
+                   "config.loss.name='ge2e': expected one of ('ge2e_softmax',",
+                   "config.data.n_utterances=1: expected an integer >= 2",
+                   "config.data.crop='long': expected 'td' or 'ti'",
+                   "config.optimizer.learning_rate=nan: expected a finite number > 0",
+                   "config.eval.window_frames=81: expected an even integer >= 2"):
+    assert expected in message, (expected, message)
+  assert message.count("config.") == 9
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("data.sources", "ok", "config.data.sources: 'ok' is not 'name:tfds_name'"),
+    ("eval.source", "hey", "config.eval.source='hey': expected one of ['ok']"),
+    ("data.weights", "ok:-1", "config.data.weights: MultiReader weights 'ok:-1': weight"),
+    ("loss.centroids", "split", "config.data.n_utterances=5: split centroids"),
+    ("eval.max_utterances_per_speaker", 3, "expected more than config.eval.enroll=3"),
+])
+def test_fields_that_depend_on_each_other(field, value, expected):
+  c = td.get_config()
+  c.data.n_utterances = 5
+  section, name = field.split(".")
+  setattr(c[section], name, value)
+  with pytest.raises(config_checks.ConfigError, match=re.escape(expected)):
+    config_checks.validate(c)
+
+
+def test_a_missing_field_is_named():
+  c = td.get_config().to_dict()
+  del c["train"]["num_steps"]
+  with pytest.raises(config_checks.ConfigError, match=r"config.train.num_steps is missing"):
+    config_checks.validate(c)
+
+
+def test_config_changes_name_what_a_resumed_run_must_keep():
+  old = td.get_config().to_dict()
+  new = td.get_config()
+  new.model.cells = 64
+  new.loss.name = "softmax"
+  new.data.n_speakers = 32
+  new.train.num_steps = 5          # may change: how long, how often, how evaluated
+  new.train.log_every = 7
+  new.eval.every = 3
+  new.data.data_dir = "/elsewhere"
+  new = new.to_dict()
+  assert run_setup.config_changes(old, new) == [
+      "data.n_speakers: 64 -> 32", "loss.name: 'ge2e_softmax' -> 'softmax'",
+      "model.cells: 128 -> 64"]
+  assert run_setup.config_changes(old, new, allow_batch_change=True) == [
+      "loss.name: 'ge2e_softmax' -> 'softmax'", "model.cells: 128 -> 64"]
+  del old["data"]["n_speakers"]  # a config.json written before a field existed
+  assert "data.n_speakers" not in str(run_setup.config_changes(old, new))
+
+
+def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_path):
+  written = td.get_config()
+  checkpoint.write_config(os.fspath(tmp_path), written.to_dict())
+  changed = td.get_config()
+  changed.seed = 3
+  run_setup.check_config(os.fspath(tmp_path), changed)  # no checkpoints yet: any config
+  (tmp_path / checkpoint.CHECKPOINT_DIR / "100").mkdir(parents=True)
+  with pytest.raises(checkpoint.CheckpointMismatchError,
+                     match=r"holds checkpoints of a run with another config: seed: 0 -> 3; "
+                           r"nothing was changed"):
+    run_setup.check_config(os.fspath(tmp_path), changed)
+  changed.seed, changed.data.n_utterances = 0, 5
+  with pytest.raises(checkpoint.CheckpointMismatchError, match="allow_batch_change"):
+    run_setup.check_config(os.fspath(tmp_path), changed)
+  changed.train.allow_batch_change = True
+  run_setup.check_config(os.fspath(tmp_path), changed)
+  (tmp_path / checkpoint.CONFIG_FILE).write_text('{"model": ')
+  with pytest.raises(ValueError, match=r"config.json is not readable JSON \(Expecting value"):
+    run_setup.check_config(os.fspath(tmp_path), changed)
