@@ -45,7 +45,7 @@ def test_every_bad_value_is_named_with_what_was_expected():
 
 
 @pytest.mark.parametrize("field, value, expected", [
-    ("data.sources", "ok", "config.data.sources: 'ok' is not 'name:tfds_name'"),
+    ("data.sources", "ok", "config.data.sources 'ok': item 'ok' is not 'name:tfds_name'"),
     ("eval.source", "hey", "config.eval.source='hey': expected one of ['ok']"),
     ("data.weights", "ok:-1", "config.data.weights: MultiReader weights 'ok:-1': weight"),
     ("loss.centroids", "split", "config.data.n_utterances=5: split centroids"),
