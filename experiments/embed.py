@@ -97,8 +97,8 @@ def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
 def output_problem(output: str):
   """Why ``output`` cannot take the npz (None if it can), checked before any work is done."""
   if os.path.lexists(output) and not os.path.isfile(output):
-    kind = "directory" if os.path.isdir(output) else "not a regular file"
-    return f"{output} exists and is a {kind}; expected the path of a .npz file"
+    kind = "a directory" if os.path.isdir(output) else "not a regular file"
+    return f"{output} exists and is {kind}; expected the path of a .npz file"
   folder = os.path.dirname(os.path.abspath(output))
   while not os.path.lexists(folder):  # write_npz creates the missing folders.
     folder = os.path.dirname(folder)

@@ -157,7 +157,7 @@ def _read(fobj: BinaryIO, name: str) -> tuple[np.ndarray, int]:
   try:
     snd = sf.SoundFile(fobj)
   except Exception as e:  # libsndfile's, or soundfile's own checks: the file is not usable.
-    raise AudioReadError(name, f"not a readable audio file ({e})") from e
+    raise AudioReadError(name, f"not a readable audio file ({_sf_message(e)})") from e
   with snd:
     sample_rate, channels, declared = snd.samplerate, snd.channels, snd.frames
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
@@ -173,7 +173,8 @@ def _read(fobj: BinaryIO, name: str) -> tuple[np.ndarray, int]:
     except MemoryError:
       raise AudioReadError(name, "too large to decode in memory") from None
     except Exception as e:  # A decoder error part way through the file.
-      raise AudioReadError(name, f"not a readable audio file (decoding failed: {e})") from e
+      raise AudioReadError(
+          name, f"not a readable audio file (decoding failed: {_sf_message(e)})") from e
   if not blocks:
     raise AudioReadError(name, "no audio samples")
   wav = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
@@ -183,6 +184,11 @@ def _read(fobj: BinaryIO, name: str) -> tuple[np.ndarray, int]:
   if not np.all(np.isfinite(wav)):
     raise AudioReadError(name, "contains NaN or infinite samples")
   return wav, sample_rate
+
+
+def _sf_message(error: Exception) -> str:
+  """libsndfile's own words, without soundfile's "Error opening <file object>:" prefix."""
+  return getattr(error, "error_string", None) or str(error)
 
 
 def _check_wav_complete(fobj: BinaryIO, size: int, name: str) -> None:
