@@ -36,7 +36,7 @@ MAX_SAMPLE_RATE = 768_000
 # Usable speech, after silence trimming: one 25 ms log-mel frame at 16 kHz...
 MIN_SPEECH_SAMPLES = WIN_LENGTH
 # ...whose loudest 20 ms frame, its mean (DC) removed, is at least this loud (RMS re full
-# scale 1.0). ±1 LSB int16 noise is about -90 dB, quiet real speech -40 dB or louder.
+# scale 1.0): about 33 int16 steps. ±1 LSB int16 noise is about -92 dB.
 MIN_SPEECH_DBFS = -60.0
 SPEECH_FRAME_MS = 20.0
 # Float audio belongs in [-1, 1]; int16-scaled floats (±32768) still pass. Larger values
@@ -361,7 +361,8 @@ def speech_level_db(wav: np.ndarray) -> float:
   wav = np.asarray(wav, np.float64)
   # Whole frames, plus the last `frame` samples so that the tail is covered too.
   frames = np.concatenate([wav[:whole * frame].reshape(whole, frame), wav[None, -frame:]])
-  loudest = float(np.sqrt(np.mean((frames - frames.mean(axis=1, keepdims=True)) ** 2, axis=1)).max())
+  ac_power = np.mean((frames - frames.mean(axis=1, keepdims=True)) ** 2, axis=1)
+  loudest = float(np.sqrt(ac_power.max()))
   return 20 * math.log10(loudest) if loudest > 0 else -math.inf
 
 

@@ -135,7 +135,8 @@ def make_corpus(root: str) -> Corpus:
                                           "PCM_24"))
   add("dc_offset_speech.wav", _wav_bytes(0.15 + 0.5 * speech, 16000))
   add("int16_scaled_float.wav", _wav_bytes(32767 * speech, 16000, "FLOAT"))
-  add("quiet_minus50db.wav", _wav_bytes(speech * 10 ** (-50 / 20) / _loudest_rms(speech), 16000))
+  add("quiet_minus50db.wav",
+      _wav_bytes(speech * 10 ** (-50 / 20) / _loudest_rms(speech), 16000))
   add("padded_silence.flac", _wav_bytes(np.concatenate([np.zeros(32000), other,
                                                         np.zeros(32000)]), 16000, fmt="FLAC"))
   add("click.wav", _wav_bytes(np.where(np.arange(16000) == 8000, 0.9, 0.0), 16000))
@@ -208,8 +209,9 @@ def make_corpus(root: str) -> Corpus:
   add("quiet_minus70db.wav", _wav_bytes(speech * 10 ** (-70 / 20) / _loudest_rms(speech), 16000),
       bad("silent"))
   add("opposite_phase.wav", _wav_bytes(np.stack([speech, -speech], 1), 16000), bad("silen"))
-  add("opposite_phase_residual.wav", _wav_bytes(np.stack([speech, np.resize(lsb, len(speech)) - speech],
-                                                         1), 16000), bad("silent"))
+  residual = np.resize(lsb, len(speech))  # channels that cancel but for ±1 LSB
+  add("opposite_phase_residual.wav", _wav_bytes(np.stack([speech, residual - speech], 1), 16000),
+      bad("silent"))
   add("opposite_phase_44k.flac", _wav_bytes(np.stack([_resample(other, 44100),
                                                       -_resample(other, 44100)], 1), 44100,
                                             fmt="FLAC"), bad("silen"))

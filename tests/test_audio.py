@@ -183,7 +183,8 @@ def test_bad_sample_rates_are_refused_by_every_entry_point(rate):
                lambda: audio.trim_silence(wav, rate)):
     with pytest.raises(ValueError, match="sample rate must be a positive whole number"):
       call()
-  assert audio.check_sample_rate(44100.0) == 44100 and audio.check_sample_rate(np.int64(8000)) == 8000
+  assert audio.check_sample_rate(44100.0) == 44100
+  assert audio.check_sample_rate(np.int64(8000)) == 8000
 
 
 @pytest.mark.parametrize("subtype,sample_rate", [("GSM610", 8000), ("G721_32", 8000)])
