@@ -132,13 +132,15 @@ class Embedder:
 
   def read(self, path: str | os.PathLike) -> np.ndarray:
     """A wav/flac/ogg file -> trimmed 16 kHz mono; AudioReadError names the file."""
-    wav, sample_rate = audio.read_audio_channels(path)
     try:
+      wav, sample_rate = audio.read_audio_channels(path)
       return self.prepare(wav, sample_rate, name=os.fspath(path))
+    except audio.AudioReadError:
+      raise
     except ValueError as err:
       raise audio.AudioReadError(path, str(err).removeprefix(f"{os.fspath(path)}: ")) from err
     except MemoryError:
-      raise audio.AudioReadError(path, "too large to prepare in memory") from None
+      raise audio.AudioReadError(path, "too large to read and prepare in memory") from None
 
   def embed_prepared(self, wavs: Sequence[np.ndarray],
                      names: Sequence[str] | None = None) -> np.ndarray:
