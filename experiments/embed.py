@@ -11,11 +11,13 @@ with sliding windows (``ge2e_jax.inference``).
 
 Output npz: ``paths`` (str, the embedded files in input order) and ``embeddings`` (float32,
 one L2-normalised row per path). A file that cannot be embedded (missing, empty,
-truncated, not audio, NaN samples, nothing left after trimming) stops the run by default:
-exit status 1, a message naming the file and why, and no output written. With
---skip_unreadable such files are left out instead, each reported on stderr, and listed in
-the npz as ``skipped`` with ``skipped_reasons``. The npz is written to a temporary file
-and renamed, so an existing output is never replaced by a partial one.
+truncated, not audio, not a regular file, NaN samples, an impossible sample rate, too
+short or too quiet to be speech, a non-finite d-vector) or a folder that cannot be listed
+stops the run by default: exit status 1, a message naming the path and why, and no output
+written. With --skip_unreadable such paths are left out instead, each reported on stderr,
+and listed in the npz as ``skipped`` with ``skipped_reasons``. The npz is written to a
+temporary file (with the umask's permissions) and renamed, so an existing output is never
+replaced by a partial one.
 
 With --windows the npz also holds every window's d-vector, e.g. for diarization or
 streaming: ``window_embeddings`` (W, D) float32, ``window_starts`` (W,) seconds from the
@@ -24,8 +26,8 @@ length); windows hop by --hop_frames (default half a window).
 """
 
 import os
+import secrets
 import sys
-import tempfile
 
 from absl import app, flags, logging
 import numpy as np
@@ -51,34 +53,54 @@ AUDIO_EXTENSIONS = audio.AUDIO_EXTENSIONS  # every format the installed libsndfi
 
 
 def find_audio(inputs):
-  """Files named directly, plus the audio files under named folders (sorted walk)."""
-  found = []
+  """(files named directly plus the audio files under named folders, {folder: reason}).
+
+  Folders are walked sorted, without following symbolic links to folders; the second
+  value holds the folders that could not be listed.
+  """
+  found, unlistable = [], {}
+
+  def unreadable(error: OSError) -> None:
+    unlistable[error.filename] = f"cannot list folder ({error.strerror})"
+
   for path in inputs:
     if not os.path.isdir(path):
       found.append(path)
       continue
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(path, onerror=unreadable):
       dirs.sort()
       found.extend(os.path.join(root, f) for f in sorted(files)
                    if f.lower().endswith(AUDIO_EXTENSIONS))
-  return found
+  return found, unlistable
 
 
 def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
   """(kept paths, (N, D) embeddings, {skipped path: reason}); raises AudioReadError."""
   kept, rows, skipped = [], [], {}
+
+  def skip(err: audio.AudioReadError) -> None:
+    if not skip_unreadable:
+      raise err
+    skipped[err.path] = err.reason
+    logging.warning("skipping %s: %s", err.path, err.reason)
+
   for first in range(0, len(paths), batch_files):
-    wavs = []
+    wavs, names = [], []
     for path in paths[first:first + batch_files]:
       try:
         wavs.append(embedder.read(path))
-        kept.append(path)
+        names.append(path)
       except audio.AudioReadError as err:
-        if not skip_unreadable:
-          raise
-        skipped[path] = err.reason
-        logging.warning("skipping %s: %s", path, err.reason)
-    rows.append(embedder.embed_prepared(wavs))
+        skip(err)
+    while True:  # Left out one by one: files whose d-vector is not finite.
+      try:
+        rows.append(embedder.embed_prepared(wavs, names))
+        break
+      except audio.AudioReadError as err:
+        skip(err)
+        bad = names.index(err.path)
+        del wavs[bad], names[bad]
+    kept.extend(names)
     logging.info("embedded %d / %d files", min(first + batch_files, len(paths)), len(paths))
   return kept, np.concatenate(rows), skipped
 
@@ -111,11 +133,30 @@ def embed_windows(embedder, paths, skip_unreadable: bool):
       "window_seconds": np.float64(embedder.window_samples / audio.SAMPLE_RATE)}, skipped
 
 
+def output_problem(output: str):
+  """Why ``output`` cannot take the npz (None if it can), checked before any work is done."""
+  if os.path.lexists(output) and not os.path.isfile(output):
+    kind = "a directory" if os.path.isdir(output) else "not a regular file"
+    return f"{output} exists and is {kind}; expected the path of a .npz file"
+  folder = os.path.dirname(os.path.abspath(output))
+  while not os.path.lexists(folder):  # write_npz creates the missing folders.
+    folder = os.path.dirname(folder)
+  if not os.path.isdir(folder):
+    return f"{folder} is not a folder"
+  if not os.access(folder, os.W_OK | os.X_OK):
+    return f"folder {folder} is not writable"
+  return None
+
+
 def write_npz(output: str, **arrays):
-  """Writes output atomically: a temporary file beside it, then a rename."""
+  """Writes output atomically: a temporary file beside it, then a rename.
+
+  The temporary file is created with mode 0666 less the umask, as a plain open would.
+  """
   directory = os.path.dirname(os.path.abspath(output))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=directory)
+  tmp = os.path.join(directory, f".{os.path.basename(output)}.{secrets.token_hex(4)}.tmp")
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
   try:
     with os.fdopen(fd, "wb") as f:
       np.savez(f, **arrays)
@@ -129,15 +170,25 @@ def main(argv):
   # jax loads after flag parsing: --help stays fast.
   from ge2e_jax import inference  # pylint: disable=g-import-not-at-top
 
-  paths = find_audio(argv[1:])
+  problem = output_problem(FLAGS.output)
+  if problem:
+    sys.exit(f"embed: cannot write --output: {problem}")
+  paths, unlistable = find_audio(argv[1:])
+  if unlistable and not FLAGS.skip_unreadable:
+    folder, reason = next(iter(unlistable.items()))
+    sys.exit(f"embed: {folder}: {reason}\n"
+             f"nothing written to {FLAGS.output}; --skip_unreadable leaves such folders out")
   if not paths:
     sys.exit(f"embed: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {argv[1:]}; "
              "name files or folders after the flags")
   if FLAGS.batch_files < 1:
     sys.exit(f"embed: --batch_files must be >= 1, got {FLAGS.batch_files}")
   try:
-    embedder = inference.load(FLAGS.model, FLAGS.which, trim=inference.TrimOptions(
-        enabled=FLAGS.trim_silence, top_db=FLAGS.top_db), hop_frames=FLAGS.hop_frames)
+    trim = inference.TrimOptions(enabled=FLAGS.trim_silence, top_db=FLAGS.top_db)
+  except ValueError as err:
+    sys.exit(f"embed: --top_db: {err}")
+  try:
+    embedder = inference.load(FLAGS.model, FLAGS.which, trim=trim, hop_frames=FLAGS.hop_frames)
   except (FileNotFoundError, ValueError) as err:
     sys.exit(f"embed: cannot load --model: {err}")
   window_arrays = {}
@@ -151,15 +202,19 @@ def main(argv):
   except audio.AudioReadError as err:
     sys.exit(f"embed: cannot embed {err.path}: {err.reason}\n"
              f"nothing written to {FLAGS.output}; --skip_unreadable leaves such files out")
-  if not kept:
-    sys.exit(f"embed: none of the {len(paths)} files could be embedded; nothing written")
-  write_npz(FLAGS.output, paths=np.array(kept, dtype=str), embeddings=embeddings,
-            skipped=np.array(list(skipped), dtype=str),
-            skipped_reasons=np.array(list(skipped.values()), dtype=str), **window_arrays)
+  skipped = {**unlistable, **skipped}
   if skipped:
-    print(f"embed: skipped {len(skipped)} unreadable file(s):", file=sys.stderr)
+    print(f"embed: skipped {len(skipped)} unreadable path(s):", file=sys.stderr)
     for path, reason in skipped.items():
       print(f"  {path}: {reason}", file=sys.stderr)
+  if not kept:
+    sys.exit(f"embed: none of the {len(paths)} files could be embedded; nothing written")
+  try:
+    write_npz(FLAGS.output, paths=np.array(kept, dtype=str), embeddings=embeddings,
+              skipped=np.array(list(skipped), dtype=str),
+              skipped_reasons=np.array(list(skipped.values()), dtype=str), **window_arrays)
+  except OSError as err:
+    sys.exit(f"embed: cannot write --output {FLAGS.output}: {err.strerror or err}")
   print(f"embed: wrote {len(kept)} d-vectors of dimension {embeddings.shape[1]} "
         f"to {FLAGS.output}")
 

@@ -43,7 +43,7 @@ from ge2e_jax.features import SAMPLE_RATE
 from ge2e_jax.normalize import l2_normalize, l2_normalize_np
 
 WINDOW_FRAMES = 160
-MIN_SAMPLES = features.WIN_LENGTH  # one 25 ms frame
+MIN_SAMPLES = audio.MIN_SPEECH_SAMPLES  # one 25 ms frame, as the builders require
 MIN_BUCKET = 4
 
 
@@ -150,41 +150,52 @@ class Embedder:
   def prepare(self, wav, sample_rate: int, name: str = "waveform") -> np.ndarray:
     """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono.
 
-    Raises ValueError (naming ``name``) for non-float, non-finite or too short audio.
+    Raises ValueError (naming ``name``) for audio the builders would not take either
+    (``audio.speech_16k``): non-float, non-finite, a sample rate out of range, too short
+    or too quiet to be speech.
     """
-    wav = np.asarray(wav)
-    if not np.issubdtype(wav.dtype, np.floating):
-      raise ValueError(f"{name}: expected float audio in [-1, 1) (e.g. int16 / 32768), "
-                       f"got dtype {wav.dtype}")
-    if wav.ndim not in (1, 2):
-      raise ValueError(f"{name}: expected shape (samples,) or (samples, channels), got {wav.shape}")
-    if not np.all(np.isfinite(wav)):
-      raise ValueError(f"{name}: contains NaN or infinite samples")
-    wav, _ = self.trim.apply(audio.to_16k_mono(wav, sample_rate))
-    if wav.shape[0] < MIN_SAMPLES:
-      after = " after silence trimming" if self.trim.enabled else ""
-      raise ValueError(f"{name}: {wav.shape[0]} samples at {SAMPLE_RATE} Hz{after}; need at "
-                       f"least {MIN_SAMPLES} (one 25 ms frame)")
-    return wav
+    try:
+      return audio.speech_16k(wav, sample_rate, self.trim)[0]
+    except ValueError as err:
+      raise ValueError(f"{name}: {err}") from None
 
   def read(self, path: str | os.PathLike) -> np.ndarray:
     """A wav/flac/ogg file -> trimmed 16 kHz mono; AudioReadError names the file."""
-    wav, sample_rate = audio.read_audio(path)
     try:
+      wav, sample_rate = audio.read_audio_channels(path)
       return self.prepare(wav, sample_rate, name=os.fspath(path))
+    except audio.AudioReadError:
+      raise
     except ValueError as err:
       raise audio.AudioReadError(path, str(err).removeprefix(f"{os.fspath(path)}: ")) from err
+    except MemoryError:
+      raise audio.AudioReadError(path, "too large to read and prepare in memory") from None
 
-  def embed_prepared(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
-    """(B, D) d-vectors of 16 kHz mono waveforms used as they are (see ``prepare``)."""
+  def embed_prepared(self, wavs: Sequence[np.ndarray],
+                     names: Sequence[str] | None = None) -> np.ndarray:
+    """(B, D) d-vectors of 16 kHz mono waveforms used as they are (see ``prepare``).
+
+    AudioReadError naming the first waveform (``names[i]``, else "waveform i") whose
+    d-vector is not finite: no NaN or inf row is ever returned.
+    """
     if not len(wavs):
       return np.zeros((0, self.dim), np.float32)
     counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames) for w in wavs],
                       np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
     starts = np.cumsum(counts) - counts
-    return l2_normalize_np(np.add.reduceat(per_window.astype(np.float64), starts,
+    rows = l2_normalize_np(np.add.reduceat(per_window.astype(np.float64), starts,
                                            axis=0)).astype(np.float32)
+    self._check_finite(rows, names)
+    return rows
+
+  def _check_finite(self, rows: np.ndarray, names: Sequence[str] | None = None):
+    """AudioReadError naming the first waveform whose d-vector row holds NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if len(bad):
+      name = names[bad[0]] if names is not None else f"waveform {bad[0]}"
+      raise audio.AudioReadError(name, f"d-vector is not finite (the encoder gave NaN or inf; "
+                                 f"{len(bad)} of {len(rows)} in this batch, model {self.source})")
 
   def _window_chunks(self, wavs):
     """Yields (n <= max_windows, window samples) stacks of consecutive windows of wavs.
@@ -231,6 +242,7 @@ class Embedder:
     if self.trim.enabled:  # where the trimmed audio starts in the resampled input
       offset = self.trim.apply(audio.to_16k_mono(np.asarray(wav), sample_rate))[1][0]
     windows = np.concatenate([self._encode(chunk) for chunk in self._window_chunks([prepared])])
+    self._check_finite(windows, [name] * len(windows))
     starts = window_start_frames(len(prepared), window_frames=self.window_frames,
                                  hop_frames=self.hop_frames) * features.HOP_LENGTH
     d_vector = l2_normalize_np(windows.astype(np.float64).sum(0)).astype(np.float32)
@@ -245,7 +257,7 @@ class Embedder:
 
   def embed_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """(N, D) d-vectors of audio files (all read into memory first; batch long lists)."""
-    return self.embed_prepared([self.read(p) for p in paths])
+    return self.embed_prepared([self.read(p) for p in paths], [os.fspath(p) for p in paths])
 
   def score(self, enrolment, test, cohort=None, top_k: int = scoring.DEFAULT_TOP_K):
     """Cosine of the speaker d-vector of ``enrolment`` with ``test``; AS-norm with ``cohort``.

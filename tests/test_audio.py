@@ -1,5 +1,8 @@
 """ge2e_jax.audio against float64 NumPy references and hand-made bad files."""
 
+import os
+import struct
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -153,3 +156,127 @@ def test_int16_conversion_rounds_and_clips():
   assert back.dtype == np.float32
   np.testing.assert_allclose(back, ints.astype(np.float64) / 32768.0, rtol=0, atol=0)
   np.testing.assert_array_equal(audio.to_int16(back), ints)
+
+
+# --- hardening: rates, codecs, containers, special files, content checks ----------------
+
+def _patched_wav(tmp_path, name, offset_in_fmt, fmt, value):
+  data = bytearray(_wav_bytes(tmp_path))
+  struct.pack_into(fmt, data, data.find(b"fmt ") + offset_in_fmt, value)
+  (tmp_path / name).write_bytes(bytes(data))
+  return tmp_path / name
+
+
+@pytest.mark.parametrize("rate", [999_999_999, 1, 999, 768_001])
+def test_header_sample_rate_out_of_range_is_refused_before_decoding(tmp_path, rate):
+  path = _patched_wav(tmp_path, "rate.wav", 12, "<I", rate)
+  with pytest.raises(audio.AudioReadError, match=f"sample rate of {rate} Hz"):
+    audio.read_audio(path)
+
+
+@pytest.mark.parametrize("rate", [True, 1, 999, 768_001, float("inf"), float("nan"), 16000.5,
+                                  "16000", None])
+def test_bad_sample_rates_are_refused_by_every_entry_point(rate):
+  wav = np.zeros(1000, np.float32)
+  for call in (lambda: audio.resample(wav, rate, 16000), lambda: audio.to_16k_mono(wav, rate),
+               lambda: audio.speech_16k(wav, rate, audio.TrimOptions()),
+               lambda: audio.trim_silence(wav, rate)):
+    with pytest.raises(ValueError, match="sample rate must be a positive whole number"):
+      call()
+  assert audio.check_sample_rate(44100.0) == 44100
+  assert audio.check_sample_rate(np.int64(8000)) == 8000
+
+
+@pytest.mark.parametrize("subtype,sample_rate", [("GSM610", 8000), ("G721_32", 8000)])
+def test_codecs_soundfile_calls_unseekable_are_decoded(tmp_path, subtype, sample_rate):
+  ref = 0.5 * np.sin(np.arange(8000) * 0.05) * np.hanning(8000)
+  sf.write(tmp_path / "x.wav", ref, sample_rate, subtype=subtype)
+  wav, sr = audio.read_audio(tmp_path / "x.wav")
+  assert sr == sample_rate and len(wav) >= len(ref)
+  assert np.corrcoef(wav[:len(ref)], ref)[0, 1] > 0.99  # lossy codecs, the same tone
+
+
+def test_truncated_ogg_is_refused_like_a_truncated_wav(tmp_path):
+  noise = 0.3 * np.random.default_rng(0).standard_normal(48000)
+  sf.write(tmp_path / "x.ogg", noise, 16000, format="OGG", subtype="VORBIS")
+  data = (tmp_path / "x.ogg").read_bytes()
+  assert len(audio.read_audio(tmp_path / "x.ogg")[0]) == 48000
+  for cut in (len(data) // 2, len(data) - 1):
+    (tmp_path / "cut.ogg").write_bytes(data[:cut])
+    with pytest.raises(audio.AudioReadError, match="truncated: Ogg"):
+      audio.read_audio(tmp_path / "cut.ogg")
+
+
+def test_header_declaring_billions_of_frames_allocates_nothing_up_front(tmp_path):
+  sf.write(tmp_path / "x.flac", _tone(440, 0.5, 16000), 16000)
+  data = bytearray((tmp_path / "x.flac").read_bytes())
+  data[21] |= 0x0F  # STREAMINFO total samples (36 bits) = 2**36 - 1
+  data[22:26] = b"\xff\xff\xff\xff"
+  (tmp_path / "huge.flac").write_bytes(bytes(data))
+  with pytest.raises(audio.AudioReadError, match="huge.flac: not a readable audio file"):
+    audio.read_audio(tmp_path / "huge.flac")
+
+
+def test_fifos_devices_folders_and_dangling_links_are_not_read(tmp_path):
+  os.mkfifo(tmp_path / "pipe.wav")  # opening it for reading would block without a writer
+  (tmp_path / "folder.wav").mkdir()
+  os.symlink(tmp_path / "absent.wav", tmp_path / "dangling.wav")
+  for path, reason in ((tmp_path / "pipe.wav", "not a regular file (a FIFO)"),
+                       ("/dev/zero", "not a regular file (a character device)"),
+                       (tmp_path / "folder.wav", "not a regular file (a directory)"),
+                       (tmp_path / "dangling.wav", "dangling symbolic link")):
+    with pytest.raises(audio.AudioReadError) as info:
+      audio.read_audio(path)
+    assert info.value.reason == reason and info.value.path == os.fspath(path)
+
+
+def test_channel_mix_down_is_finite_and_zero_channels_are_refused():
+  big = np.finfo(np.float32).max
+  np.testing.assert_array_equal(audio.to_mono(np.full((3, 2), big, np.float32)), [big] * 3)
+  with pytest.raises(ValueError, match="at least one channel"):
+    audio.to_mono(np.zeros((100, 0), np.float32))
+  with pytest.raises(ValueError, match="at least one channel"):
+    audio.speech_16k(np.zeros((100, 0), np.float32), 16000, audio.TrimOptions())
+  for wav in (np.full((8000, 2), big, np.float32), 1e19 * _tone(440, 0.5, 16000)):
+    with pytest.raises(ValueError, match="samples reach"):
+      audio.speech_16k(wav, 16000, audio.TrimOptions())
+
+
+@pytest.mark.parametrize("field,value", [("top_db", -10.0), ("top_db", float("nan")),
+                                         ("top_db", float("inf")), ("top_db", 0.0),
+                                         ("frame_ms", 0.0), ("pad_ms", -1.0)])
+def test_trim_settings_the_vad_cannot_use_are_refused(field, value):
+  with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+    audio.TrimOptions(**{field: value})
+  with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+    audio.trim_silence(_tone(440, 0.5, 16000), 16000, **{field: value})
+
+
+def _loudest_frame_db(wav):
+  """float64 reference: the loudest whole 320-sample frame's RMS with its mean removed."""
+  frames = np.asarray(wav, np.float64)[:len(wav) // 320 * 320].reshape(-1, 320)
+  with np.errstate(divide="ignore"):
+    return 20 * np.log10(frames.std(axis=1).max())
+
+
+def test_minimum_speech_check_refuses_noise_floor_cancelled_channels_and_dc():
+  rng = np.random.default_rng(0)
+  speech = _padded_tone(16000, 0.2, 0.5, 0.2, noise_db=-60.0)
+  lsb = rng.integers(-1, 2, len(speech)) / 32768
+  untrimmed = audio.TrimOptions(enabled=False)
+  for wav in (lsb, np.stack([speech, lsb - speech], 1), np.full(16000, 0.5),
+              speech * 10 ** (-65 / 20) / 10 ** (_loudest_frame_db(speech) / 20)):
+    level = _loudest_frame_db(audio.to_mono(wav))
+    assert level < audio.MIN_SPEECH_DBFS
+    with pytest.raises(ValueError, match=f"silent: loudest 20 ms frame is at {level:.0f} dB"):
+      audio.speech_16k(wav, 16000, untrimmed)
+  quiet = speech * 10 ** (-55 / 20) / 10 ** (_loudest_frame_db(speech) / 20)
+  assert audio.speech_16k(quiet, 16000, untrimmed)[0].shape == (len(speech),)
+
+
+def test_minimum_length_is_one_frame_after_trimming():
+  tone = 0.5 * np.sin(np.arange(audio.MIN_SPEECH_SAMPLES) / 3.0)
+  assert audio.MIN_SPEECH_SAMPLES == 400
+  assert len(audio.speech_16k(tone, 16000, audio.TrimOptions())[0]) == 400
+  with pytest.raises(ValueError, match="too short: 399 samples at 16000 Hz after silence"):
+    audio.speech_16k(tone[:399], 16000, audio.TrimOptions())

@@ -69,21 +69,17 @@ class PreparedAudio:
   orig_channels: int
 
 
-def prepare(wav: np.ndarray, sample_rate: int, trim: audio.TrimOptions,
-            channels: int = 1) -> PreparedAudio:
-  """Mono float audio at any rate -> trimmed int16 at 16 kHz.
+def prepare(wav: np.ndarray, sample_rate: int, trim: audio.TrimOptions) -> PreparedAudio:
+  """Float audio (samples,) or (samples, channels) at any rate -> trimmed int16 at 16 kHz.
 
-  Raises ValueError("silent ...") when nothing audible is left after trimming;
-  callers report that input as skipped.
+  Raises ValueError with the reason for audio inference would refuse too
+  (``audio.speech_16k``: bad sample rate, non-finite, too short, silent); callers
+  report that input as skipped.
   """
-  wav = audio.to_16k_mono(wav, sample_rate)
-  n = len(wav)
-  wav, (start, end) = trim.apply(wav)
-  ints = audio.to_int16(wav)
-  if not np.any(ints):
-    raise ValueError("silent: no sample above int16 resolution")
-  return PreparedAudio(ints, start / SAMPLE_RATE, (n - end) / SAMPLE_RATE,
-                       sample_rate, channels)
+  speech, (start, end), n = audio.speech_16k(wav, sample_rate, trim)
+  channels = 1 if np.ndim(wav) == 1 else np.shape(wav)[1]
+  return PreparedAudio(audio.to_int16(speech), start / SAMPLE_RATE, (n - end) / SAMPLE_RATE,
+                       int(sample_rate), channels)
 
 
 def ordered_map(fn, items, num_workers: int):

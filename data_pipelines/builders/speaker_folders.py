@@ -4,9 +4,18 @@ This is how LibriSpeech-, VCTK- or VoxCeleb1-style trees come in. The speaker
 is the folder `speaker_depth` levels below `root` (0: the first folder). Every
 file is read with ge2e_jax.audio, mixed down to mono, resampled to 16 kHz and,
 unless trim_silence=False, cut of leading/trailing silence by an energy VAD.
-Unreadable, empty, truncated or non-audio files are skipped and listed with
-their reason in `<data_dir>/speaker_folders/<config>/<version>/build_report.json`
-(which also holds how much silence was cut, per file and in total).
+Unreadable, empty, truncated, non-audio, too short or silent files (the checks of
+ge2e_jax.audio.speech_16k, which inference applies too) and folders that cannot be
+listed are skipped and listed with their reason in
+`<data_dir>/speaker_folders/<config>/<version>/build_report.json` (which also holds
+how much silence was cut, per file and in total).
+
+Symbolic links: links to folders or files outside the root are followed (trees of links
+to other storage work). A link to something inside the tree is not followed, so every
+file is read once, at its own place and as its own speaker; loops are not followed
+either. Both are reported. Two files that differ only in their extension (u1.wav beside
+u1.flac) would share an utterance id: the one whose extension comes first in
+`extensions` is kept, the other reported.
 
 Splits: a speaker is `test` when listed in `test_speakers`, or else when a
 stable hash of its id falls in `test_percent`% (see common.split_of_speaker).
@@ -32,7 +41,6 @@ import dataclasses
 import fnmatch
 import os
 
-import soundfile as sf
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import common
@@ -69,12 +77,13 @@ def scan(config: SpeakerFoldersConfig, root: str,
   """Lists the tree's audio files in sorted order; reports the files it cannot use."""
   extensions = tuple(e.lower() for e in config.extensions)
   found, transcripts, excluded = [], {}, 0
+  links = _LinkGuard(root, report)
 
   def unreadable(error: OSError) -> None:
     report.skip(error.filename, f"cannot list folder ({error.strerror})")
 
   for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
-    dirnames.sort()
+    dirnames[:] = [d for d in sorted(dirnames) if links.follow_folder(os.path.join(dirpath, d))]
     for name in sorted(filenames):
       path = os.path.join(dirpath, name)
       rel = os.path.relpath(path, root).replace(os.sep, "/")
@@ -97,9 +106,64 @@ def scan(config: SpeakerFoldersConfig, root: str,
         report.skip(path, f"no speaker folder: file lies above speaker_depth="
                     f"{config.speaker_depth} under {root}")
         continue
-      found.append(AudioFile(path, parts[config.speaker_depth], stem, ""))
+      if links.read_file(path):
+        found.append(AudioFile(path, parts[config.speaker_depth], stem, ""))
   report.extra["excluded_by_file_glob"] = excluded
+  found = _one_file_per_utterance(found, extensions, report)
   return [dataclasses.replace(f, text=transcripts.get(f.utterance, "")) for f in found]
+
+
+class _LinkGuard:
+  """Decides which symbolic links the walk follows: every file is read once, in place.
+
+  A link into the tree would read a file twice, or as another speaker's (a test
+  speaker's audio in train); a link to a folder above the root loops. Links out of the
+  tree are followed, each target once.
+  """
+
+  def __init__(self, root: str, report: common.BuildReport):
+    self.root = os.path.realpath(root)
+    self.report = report
+    self.seen: dict[str, str] = {self.root: root}
+
+  def _inside(self, real: str) -> bool:
+    return real == self.root or real.startswith(self.root + os.sep)
+
+  def _allowed(self, path: str, what: str) -> bool:
+    if not os.path.exists(path):
+      return True  # A dangling or looping link: reading it reports which.
+    real = os.path.realpath(path)
+    if os.path.islink(path) and self._inside(real):
+      self.report.skip(path, f"symbolic link to {what} inside the tree ({real}); not followed, "
+                       "it is read at its own place")
+    elif self.root.startswith(real + os.sep):
+      self.report.skip(path, f"symbolic link loop: {real} holds the tree root; not followed")
+    elif real in self.seen:
+      self.report.skip(path, f"same {what} as {self.seen[real]} (symbolic links); not read twice")
+    else:
+      self.seen[real] = path
+      return True
+    return False
+
+  def follow_folder(self, path: str) -> bool:
+    return self._allowed(path, "folder")
+
+  def read_file(self, path: str) -> bool:
+    return self._allowed(path, "file")
+
+
+def _one_file_per_utterance(files: list[AudioFile], extensions: tuple[str, ...],
+                            report: common.BuildReport) -> list[AudioFile]:
+  """Keeps one of the files that share an utterance id (u1.wav, u1.flac): TFDS keys are ids."""
+  rank = lambda f: (extensions.index(os.path.splitext(f.path)[1].lower()), f.path)
+  kept: dict[str, AudioFile] = {}
+  for f in sorted(files, key=rank):
+    if f.utterance in kept:
+      report.skip(f.path, f"utterance id {f.utterance!r} is taken by {kept[f.utterance].path} "
+                  "(same name, other extension); not read")
+    else:
+      kept[f.utterance] = f
+  return [f for f in files if kept[f.utterance] is f]
 
 
 def split_of(config: SpeakerFoldersConfig, speaker: str) -> str:
@@ -169,10 +233,12 @@ class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
 
     def run(f: AudioFile):
       try:
-        wav, sr = audio.read_audio(f.path)
-        return f, common.prepare(wav, sr, trim, sf.info(f.path).channels), None
-      except ValueError as e:  # AudioReadError is a ValueError.
+        wav, sr = audio.read_audio_channels(f.path)
+        return f, common.prepare(wav, sr, trim), None
+      except (ValueError, OSError) as e:  # AudioReadError is a ValueError.
         return f, None, getattr(e, "reason", str(e))
+      except MemoryError:
+        return f, None, "too large to prepare in memory"
 
     for f, prepared, error in common.ordered_map(run, files, config.num_workers):
       if error is not None:
