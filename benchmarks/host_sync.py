@@ -90,8 +90,8 @@ def main():
     rows.append((case, rate))
     print(f"{case}: steps/s before {rate['before']:.3f}, after {rate['after']:.3f} "
           f"(runs: {times})", flush=True)
-  print(f"\n| case (N x M x frames) | per-step sync steps/s | sync at log steps steps/s "
-        f"| after / before |")
+  print("\n| case (N x M x frames) | per-step sync steps/s | sync at log steps steps/s "
+        "| after / before |")
   print("|---|---|---|---|")
   for case, rate in rows:
     print(f"| {case} | {rate['before']:.3f} | {rate['after']:.3f} | "

@@ -16,7 +16,6 @@ from importlib import metadata
 
 import jax
 import jax.numpy as jnp
-from absl import logging
 
 from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib

@@ -2,7 +2,6 @@
 CSV, Kaldi (with a shell pipe) and Common Voice's TSV layout, with bad rows reported by line."""
 
 import hashlib
-import os
 
 import numpy as np
 import pytest

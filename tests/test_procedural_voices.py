@@ -12,7 +12,6 @@ from data_pipelines import corpus
 from data_pipelines.builders import common
 from data_pipelines.builders import espeak
 from data_pipelines.builders import procedural_voices
-from data_pipelines.builders import sentences
 from data_pipelines.builders import synthetic_voices
 
 NO_GCS = tfds.download.DownloadConfig(try_download_gcs=False)

@@ -170,7 +170,7 @@ def _read_kaldi(directory: str, report: common.BuildReport) -> list[Entry]:
         recording, start, end = fields[0], float(fields[1]), float(fields[2])
       except (IndexError, ValueError):
         report.skip(os.path.join(directory, "segments"),
-                    f"expected '<utterance-id> <recording-id> <start-s> <end-s>'", where)
+                    "expected '<utterance-id> <recording-id> <start-s> <end-s>'", where)
         continue
       if recording not in scp:
         report.skip(os.path.join(directory, "segments"),
