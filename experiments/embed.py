@@ -26,7 +26,6 @@ length); windows hop by --hop_frames (default half a window).
 """
 
 import os
-import secrets
 import sys
 
 from absl import app, flags, logging
@@ -34,7 +33,7 @@ import numpy as np
 
 # audio needs numpy, scipy, soundfile and (for features.SAMPLE_RATE) jax; the model, orbax
 # and the checkpoint code come with inference, imported after flag parsing.
-from ge2e_jax import audio
+from ge2e_jax import atomic_file, audio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -149,21 +148,10 @@ def output_problem(output: str):
 
 
 def write_npz(output: str, **arrays):
-  """Writes output atomically: a temporary file beside it, then a rename.
-
-  The temporary file is created with mode 0666 less the umask, as a plain open would.
-  """
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f".{os.path.basename(output)}.{secrets.token_hex(4)}.tmp")
-  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, output)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  """Writes output atomically (``ge2e_jax.atomic_file``), creating its folder if needed."""
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with atomic_file.atomic_write(output, "wb") as f:
+    np.savez(f, **arrays)
 
 
 def main(argv):

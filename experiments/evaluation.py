@@ -9,10 +9,11 @@ and scores all test utterances against all enrolled speakers.
 import collections
 import dataclasses
 
+import jax
 import numpy as np
 
 from data_pipelines.source_specs import parse_sources
-from ge2e_jax import audio, inference, metrics, model, scoring
+from ge2e_jax import audio, features, inference, metrics, model, scoring
 
 FAR_TARGET = 0.01  # false-accept rate of the second threshold in the summary
 
@@ -76,6 +77,19 @@ def score(embeddings: np.ndarray, speakers: np.ndarray, enroll: int, seed: int =
              "min_dcf": float(metrics.min_dcf(trials.scores, trials.labels, p_target=0.01)),
              "trials": int(trials.labels.size), "target_trials": int(trials.labels.sum())}
   return summary, trials
+
+
+def log_mel_statistics(waves) -> np.ndarray:
+  """(utterances, 80): per-utterance mean and standard deviation of the log-mel frames."""
+  log_mel = jax.jit(features.log_mel)
+  rows = []
+  for wave in waves:
+    # Zero-padded to whole seconds (few compiled shapes); frames past the audio are dropped.
+    padded = np.pad(np.asarray(wave, np.float32), (0, -len(wave) % features.SAMPLE_RATE))
+    frames = np.asarray(log_mel(padded), np.float64)[:features.num_frames(len(wave))]
+    rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
+  stats = np.stack(rows)
+  return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
 class HeldOutEvaluator:

@@ -13,11 +13,9 @@ same conditions. Trials and EER are those of the held-out evaluation
 """
 
 from absl import app, flags
-import jax
-import numpy as np
 
 from experiments import evaluation
-from ge2e_jax import features, inference
+from ge2e_jax import inference
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("condition", None, "tfds_name:split of held-out speakers.")
@@ -27,19 +25,6 @@ flags.DEFINE_integer("enroll", 3, "Enrolment utterances per speaker.")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.DEFINE_integer("seed", 0, "Seed of the enrolment choice.")
 flags.mark_flag_as_required("condition")
-
-
-def log_mel_statistics(waves) -> np.ndarray:
-  """(utterances, 80): per-utterance mean and standard deviation of the log-mel frames."""
-  log_mel = jax.jit(features.log_mel)
-  rows = []
-  for wave in waves:
-    # Zero-padded to whole seconds (few compiled shapes); frames past the audio are dropped.
-    padded = np.pad(np.asarray(wave, np.float32), (0, -len(wave) % features.SAMPLE_RATE))
-    frames = np.asarray(log_mel(padded), np.float64)[:features.num_frames(len(wave))]
-    rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
-  stats = np.stack(rows)
-  return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
 def main(argv):
@@ -52,7 +37,7 @@ def main(argv):
     eval_set = evaluation.load_eval_set(
         name, split, data_dir=FLAGS.data_dir, enroll=FLAGS.enroll,
         max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
-    scored = {"log-mel statistics (untrained)": log_mel_statistics(eval_set.waves)}
+    scored = {"log-mel statistics (untrained)": evaluation.log_mel_statistics(eval_set.waves)}
     for path, embedder in embedders.items():
       scored[path] = embedder.embed_prepared(eval_set.waves)
     for what, embeddings in scored.items():

@@ -119,8 +119,13 @@ def read_audio_channels(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 def decode_audio(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
   """Like read_audio, for the encoded bytes of a file (`name` is for errors)."""
-  wav, sample_rate = _read(io.BytesIO(data), name)
+  wav, sample_rate = decode_audio_channels(data, name)
   return to_mono(wav), sample_rate
+
+
+def decode_audio_channels(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
+  """Like read_audio_channels, for the encoded bytes of a file (`name` is for errors)."""
+  return _read(io.BytesIO(data), name)
 
 
 def _open_regular_file(path: str) -> BinaryIO:

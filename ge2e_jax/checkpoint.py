@@ -37,6 +37,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from ge2e_jax import atomic_file
+
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 CHECKSUMS = "checksums"
@@ -367,10 +369,8 @@ def _reason(err: Exception) -> str:
 
 def write_config(workdir: str, config: dict):
   os.makedirs(workdir, exist_ok=True)
-  tmp = os.path.join(workdir, CONFIG_FILE + ".tmp")
-  with open(tmp, "w") as f:
+  with atomic_file.atomic_write(os.path.join(workdir, CONFIG_FILE)) as f:
     json.dump(config, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(workdir, CONFIG_FILE))
 
 
 def read_config(workdir: str) -> dict:

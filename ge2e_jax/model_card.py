@@ -26,9 +26,10 @@ import copy
 import json
 import os
 import platform
-import tempfile
 import time
 from importlib import metadata
+
+from ge2e_jax import atomic_file
 
 FILE = "model_card.json"
 FORMAT = "ge2e_jax.model_card/1"
@@ -58,15 +59,8 @@ def read(directory: str | os.PathLike) -> dict | None:
 
 def write(directory: str | os.PathLike, card: dict):
   """Writes atomically (temporary file + rename): a reader never sees half a card."""
-  directory = os.fspath(directory)
-  fd, tmp = tempfile.mkstemp(prefix=f".{FILE}.", suffix=".tmp", dir=directory)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(card, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(directory, FILE))
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  with atomic_file.atomic_write(os.path.join(directory, FILE)) as f:
+    json.dump(card, f, indent=2, sort_keys=True)
 
 
 def new(step: int | None = None, window_frames: int | None = None,

@@ -255,7 +255,7 @@ def make_corpus(root: str) -> Corpus:
   with open(entries[-1].path, "wb") as f:
     f.write(_wav_bytes(other, 16000))
   os.makedirs(os.path.join(tree, "spk3", "empty_folder.flac"))
-  for name in ("notes.txt", "song.mp3", "no_extension"):
+  for name in ("notes.txt", "song.m4a", "no_extension"):
     add(name, pcm if name != "notes.txt" else b"notes\n", None,
         builder=bad("not an audio file"), cli=None)
   locked = os.path.join(tree, "spk4", "locked")

@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import os
 import subprocess
 
-import soundfile as sf
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import common
@@ -225,18 +223,16 @@ def read_entry(entry: Entry, trim: audio.TrimOptions) -> common.PreparedAudio:
       raise ValueError(f"command failed with status {done.returncode}: "
                        f"{done.stderr.decode(errors='replace').strip()[-300:]}")
     data = done.stdout
-    wav, sample_rate = audio.decode_audio(data, entry.source)
-    channels = sf.info(io.BytesIO(data)).channels
+    wav, sample_rate = audio.decode_audio_channels(data, entry.source)
   else:
-    wav, sample_rate = audio.read_audio(entry.source)
-    channels = sf.info(entry.source).channels
+    wav, sample_rate = audio.read_audio_channels(entry.source)
   if entry.start_s or entry.end_s is not None:
     end = len(wav) if entry.end_s is None else int(round(entry.end_s * sample_rate))
     wav = wav[int(round(entry.start_s * sample_rate)):end]
     if not len(wav):
       raise ValueError(f"segment {entry.start_s}-{entry.end_s} s is empty or past the end "
                        f"({len(wav)} samples)")
-  return common.prepare(wav, sample_rate, trim, channels)
+  return common.prepare(wav, sample_rate, trim)
 
 
 def split_of(config: ManifestConfig, speaker: str) -> str:
