@@ -240,7 +240,8 @@ def speed(audio, factor, interpolation: str = "linear", half_taps: int = 8, leng
   """Speed perturbation: y[t] = x(factor * t), positions wrapped modulo the valid length.
 
   ``factor`` broadcasts over the leading axes (> 1 faster). Output length == input length:
-  slower speech is cropped, faster speech tiles (restarts from its beginning). ``length``
+  slower speech is cropped, faster speech tiles (restarts from its beginning). Positions
+  are float32: at sample t they are exact to ~t * 6e-8 samples. ``length``
   (leading axes) is the number of valid samples (default all); samples beyond it are zero.
   "sinc" is a Hann-windowed sinc with ``half_taps`` taps a side whose cutoff is lowered to
   1 / factor when faster (anti-aliasing); "linear" interpolates between neighbours.
@@ -396,38 +397,44 @@ class Augmenter:
     """{kind: {"index": (k,) utterances (flat, row-major) it applies to, params (k, ...)}}."""
     o = self.options
     utterances = math.prod(batch_shape)
-    keys = dict(zip(KINDS, jax.random.split(key, len(KINDS))))  # stable per kind
     draws = {}
     for kind in o.enabled():
       count = int(round(getattr(o, kind).prob * utterances))
       if count == 0:
         continue
-      k = jax.random.split(keys[kind], 8)
-      uniform = lambda i, bounds, shape=(count,): jax.random.uniform(
-          k[i], shape, jnp.float32, bounds[0], bounds[1])
-      d = {"index": jax.random.permutation(k[0], utterances)[:count]}
+      most = o.babble.speakers[1]
+      columns = 3 + 3 * most if kind == "babble" else 3
+      # One uniform draw per kind, from a key of its own (switching one kind on or off does
+      # not change the others' draws); few random ops, as they dominate compile time.
+      u = jax.random.uniform(jax.random.fold_in(key, KINDS.index(kind)),
+                             (utterances + count * columns,))
+      d = {"index": jnp.argsort(u[:utterances])[:count]}  # a random subset of the utterances
+      u = u[utterances:].reshape(count, columns)
+      lerp = lambda col, bounds: bounds[0] + (bounds[1] - bounds[0]) * u[:, col]
+      pick = lambda col, low, high: jnp.minimum(  # integers in [low, high)
+          low + jnp.floor(u[:, col] * (high - low)).astype(jnp.int32), high - 1)
+      sources = slice(3, 3 + most), slice(3 + most, 3 + 2 * most), slice(3 + 2 * most, None)
       if kind == "speed":
-        d["factor"] = uniform(1, o.speed.factor)
+        d["factor"] = lerp(0, o.speed.factor)
       elif kind == "reverb":
-        d["rir"] = jax.random.randint(k[1], (count,), 0, len(self.rir_bank.rirs))
+        d["rir"] = pick(0, 0, len(self.rir_bank.rirs))
       elif kind == "babble":
-        most = o.babble.speakers[1]
         speakers = batch_shape[0] if len(batch_shape) == 2 else 2
-        d["snr_db"] = uniform(1, o.babble.snr_db)
-        d["count"] = jax.random.randint(k[2], (count,), o.babble.speakers[0], most + 1)
-        d["speaker_offset"] = jax.random.randint(k[3], (count, most), 1, max(speakers, 2))
-        d["utterance"] = jax.random.randint(k[4], (count, most), 0, batch_shape[-1])
-        d["shift"] = uniform(5, (0.0, 1.0), (count, most))
+        d["snr_db"] = lerp(0, o.babble.snr_db)
+        d["count"] = pick(1, o.babble.speakers[0], most + 1)
+        d["speaker_offset"] = pick(sources[0], 1, max(speakers, 2))  # (count, most)
+        d["utterance"] = pick(sources[1], 0, batch_shape[-1])
+        d["shift"] = u[:, sources[2]]
       elif kind == "noise":
-        d["snr_db"] = uniform(1, o.noise.snr_db)
-        d["color"] = jax.random.randint(k[2], (count,), 0, len(self.noise_bank))
-        d["start"] = uniform(3, (0.0, 1.0))
+        d["snr_db"] = lerp(0, o.noise.snr_db)
+        d["color"] = pick(1, 0, len(self.noise_bank))
+        d["start"] = u[:, 2]
       elif kind == "channel":
-        d["low_hz"] = uniform(1, o.channel.low_hz)
-        d["high_hz"] = uniform(2, o.channel.high_hz)
-        d["mu_law"] = jax.random.bernoulli(k[3], o.channel.mu_law_prob, (count,))
+        d["low_hz"] = lerp(0, o.channel.low_hz)
+        d["high_hz"] = lerp(1, o.channel.high_hz)
+        d["mu_law"] = u[:, 2] < o.channel.mu_law_prob
       else:
-        d["db"] = uniform(1, o.gain.db)
+        d["db"] = lerp(0, o.gain.db)
       draws[kind] = d
     return draws
 
@@ -521,7 +528,7 @@ _CONDITION = {
     "gain": re.compile(rf"gain_db{_RANGE}$"),
     "speed": re.compile(rf"speed{_RANGE}$"),
 }
-_BUCKET = SAMPLE_RATE // 2  # waves are zero-padded to a multiple of 0.5 s (one compile each)
+_BUCKET = SAMPLE_RATE  # waves are zero-padded to a multiple of 1 s (one compile each)
 
 
 def condition_options(condition: str, seed: int = 0) -> AugmentOptions:
@@ -575,7 +582,7 @@ def apply_condition(waves, condition: str, seed: int = 0, speakers=None) -> list
   Deterministic: wave i's draws come from fold_in(key(seed), i), whatever the other waves.
   Babble (from 3 other speakers' waves, each tiled/cropped to the target's length at a
   random offset) needs ``speakers``, one label per wave. Runs with JAX on the host's
-  default device; each wave is padded to a multiple of 0.5 s, so lengths share compiles.
+  default device; each wave is padded to a multiple of 1 s, so lengths share compiles.
   """
   options = condition_options(condition, seed)
   waves = [np.asarray(w, np.float32).reshape(-1) for w in waves]
