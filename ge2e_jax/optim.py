@@ -72,21 +72,23 @@ def learning_rate_schedule(learning_rate: float, decay_every: int,
   if warmup_steps < 0 or (schedule != "halving" and not warmup_steps < decay_steps):
     raise ValueError(f"optimizer: need 0 <= warmup_steps < decay_steps, got {warmup_steps}, "
                      f"{decay_steps}")
-  final = final_fraction * learning_rate
   if schedule == "cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, decay_steps,
-                                              end_value=final)
-  if schedule == "exponential":
-    rate = final_fraction ** (1.0 / (decay_steps - warmup_steps))
-    return optax.warmup_exponential_decay_schedule(0.0, learning_rate, warmup_steps, 1, rate,
-                                          end_value=final)
-  halving = (optax.constant_schedule(learning_rate) if decay_every <= 0 else
-             optax.exponential_decay(learning_rate, transition_steps=decay_every,
-                                     decay_rate=0.5, staircase=True))
+    decay = optax.cosine_decay_schedule(learning_rate, decay_steps - warmup_steps,
+                                        alpha=final_fraction)
+  elif schedule == "exponential":
+    decay = optax.exponential_decay(
+        learning_rate, transition_steps=1,
+        decay_rate=final_fraction ** (1.0 / (decay_steps - warmup_steps)),
+        end_value=final_fraction * learning_rate)
+  elif decay_every <= 0:
+    decay = optax.constant_schedule(learning_rate)
+  else:
+    decay = optax.exponential_decay(learning_rate, transition_steps=decay_every,
+                                    decay_rate=0.5, staircase=True)
   if warmup_steps == 0:
-    return halving
+    return decay
   warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
-  return optax.join_schedules([warmup, halving], [warmup_steps])
+  return optax.join_schedules([warmup, decay], [warmup_steps])
 
 
 def make_optimizer(learning_rate: float = 0.01, decay_every: int = 30_000_000,
