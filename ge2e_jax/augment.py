@@ -45,7 +45,7 @@ NOISE_FLOOR_HZ = 20.0  # pink/brown spectra are flat below this (no sub-audible 
 class SpeedOptions:
   prob: float = 0.0
   factor: tuple = (0.9, 1.1)          # > 1 is faster (and higher)
-  interpolation: str = "linear"       # or "sinc" (windowed, anti-aliased; ~20x the cost)
+  interpolation: str = "linear"       # or "sinc" (windowed, anti-aliased; 8x the gathers)
   half_taps: int = 8                  # sinc kernel half-width in input samples
 
 
