@@ -1,7 +1,7 @@
 """Per-utterance data augmentation of raw 16 kHz audio, in JAX, inside the jitted train step.
 
-Kinds, each switched on per utterance with its own probability and drawn from its own
-ranges (``AugmentOptions``), applied in this order:
+Kinds, each applied to a random fraction ``prob`` of the utterances with parameters drawn
+per utterance from its own ranges (``AugmentOptions``), in this order:
   speed    speed perturbation (tempo and pitch together, like Kaldi's ``speed``): resampling
            by a factor with linear or windowed-sinc interpolation (anti-aliased when faster);
            the output is cropped or tiled to the input length
@@ -18,9 +18,10 @@ ranges (``AugmentOptions``), applied in this order:
   gain     a drawn gain in dB (no clipping)
 
 Every transform keeps the length. Draws are a pure function of the key, so a training batch
-stays a pure function of (seed, step) and exact resume holds. Kinds with probability 0 are
-not traced at all; enabled kinds are computed for every utterance and selected per utterance
-(the cost of a kind does not depend on its probability).
+stays a pure function of (seed, step) and exact resume holds. A kind with probability p is
+applied to round(p * utterances) of each device's shard, a random subset, and computed for
+those only (gather, transform, scatter back): its cost scales with p, and p = 0 traces
+nothing.
 
 ``apply_condition`` makes fixed held-out conditions (e.g. "noise_snr5..15", "reverb_rt0.6",
 "babble_snr10+telephone") of variable-length waveforms on the host, with the same code.
