@@ -235,8 +235,8 @@ def main():
       print(f"| {row['case']} | {count} | {j['utterances_per_s']:.0f} | {t_ups} | {ratio} | "
             f"{j['compile_s']:.1f} |")
   if augmenter is not None:
-    print(f"\n| case | JAX devices | step s | step s with augmentation | overhead | "
-          f"augmentation alone s (one device's shard) |")
+    print("\n| case | JAX devices | step s | step s with augmentation | overhead | "
+          "augmentation alone s (one device's shard) |")
     print("|---|---|---|---|---|---|")
     for row in rows:
       for count, a in row["augmented"].items():
