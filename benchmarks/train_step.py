@@ -8,6 +8,7 @@ compile time is reported on its own). No TensorFlow is imported: this runs on a 
 
   python -m benchmarks.train_step                       # td 64x10x80 and ti 16x5x160
   python -m benchmarks.train_step --case td:64:10:80 --case ti:64:10:160 --steps 20
+  python -m benchmarks.train_step --augment 0.5 --no-torch   # + the step with augmentation
 
 On a CPU host JAX is timed on 1 device and on one device per core (``--cpu_devices 1,2``;
 ``jax_num_cpu_devices`` splits the host into devices): the train step is data-parallel over
@@ -26,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from ge2e_jax import features, model, optim, train
+from ge2e_jax import augment, features, model, optim, train
 
 DEFAULT_CASES = ("td:64:10:80", "ti:16:5:160")
 
@@ -58,13 +59,12 @@ def _summary(times, utterances, compile_s=None):
           "compile_s": compile_s}
 
 
-def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
-                    warmup: int = 2, devices: int = 1) -> dict:
-  """Median wall-clock seconds of ge2e_jax's jitted train step on the first ``devices``."""
+def _compiled_step(preset, n, m, frames, devices, augmenter=None):
+  """(compiled step, state, batch, rng, compile seconds) on the first ``devices``."""
   config = model.preset(preset)
   mesh = train.make_mesh(jax.devices()[:devices])
   opt = optim.make_optimizer()
-  step = train.make_train_step(config, opt, mesh)
+  step = train.make_train_step(config, opt, mesh, augment=augmenter)
   state = train.replicate(train.init_state(train.init_params(jax.random.key(0), config), opt),
                           mesh)
   batch = jax.device_put({"audio": random_audio(n, m, frames),
@@ -72,7 +72,13 @@ def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
   rng = jax.random.key(1)
   start = time.perf_counter()
   compiled = step.lower(state, batch, rng).compile()
-  compile_s = time.perf_counter() - start
+  return compiled, state, batch, rng, time.perf_counter() - start
+
+
+def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
+                    warmup: int = 2, devices: int = 1) -> dict:
+  """Median wall-clock seconds of ge2e_jax's jitted train step on the first ``devices``."""
+  compiled, state, batch, rng, compile_s = _compiled_step(preset, n, m, frames, devices)
   for _ in range(warmup):
     state, metrics = compiled(state, batch, rng)
   jax.block_until_ready(metrics)
@@ -83,6 +89,34 @@ def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   return _summary(times, n * m, compile_s)
+
+
+def time_augmented_step(preset: str, n: int, m: int, frames: int, augmenter, steps: int = 10,
+                        warmup: int = 2, devices: int = 1) -> dict:
+  """The step without and with ``augmenter`` inside, timed alternately (a noisy host slows
+  both alike), and the augmentation alone (jitted on one device's shard)."""
+  plain = _compiled_step(preset, n, m, frames, devices)
+  augmented = _compiled_step(preset, n, m, frames, devices, augmenter)
+  states = [plain[1], augmented[1]]
+  times = ([], [])
+  for k in range(warmup + steps):
+    for which, (compiled, _, batch, rng, _) in enumerate((plain, augmented)):
+      start = time.perf_counter()
+      states[which], metrics = compiled(states[which], batch, rng)
+      jax.block_until_ready((states[which], metrics))
+      if k >= warmup:
+        times[which].append(time.perf_counter() - start)
+  shard = jax.device_put(random_audio(n // devices, m, frames), jax.devices()[0])
+  alone = jax.jit(augmenter.__call__)
+  jax.block_until_ready(alone(shard, jax.random.key(0)))
+  alone_times = []
+  for k in range(steps):
+    start = time.perf_counter()
+    jax.block_until_ready(alone(shard, jax.random.key(k)))
+    alone_times.append(time.perf_counter() - start)
+  return {"plain": _summary(times[0], n * m, plain[4]),
+          "augmented": _summary(times[1], n * m, augmented[4]),
+          "augment_alone_median_s": statistics.median(alone_times)}
 
 
 def time_torch_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
@@ -150,8 +184,17 @@ def main():
   parser.add_argument("--no-torch", action="store_true", help="time JAX only")
   parser.add_argument("--cpu_devices", default="1,2",
                       help="on a CPU host: JAX device counts to time, comma-separated")
+  parser.add_argument("--augment", type=float, default=None,
+                      help="also time the JAX step with augmentation inside (every kind in "
+                      "--augment_kinds at this probability, config defaults otherwise)")
+  parser.add_argument("--augment_kinds", default=",".join(augment.KINDS),
+                      help="comma-separated kinds for --augment")
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
+  augmenter = None
+  if args.augment is not None:
+    augmenter = augment.Augmenter(augment.AugmentOptions.from_dict(
+        {kind: {"prob": args.augment} for kind in args.augment_kinds.split(",") if kind}))
   cases = [Case.parse(c) for c in (args.case or DEFAULT_CASES)]
   device_counts = [int(d) for d in args.cpu_devices.split(",")]
   # Before the first device query; it only shapes the CPU backend.
@@ -171,6 +214,12 @@ def main():
       row["jax"][count] = result
       print(f"{case}: jax on {count} device(s) median {result['median_s']:.4f}s, compile "
             f"{result['compile_s']:.1f}s", flush=True)
+      if augmenter is not None:
+        row.setdefault("augmented", {})[count] = result = time_augmented_step(
+            case.preset, case.n, case.m, case.frames, augmenter, args.steps, devices=count)
+        print(f"{case}: on {count} device(s) step {result['plain']['median_s']:.4f}s, with "
+              f"augmentation {result['augmented']['median_s']:.4f}s (alternating), "
+              f"augmentation alone {result['augment_alone_median_s']:.4f}s", flush=True)
     if not args.no_torch:
       row["torch"] = time_torch_step(case.preset, case.n, case.m, case.frames, args.steps,
                                      device=torch_device)
@@ -185,6 +234,16 @@ def main():
       t_ups = f"{t['utterances_per_s']:.0f}" if t else "-"
       print(f"| {row['case']} | {count} | {j['utterances_per_s']:.0f} | {t_ups} | {ratio} | "
             f"{j['compile_s']:.1f} |")
+  if augmenter is not None:
+    print("\n| case | JAX devices | step s | step s with augmentation | overhead | "
+          "augmentation alone s (one device's shard) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+      for count, a in row["augmented"].items():
+        plain, augmented = a["plain"]["median_s"], a["augmented"]["median_s"]
+        print(f"| {row['case']} | {count} | {plain:.3f} | {augmented:.3f} | "
+              f"{augmented / plain - 1:+.0%} | {a['augment_alone_median_s']:.3f} |")
+    print(f"augmentation: {args.augment_kinds} each at p={args.augment}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=1)

@@ -22,7 +22,7 @@ from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from data_pipelines.source_specs import parse_sources
 from experiments import config_checks, evaluation, finetune, reporting, run_setup
-from ge2e_jax import checkpoint, model, model_card, optim, train
+from ge2e_jax import augment, checkpoint, model, model_card, optim, train
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-cpu",
             "tensorflow", "tensorflow-datasets", "ml_collections")
@@ -79,13 +79,11 @@ def train_and_evaluate(config, workdir: str):
       raise ValueError("the softmax baseline trains on one source (no MultiReader)")
     speakers_for_softmax = len(pipeline.speakers)
 
-  optimizer = optim.make_optimizer(
-      learning_rate=config.optimizer.learning_rate, decay_every=config.optimizer.decay_every,
-      clip_norm=config.optimizer.clip_norm, projection_scale=config.optimizer.projection_scale,
-      similarity_scale=config.optimizer.similarity_scale, kind=config.optimizer.kind)
+  optimizer = optim.make_optimizer(**config.optimizer)
   step_fn = train.make_train_step(encoder_config, optimizer, mesh, loss=config.loss.name,
                                   centroids=config.loss.centroids,
-                                  reduction=config.loss.reduction, stacked=stacked)
+                                  reduction=config.loss.reduction, stacked=stacked,
+                                  augment=augment.make_augmenter(config.augment))
   rng = jax.random.key(config.seed)
   params = train.init_params(jax.random.fold_in(rng, 0), encoder_config, speakers_for_softmax)
   state = train.replicate(train.init_state(params, optimizer), mesh)

@@ -12,6 +12,10 @@ Batches: ``{"audio": (N, M, S) float32, "speaker": (N,) int}`` or, for MultiRead
 stacked mode, ``{"audio": (K, N, M, S), "speaker": (K, N), "weights": (K,)}``.
 A step whose loss or gradient is not finite leaves params and optimiser state unchanged
 and is counted in ``state.nonfinite_steps`` (total) and ``state.nonfinite_streak``.
+An optional ``augment(audio, rng) -> audio`` (``ge2e_jax.augment.Augmenter``) transforms
+each device's audio before the encoder, with rng = fold_in(fold_in(step rng,
+AUGMENT_STREAM), device index): every device draws differently, and the augmented batch
+is a pure function of (seed, step).
 """
 
 import functools
@@ -30,6 +34,7 @@ from ge2e_jax.model import EncoderConfig, SpeakerEncoder, init_encoder_params
 AXIS = "data"
 LOSSES = ("ge2e_softmax", "ge2e_contrast", "te2e", "softmax")
 INIT_W, INIT_B = 10.0, -5.0
+AUGMENT_STREAM = 0x617567  # folds the augmentation key out of the step key ("aug")
 
 LossName = Literal["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
 
@@ -97,13 +102,15 @@ def batch_sharding(mesh, stacked: bool = False):
 
 def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_softmax",
                        centroids: losses.Centroids = "exclusive",
-                       reduction: losses.Reduction = "sum", stacked: bool = False):
+                       reduction: losses.Reduction = "sum", stacked: bool = False,
+                       augment=None):
   """``fn(params, batch, rng) -> ((loss, aux), grads)`` under ``shard_map`` over ``data``.
 
   The loss and the (replicated) gradients are those of the whole global batch. aux holds
   ``loss_mean`` (the loss with ``reduction="mean"``: per utterance row, or per tuple for
   TE2E) and, when stacked, ``loss_per_source`` (K,). The stacked (MultiReader) loss is
   ``losses.multireader_loss``: one similarity matrix per source, sum_k alpha_k L_k.
+  ``augment``: see the module doc; None trains on the audio as is.
   """
   if loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -124,7 +131,11 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
     return losses.speaker_softmax_loss(logits, labels, reduction, axis_name=AXIS)
 
   def loss_fn(params, batch, rng):
-    emb = encoder.apply({"params": params["encoder"]}, batch["audio"])
+    audio = batch["audio"]
+    if augment is not None:
+      audio = augment(audio, jax.random.fold_in(jax.random.fold_in(rng, AUGMENT_STREAM),
+                                                jax.lax.axis_index(AXIS)))
+    emb = encoder.apply({"params": params["encoder"]}, audio)
     # The per-row mean is a second, undifferentiated reduction of the same loss (cheap next
     # to the encoder); the optimiser sees ``reduction``.
     reduced = lambda how: functools.partial(source_loss, params, reduction=how)

@@ -98,3 +98,60 @@ def test_adam_option_and_bad_kind():
   np.testing.assert_allclose(updates["encoder"]["lstmp_0"]["input_kernel"], -0.01, rtol=1e-4)
   with pytest.raises(ValueError, match="optimizer kind"):
     optim.make_optimizer(kind="lamb")
+
+
+def reference_lr(step, lr, schedule, warmup, decay_steps, final, decay_every):
+  """float64 NumPy: linear warm-up from 0, then halving / cosine / exponential decay."""
+  step = np.asarray(step, np.float64)
+  warm = lr * step / max(warmup, 1)
+  after = step - warmup
+  if schedule == "halving":
+    decayed = lr * 0.5 ** np.floor(after / decay_every)
+  else:
+    progress = np.clip(after / (decay_steps - warmup), 0.0, 1.0)
+    if schedule == "cosine":
+      decayed = lr * (final + (1 - final) * 0.5 * (1 + np.cos(np.pi * progress)))
+    else:
+      decayed = lr * final ** progress
+  return np.where(step < warmup, warm, decayed)
+
+
+@pytest.mark.parametrize("schedule", ["halving", "cosine", "exponential"])
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_schedules_match_reference(schedule, warmup):
+  steps = np.arange(40)
+  fn = optim.learning_rate_schedule(0.02, 7, schedule, warmup, decay_steps=30,
+                                    final_fraction=0.05)
+  got = np.array([float(fn(s)) for s in steps])
+  want = reference_lr(steps, 0.02, schedule, warmup, 30, 0.05, decay_every=7)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+  if schedule != "halving":
+    assert got[-1] == pytest.approx(0.02 * 0.05)  # held at the floor after decay_steps
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_scheduled_updates_keep_the_clip_and_the_group_scales(kind):
+  """A constant gradient: SGD steps by -lr(t) * g, Adam by ~-lr(t) * sign(g); both times the
+  group scale (0.5 projection, 0.01 similarity), on the clipped gradient."""
+  params, grads = toy_params(), toy_grads(10.0)  # norm > 3: clipped
+  opt = optim.make_optimizer(kind=kind, learning_rate=0.1, schedule="cosine", warmup_steps=2,
+                             decay_steps=6, final_fraction=0.1)
+  state = opt.init(params)
+  scales = {"encoder/lstmp_0/input_kernel": 1.0, "encoder/lstmp_0/projection_kernel": 0.5,
+            "similarity/w": 0.01, "similarity/b": 0.01}
+  for step in range(8):
+    updates, state = opt.update(grads, state, params)
+    lr = reference_lr(step, 0.1, "cosine", 2, 6, 0.1, 1)
+    for key, update in _flat(updates).items():
+      if kind == "sgd":  # reference_update: the paper's clip + scales at this step's lr
+        want = reference_update(params, grads, lr)[key] - np.asarray(_flat(params)[key])
+      else:
+        want = -lr * scales[key] * np.sign(np.asarray(_flat(grads)[key]))
+      np.testing.assert_allclose(update, want, rtol=1e-4, atol=1e-9, err_msg=f"{step} {key}")
+
+
+def test_bad_schedule_is_rejected():
+  with pytest.raises(ValueError, match="optimizer schedule"):
+    optim.make_optimizer(schedule="linear")
+  with pytest.raises(ValueError, match="warmup_steps < decay_steps"):
+    optim.make_optimizer(schedule="cosine", warmup_steps=10, decay_steps=10)

@@ -1,5 +1,5 @@
-"""The training job end to end on a tiny config: kill-and-resume identity, corrupt-checkpoint
-fallback, non-finite losses, evaluation and the CLIs."""
+"""The training job end to end on a tiny config: kill-and-resume identity (with every kind of
+augmentation on), corrupt-checkpoint fallback, non-finite losses, evaluation and the CLIs."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from ge2e_jax import checkpoint, model_card
+from ge2e_jax import augment, checkpoint, model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
@@ -28,6 +28,9 @@ def overrides(corpus, **extra):
       "train.num_steps": STEPS, "train.log_every": 2, "train.checkpoint_every": 2,
       "train.keep_last": 2,
       "eval.every": 6, "eval.enroll": 2, "eval.max_utterances_per_speaker": 6,
+      # Augmentation on: resume must stay bit-identical with it (small banks: quick start).
+      **{f"augment.{kind}.prob": 0.5 for kind in augment.KINDS},
+      "augment.reverb.bank_size": 8, "augment.noise.bank_seconds": 2.0,
   }
   values.update(extra)
   return [f"--config.{k}={v}" for k, v in values.items()]
@@ -107,6 +110,7 @@ def test_run_logs_progress_writes_config_and_keeps_best(uninterrupted):
   assert "eval on" in log and "EER" in log and "minDCF" in log
   config = json.load(open(os.path.join(workdir, "config.json")))
   assert config["model"]["cells"] == 16 and config["train"]["num_steps"] == STEPS
+  assert config["augment"]["noise"]["prob"] == 0.5
   versions = json.load(open(os.path.join(workdir, "versions.json")))
   assert "jax" in versions and "tensorflow-datasets" in versions
   # last 2 steps kept (keep_last=2) plus the better of the two evaluated steps (6, 12).

@@ -23,6 +23,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.n_utterances = 10
   c.data.crop = "td"                        # "td" (80 frames) or "ti" ([140, 180] per batch)
 
+  # Per-utterance augmentation on device in the train step (ge2e_jax/augment.py), never in
+  # evaluation. Each kind: prob = fraction of the utterances it is applied to (0 = off).
+  c.augment = ml_collections.ConfigDict({
+      "speed": {"prob": 0.0, "factor": (0.9, 1.1), "interpolation": "linear", "half_taps": 8},
+      "reverb": {"prob": 0.0, "rt60_s": (0.2, 0.8), "drr_db": (-3.0, 10.0), "rir_seconds": 0.5,
+                 "bank_size": 128, "image_method": 0.0, "bank_seed": 0},
+      "babble": {"prob": 0.0, "snr_db": (10.0, 20.0), "speakers": (1, 3)},
+      "noise": {"prob": 0.0, "snr_db": (5.0, 20.0), "colors": "white,pink,brown",
+                "bank_seconds": 30.0, "bank_seed": 0},
+      "channel": {"prob": 0.0, "low_hz": (200.0, 400.0), "high_hz": (3000.0, 3800.0),
+                  "taps": 255, "mu_law_prob": 0.5},
+      "gain": {"prob": 0.0, "db": (-6.0, 6.0)},
+  })
+
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "ge2e_softmax"              # ge2e_softmax | ge2e_contrast | te2e | softmax
   c.loss.centroids = "exclusive"            # exclusive | inclusive | split
@@ -35,6 +49,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.clip_norm = 3.0
   c.optimizer.projection_scale = 0.5
   c.optimizer.similarity_scale = 0.01
+  # "halving" (the paper: lr halved every decay_every steps), or warm-up then "cosine" /
+  # "exponential" decay to final_fraction * learning_rate at decay_steps (ge2e_jax/optim.py).
+  c.optimizer.schedule = "halving"
+  c.optimizer.warmup_steps = 0
+  c.optimizer.decay_steps = 100_000
+  c.optimizer.final_fraction = 0.01
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 100_000

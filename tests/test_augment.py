@@ -1,0 +1,319 @@
+"""Augmentation: every transform against a float64 NumPy reference, determinism, the
+held-out conditions, and the per-device draws inside the sharded train step."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.signal
+
+from ge2e_jax import augment
+
+SR = 16000
+N, M, S = 4, 3, 8000  # small batches: 4 speakers x 3 utterances x 0.5 s
+
+
+def speech_like(n=N, m=M, samples=S, seed=0):
+  """Noise under a slow random envelope, different per utterance (float32)."""
+  rs = np.random.RandomState(seed)
+  envelope = np.abs(np.sin(np.linspace(0, rs.uniform(2, 6), samples)))
+  return (0.1 * rs.randn(n, m, samples) * envelope).astype(np.float32)
+
+
+def only(kind, **fields):
+  return augment.Augmenter(augment.AugmentOptions.from_dict({kind: {"prob": 1.0, **fields}}))
+
+
+def snr_db(clean, noisy):
+  clean, noisy = np.asarray(clean, np.float64), np.asarray(noisy, np.float64)
+  return 10 * np.log10(np.sum(clean ** 2, -1) / np.sum((noisy - clean) ** 2, -1))
+
+
+def flat_params(draws, name):
+  return np.asarray(draws[name]).reshape(-1)
+
+
+@pytest.fixture(scope="module")
+def batch():
+  return speech_like()
+
+
+def run(augmenter, audio, seed=0):
+  """(augmented audio, draws) with the draws the augmenter used."""
+  key = jax.random.key(seed)
+  draws = jax.jit(augmenter.draw, static_argnums=1)(key, audio.shape[:-1])
+  out = jax.jit(augmenter.__call__)(jnp.asarray(audio), key)
+  return np.asarray(out), jax.tree.map(np.asarray, draws)
+
+
+def test_noise_reaches_the_drawn_snr_with_the_drawn_colour(batch):
+  augmenter = only("noise", snr_db=(0.0, 20.0))
+  out, draws = run(augmenter, batch)
+  d = draws["noise"]
+  assert sorted(d["index"]) == list(range(N * M))  # prob 1: every utterance
+  got = snr_db(batch.reshape(-1, S)[d["index"]], out.reshape(-1, S)[d["index"]])
+  np.testing.assert_allclose(got, d["snr_db"], atol=0.02)
+  assert np.ptp(d["snr_db"]) > 5  # really drawn per utterance
+  # The bank's spectra: power ~ 1 / f^e, e = 0, 1, 2 (slope of log power vs log f).
+  freqs = np.fft.rfftfreq(8192, 1 / SR)
+  band = (freqs > 100) & (freqs < 6000)
+  for color, noise in zip(("white", "pink", "brown"), augmenter.noise_bank):
+    _, power = scipy.signal.welch(np.asarray(noise, np.float64), SR, nperseg=8192)
+    slope = np.polyfit(np.log(freqs[band]), np.log(power[band]), 1)[0]
+    assert slope == pytest.approx(-augment.COLORS[color], abs=0.1), color
+
+
+def test_babble_is_other_speakers_at_the_drawn_snr(batch):
+  augmenter = only("babble", snr_db=(5.0, 15.0), speakers=(1, 3))
+  out, draws = run(augmenter, batch, seed=3)
+  d = draws["babble"]
+  flat = batch.reshape(-1, S).astype(np.float64)
+  for k, u in enumerate(d["index"]):
+    speaker = u // M
+    mix = np.zeros(S)
+    for j in range(d["count"][k]):
+      source = (speaker + d["speaker_offset"][k, j]) % N
+      assert source != speaker
+      shift = int(np.floor(np.float32(d["shift"][k, j]) * np.float32(S)))
+      mix += np.roll(flat[source * M + d["utterance"][k, j]], -shift)
+    added = out.reshape(-1, S)[u] - flat[u]
+    scale = np.dot(added, mix) / np.dot(mix, mix)  # added must be a multiple of the mix
+    np.testing.assert_allclose(added, scale * mix, atol=1e-5)
+    assert snr_db(flat[u], out.reshape(-1, S)[u]) == pytest.approx(d["snr_db"][k], abs=0.02)
+  assert set(d["count"]) <= {1, 2, 3} and len(set(d["count"])) > 1
+
+
+def edc_rt60(rir):
+  """RT60 from the Schroeder backward integral's slope between -5 and -25 dB (T20 x 3)."""
+  energy = np.cumsum(np.asarray(rir, np.float64)[::-1] ** 2)[::-1]
+  edc = 10 * np.log10(energy / energy[0])
+  fit = (edc <= -5) & (edc >= -25)
+  slope = np.polyfit(np.flatnonzero(fit) / SR, edc[fit], 1)[0]
+  return -60 / slope
+
+
+def test_synthetic_rirs_decay_at_the_drawn_rt60():
+  bank = augment.build_rir_bank(augment.ReverbOptions(
+      prob=1.0, rt60_s=(0.2, 0.7), rir_seconds=1.0, bank_size=8, bank_seed=5))
+  assert bank.rirs.shape == (8, SR) and not bank.image_method.any()
+  np.testing.assert_allclose(np.sum(bank.rirs.astype(np.float64) ** 2, -1), 1.0, rtol=1e-5)
+  measured = [edc_rt60(r) for r in bank.rirs]
+  np.testing.assert_allclose(measured, bank.rt60_s, rtol=0.1)
+  assert np.ptp(bank.rt60_s) > 0.2
+
+
+def test_image_method_rirs_when_pyroomacoustics_is_installed():
+  pytest.importorskip("pyroomacoustics", reason="the augment extra is not installed")
+  options = augment.ReverbOptions(prob=1.0, rt60_s=(0.3, 0.4), rir_seconds=0.8, bank_size=2,
+                                  image_method=1.0, bank_seed=1)
+  bank = augment.build_rir_bank(options)
+  assert bank.image_method.all() and bank.rirs.shape == (2, 12800)
+  for rir, rt60 in zip(bank.rirs, bank.rt60_s):
+    assert np.argmax(np.abs(rir)) <= 10  # direct path moved to the start
+    # Sabine's formula is approximate for the image method (measured RT60 runs 1-1.5x).
+    assert 0.7 * rt60 < edc_rt60(rir) < 2.0 * rt60
+  np.testing.assert_array_equal(augment.build_rir_bank(options).rirs, bank.rirs)
+
+
+def test_reverb_is_the_linear_convolution_with_a_bank_rir(batch):
+  augmenter = only("reverb", bank_size=4, rir_seconds=0.25)
+  out, draws = run(augmenter, batch)
+  d = draws["reverb"]
+  for k, u in enumerate(d["index"]):
+    want = np.convolve(batch.reshape(-1, S)[u].astype(np.float64),
+                       augmenter.rir_bank.rirs[d["rir"][k]].astype(np.float64))[:S]
+    np.testing.assert_allclose(out.reshape(-1, S)[u], want, atol=2e-6)
+
+
+def test_gain_in_db(batch):
+  out, draws = run(only("gain", db=(-10.0, 10.0)), batch)
+  d = draws["gain"]
+  flat, got = batch.reshape(-1, S)[d["index"]], out.reshape(-1, S)[d["index"]]
+  ratio = 20 * np.log10(np.linalg.norm(got, axis=-1) / np.linalg.norm(flat, axis=-1))
+  np.testing.assert_allclose(ratio, d["db"], atol=1e-4)
+
+
+def test_channel_band_limits_and_mu_law_matches_g711():
+  white = np.random.RandomState(1).randn(2, 2, 16000).astype(np.float32) * 0.1
+  out, draws = run(only("channel", mu_law_prob=0.0), white)
+  d = draws["channel"]
+  freqs, power_in = scipy.signal.welch(white.reshape(-1, 16000).astype(np.float64), SR,
+                                       nperseg=2048, detrend=False)
+  _, power_out = scipy.signal.welch(out.reshape(-1, 16000).astype(np.float64), SR,
+                                    nperseg=2048, detrend=False)
+  for k, u in enumerate(d["index"]):
+    low, high = d["low_hz"][k], d["high_hz"][k]
+    stop = (freqs < low - 300) | (freqs > high + 300)
+    passing = (freqs > low + 300) & (freqs < high - 300)
+    gain_db = 10 * np.log10(power_out[u] / power_in[u])
+    assert np.max(gain_db[stop]) < -50, (low, high)
+    assert np.all(np.abs(gain_db[passing]) < 0.5)
+
+  x = np.linspace(-1, 1, 20001)
+  mu = 255.0
+  compressed = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+  q = np.round((compressed + 1) * 127.5) / 127.5 - 1
+  want = np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu
+  got = np.asarray(augment.mu_law(jnp.asarray(x, jnp.float32)))
+  # float32 vs float64 may round a value on a level boundary the other way: rare.
+  assert np.mean(np.abs(got - want) > 1e-5) < 1e-3
+  assert len(np.unique(np.round(got, 6))) <= 256
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_matches_numpy_resampling(factor):
+  t = np.arange(S)
+  freqs = (150.0, 700.0, 1900.0)
+  x = sum(np.sin(2 * np.pi * f * t / SR + p) for f, p in zip(freqs, (0.1, 0.7, 2.0))) / 3
+  # linear: np.interp of the periodically extended signal at (factor * t) mod S. float32
+  # positions near t = 8000 are exact to ~5e-4 samples, so values to ~5e-4 * max|x'|.
+  speed = jax.jit(augment.speed, static_argnums=(2, 3))
+  linear = np.asarray(speed(jnp.asarray(x[None], jnp.float32), factor, "linear", 0))[0]
+  want = np.interp((factor * t) % S, np.arange(S + 1), np.append(x, x[0]))
+  np.testing.assert_allclose(linear, want, atol=4e-4)
+  # sinc: the band-limited signal itself at factor * t (interior, away from the wrap).
+  sinc = np.asarray(speed(jnp.asarray(x[None], jnp.float32), factor, "sinc", 16))[0]
+  exact = sum(np.sin(2 * np.pi * f * factor * t / SR + p)
+              for f, p in zip(freqs, (0.1, 0.7, 2.0))) / 3
+  interior = (factor * t > 16) & (factor * t < S - 17)
+  assert np.max(np.abs(sinc - exact)[interior]) < 2e-3
+  assert np.max(np.abs(linear - exact)[interior]) > 5 * np.max(np.abs(sinc - exact)[interior])
+
+
+@pytest.fixture(scope="module")
+def everything():
+  options = {k: {"prob": 0.5} for k in augment.KINDS}
+  options["reverb"].update(bank_size=4, rir_seconds=0.1)
+  options["noise"].update(bank_seconds=2.0)
+  return augment.Augmenter(augment.AugmentOptions.from_dict(options))
+
+
+def test_every_kind_keeps_length_and_is_deterministic(everything, batch):
+  fn = jax.jit(everything.__call__)
+  key = jax.random.key(7)
+  first, again = fn(batch, key), fn(batch, key)
+  np.testing.assert_array_equal(first, again)
+  assert first.shape == batch.shape and np.all(np.isfinite(first))
+  other = np.asarray(fn(batch, jax.random.key(8)))
+  assert not np.allclose(other, first)
+  draws = jax.jit(everything.draw, static_argnums=1)(key, (N, M))
+  assert set(draws) == set(augment.KINDS)
+  for d in draws.values():  # prob 0.5: exactly half the utterances, each once
+    assert len(set(np.asarray(d["index"]).tolist())) == N * M // 2
+  # untouched utterances pass through bit-exactly
+  touched = set(np.concatenate([np.asarray(d["index"]) for d in draws.values()]).tolist())
+  for u in set(range(N * M)) - touched:
+    np.testing.assert_array_equal(np.asarray(first).reshape(-1, S)[u], batch.reshape(-1, S)[u])
+  stacked = np.stack([batch, batch[::-1]])[..., :800]  # MultiReader's (K, n, m, S)
+  assert jax.jit(everything.__call__)(stacked, key).shape == stacked.shape
+
+
+def test_config_errors_name_the_field():
+  with pytest.raises(ValueError, match=r"config.augment.noise.prob"):
+    augment.AugmentOptions.from_dict({"noise": {"prob": 1.5}})
+  with pytest.raises(ValueError, match="unknown kinds"):
+    augment.AugmentOptions.from_dict({"echo": {"prob": 0.5}})
+  with pytest.raises(ValueError, match=r"config.augment.gain: unknown fields \['dB'\]"):
+    augment.AugmentOptions.from_dict({"gain": {"dB": (1, 2)}})
+  with pytest.raises(ValueError, match="colors"):
+    augment.AugmentOptions.from_dict({"noise": {"prob": 1.0, "colors": "violet"}})
+  assert augment.make_augmenter({k: {"prob": 0.0} for k in augment.KINDS}) is None
+  with pytest.raises(ValueError, match="babble needs >= 2 speakers"):
+    jax.jit(only("babble").__call__)(jnp.zeros((1, 2, 800)), jax.random.key(0))
+
+
+# ---------------------------------------------------------------- held-out conditions
+WAVES = [speech_like(1, 1, n, seed=n)[0, 0] for n in (12000, 16000, 9500, 14000)]  # one bucket
+SPEAKERS = ["a", "a", "b", "c"]
+
+
+def test_condition_noise_and_babble_snr_lengths_and_determinism():
+  white = augment.apply_condition(WAVES, "white_snr10", seed=1)
+  assert [len(w) for w in white] == [len(w) for w in WAVES]
+  for clean, noisy in zip(WAVES, white):
+    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
+  ranged = augment.apply_condition(WAVES, "noise_snr5..15", seed=1)
+  got = [snr_db(c, n) for c, n in zip(WAVES, ranged)]
+  assert all(5 - 0.02 < g < 15 + 0.02 for g in got) and np.ptp(got) > 1
+  again = augment.apply_condition(WAVES[:2], "noise_snr5..15", seed=1)  # wave i: key (seed, i)
+  for a, b in zip(again, ranged):
+    np.testing.assert_array_equal(a, b)
+  babble = augment.apply_condition(WAVES, "babble_snr10", seed=2, speakers=SPEAKERS)
+  for clean, noisy in zip(WAVES, babble):
+    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
+  with pytest.raises(ValueError, match="speakers"):
+    augment.apply_condition(WAVES, "babble_snr10")
+  with pytest.raises(ValueError, match="unknown augmentation condition part 'hiss'"):
+    augment.apply_condition(WAVES, "reverb+hiss")
+
+
+def test_condition_reverb_is_a_bank_convolution_and_every_condition_keeps_length():
+  out = augment.apply_condition(WAVES, "reverb_rt0.4..0.6", seed=3)
+  bank = augment.build_rir_bank(augment.condition_options("reverb_rt0.4..0.6", 3).reverb)
+  assert np.all((bank.rt60_s >= 0.4) & (bank.rt60_s <= 0.6))
+  for clean, wet in zip(WAVES, out):
+    errors = [np.max(np.abs(scipy.signal.fftconvolve(clean, rir)[:len(clean)] - wet))
+              for rir in bank.rirs.astype(np.float64)]
+    assert min(errors) < 2e-6
+  for condition in ("clean", "telephone+speed1.1+gain_db-6"):
+    out = augment.apply_condition(WAVES, condition, seed=0)
+    assert [len(w) for w in out] == [len(w) for w in WAVES], condition
+    assert all(np.all(np.isfinite(w)) for w in out)
+
+
+# ---------------------------------------------------------------- the sharded train step
+def test_per_device_draws_are_a_pure_function_of_seed_step_and_device(tmp_path):
+  """2 CPU devices: the step's loss equals an unaugmented step on a batch whose shard d was
+  augmented on the host with fold_in(fold_in(fold_in(key(seed), step), STREAM), d)."""
+  env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)),
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  proc = subprocess.run([sys.executable, __file__, str(tmp_path / "out.npz")], env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = np.load(tmp_path / "out.npz")
+  np.testing.assert_allclose(result["loss_step"], result["loss_reference"], rtol=1e-6)
+  assert result["loss_step"] != result["loss_plain"]
+  np.testing.assert_array_equal(result["loss_step"], result["loss_step_again"])
+  assert result["shards_differ"]  # the same shard content on two devices augments differently
+
+
+def _sharded_worker(out_path):
+  from ge2e_jax import features, model, train  # pylint: disable=g-import-not-at-top
+  assert jax.device_count() == 2
+  config = model.EncoderConfig(cells=8, projection=4, layers=1)
+  mesh = train.make_mesh()
+  options = {k: {"prob": 0.5} for k in augment.KINDS}
+  options["reverb"].update(bank_size=4, rir_seconds=0.1)
+  options["noise"].update(bank_seconds=2.0)
+  augmenter = augment.Augmenter(augment.AugmentOptions.from_dict(options))
+  samples = features.samples_for_frames(6)
+  audio = speech_like(4, 3, samples)
+  audio[2:] = audio[:2]  # both devices hold the same audio
+  speaker = np.arange(4, dtype=np.int32)
+  batch = jax.device_put({"audio": audio, "speaker": speaker}, train.batch_sharding(mesh))
+  params = train.init_params(jax.random.key(0), config)
+  seed, step = 11, 5
+  step_rng = jax.random.fold_in(jax.random.key(seed), step)
+  with_aug = jax.jit(train.make_loss_and_grad(config, mesh, augment=augmenter))
+  plain = jax.jit(train.make_loss_and_grad(config, mesh))
+  shards = []
+  for device in range(2):
+    key = jax.random.fold_in(jax.random.fold_in(step_rng, train.AUGMENT_STREAM), device)
+    shards.append(np.asarray(jax.jit(augmenter.__call__)(audio[2 * device:2 * device + 2],
+                                                         key)))
+  reference = jax.device_put({"audio": np.concatenate(shards), "speaker": speaker},
+                             train.batch_sharding(mesh))
+  np.savez(out_path,
+           loss_step=np.asarray(with_aug(params, batch, step_rng)[0][0]),
+           loss_step_again=np.asarray(with_aug(params, batch, step_rng)[0][0]),
+           loss_reference=np.asarray(plain(params, reference, step_rng)[0][0]),
+           loss_plain=np.asarray(plain(params, batch, step_rng)[0][0]),
+           shards_differ=not np.allclose(shards[0], shards[1]))
+
+
+if __name__ == "__main__":
+  _sharded_worker(sys.argv[1])
