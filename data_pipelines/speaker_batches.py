@@ -37,9 +37,11 @@ plus ``N/P`` x (most utterances of one speaker) random keys. BENCHMARKS.md times
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import logging
+import weakref
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -260,14 +262,21 @@ def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
                     **kwargs) -> SpeakerShard:
   """`load_shard` over a prepared corpus split (`data_pipelines.corpus.open_split`)."""
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
+  return load_split_shard(
+      lambda with_audio: corpus.open_split(name, split, data_dir, with_audio=with_audio),
+      what=f"{name} split {split!r}", **kwargs)
+
+
+def load_split_shard(open_split: Callable[[bool], tf.data.Dataset], **kwargs) -> SpeakerShard:
+  """`load_shard` over `open_split(with_audio)`, a split's tf.data of the corpus features."""
 
   def names():
-    ds = corpus.open_split(name, split, data_dir, with_audio=False)
+    ds = open_split(False)
     for ex in ds.batch(4096).as_numpy_iterator():
       yield from zip(ex["speaker"], ex["utterance"])
 
   def read(keep):
-    ds = corpus.open_split(name, split, data_dir)
+    ds = open_split(True)
     if keep:
       table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
           tf.constant(sorted(keep)), tf.ones([len(keep)], tf.int32)), default_value=0)
@@ -275,20 +284,41 @@ def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
     for ex in ds.as_numpy_iterator():
       yield ex["speaker"], ex["utterance"], ex["audio"]
 
-  return load_shard(names(), read, what=f"{name} split {split!r}", **kwargs)
+  return load_shard(names(), read, **kwargs)
+
+
+_OPEN_ITERATORS = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators():
+  for iterator in list(_OPEN_ITERATORS):
+    iterator.close()
 
 
 class BatchIterator:
-  """Numpy batches from `start_step` on; `position` is the step of the next batch (checkpoint it)."""
+  """Numpy batches from `start_step` on; `position` is the step of the next batch (checkpoint it).
+
+  Iterators still open when Python exits are closed by an atexit hook: a tf.data iterator
+  whose threads are inside a `tf.numpy_function` (the cache path's reads) would otherwise
+  deadlock interpreter shutdown (those threads wait for the GIL forever). Code iterating
+  `.dataset()` itself should likewise drop its iterators before exit.
+  """
 
   def __init__(self, dataset: tf.data.Dataset, start_step: int):
     self._it = dataset.as_numpy_iterator()
     self.position = int(start_step)
+    _OPEN_ITERATORS.add(self)
+
+  def close(self) -> None:
+    self._it = None
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
+    if self._it is None:
+      raise StopIteration
     batch = next(self._it)
     self.position += 1
     return batch
