@@ -195,19 +195,24 @@ def _rows_variable(lengths: np.ndarray, fill) -> tuple[tf.Variable, np.ndarray]:
 
   Filled through a zeroed staging block of whole utterances (at most _BLOCK_ROWS rows unless
   one utterance is longer): `fill(block, offsets, utterances)` writes utterances `utterances`
-  at rows `offsets` of `block`. Loading peaks at the shard plus one block, not twice the shard.
+  at rows `offsets` of `block`. Loading peaks at the shard plus one block, not twice the shard:
+  the variable is allocated once (`Empty`, not a zeros tensor copied in) and each block is
+  assigned in place (`v[a:b].assign` would read the variable first, and the read makes the
+  assignment copy the whole variable).
   """
   rows = -(-lengths // HOP_LENGTH)
   ends = np.cumsum(rows)
   starts = (ends - rows).astype(np.int64)
-  audio = tf.Variable(tf.zeros([int(rows.sum()), HOP_LENGTH], tf.int16), trainable=False,
-                      name="speaker_audio")
+  audio = tf.Variable(tf.raw_ops.Empty(shape=[int(rows.sum()), HOP_LENGTH], dtype=tf.int16,
+                                       init=True), trainable=False, name="speaker_audio")
   first = 0
   while first < len(rows):
     end = max(int(np.searchsorted(ends, starts[first] + _BLOCK_ROWS, side="right")), first + 1)
     block = np.zeros([int(ends[end - 1] - starts[first]), HOP_LENGTH], np.int16)
     fill(block, starts[first:end] - starts[first], range(first, end))
-    audio[int(starts[first]):int(ends[end - 1])].assign(block)
+    tf.raw_ops.ResourceStridedSliceAssign(
+        ref=audio.handle, begin=[int(starts[first]), 0], end=[int(ends[end - 1]), HOP_LENGTH],
+        strides=[1, 1], value=block)
     first = end
   return audio, starts
 
