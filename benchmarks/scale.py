@@ -165,10 +165,11 @@ def train(args) -> dict:
   config.data.n_speakers, config.data.n_utterances, config.data.crop = N, M, "td"
   config.train.num_steps, config.train.log_every = args.train_steps, 1
   config.eval.every = 0
+  imported = peak_rss()  # TensorFlow, JAX and the trainer imported
   start = time.perf_counter()
   trainer.train_and_evaluate(config, args.workdir)
   return {"seconds": time.perf_counter() - start, "steps": args.train_steps,
-          "peak_rss": peak_rss()}
+          "rss_after_imports": imported, "peak_rss": peak_rss()}
 
 
 def _subprocess(mode: str, **flags) -> dict:
@@ -243,7 +244,8 @@ def main():
                             workdir=os.path.join(args.work_dir, "train"))
       print(f"\ntrainer, {corpus['hours']:g} h, storage=cache, td {N}x{M}: {trained['steps']} "
             f"steps in {trained['seconds']:.1f} s (compile, checkpoint and start-up included), "
-            f"peak RSS {_gb(trained['peak_rss'])} GB", flush=True)
+            f"peak RSS {_gb(trained['peak_rss'])} GB ({_gb(trained['rss_after_imports'])} GB "
+            f"after imports)", flush=True)
   finally:
     if not args.keep:
       shutil.rmtree(args.work_dir, ignore_errors=True)
