@@ -106,7 +106,7 @@ class SpeakerShard:
   utterances: tuple[str, ...]
   utterance_row: np.ndarray
   utterance_length: np.ndarray
-  audio: "tf.Variable | speaker_cache.DiskRows"
+  audio: tf.Variable | speaker_cache.DiskRows  # noqa: F821 (imported where it is used)
   num_dropped_speakers: int
 
 
@@ -195,8 +195,8 @@ def _rows_variable(lengths: np.ndarray, fill) -> tuple[tf.Variable, np.ndarray]:
 
   Filled through a zeroed staging block of whole utterances (at most _BLOCK_ROWS rows unless
   one utterance is longer): `fill(block, offsets, utterances)` writes utterances `utterances`
-  at rows `offsets` of `block`. Loading peaks at the shard plus one block, not twice the shard:
-  the variable is allocated once (`Empty`, not a zeros tensor copied in) and each block is
+  at rows `offsets` of `block`. The variable then costs the shard plus one block, not twice the
+  shard: it is allocated once (`Empty`, not a zeros tensor copied in) and each block is
   assigned in place (`v[a:b].assign` would read the variable first, and the read makes the
   assignment copy the whole variable).
   """
