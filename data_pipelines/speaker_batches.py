@@ -106,7 +106,7 @@ class SpeakerShard:
   utterances: tuple[str, ...]
   utterance_row: np.ndarray
   utterance_length: np.ndarray
-  audio: tf.Variable | speaker_cache.DiskRows  # noqa: F821 (imported where it is used)
+  audio: tf.Variable | speaker_cache.DiskRows  # pylint: disable=undefined-variable
   num_dropped_speakers: int
 
 
