@@ -21,28 +21,37 @@ Speakers with fewer than ``M`` utterances are dropped at load (logged); speaker 
 ``pipeline.speakers``, the sorted names of the eligible speakers of the split (the same list on
 every host, so ids stay distinct across hosts; host ``p`` owns ids ``p, p + P, ...``).
 
-Storage and how it scales: each host loads only its speaker shard into memory, int16 in a
-``tf.Variable`` of hop-sized rows (each utterance starts on a row; 2 bytes/sample = 115 MB per
-hour of 16 kHz audio), so a crop is one in-graph row gather, no Python per batch. Host RAM
-bounds the shard: the embedded corpora take megabytes; LibriSpeech-960 (~110 GB) needs its
-shards spread over enough hosts (e.g. 8 hosts x 14 GB); loading peaks at twice the shard.
-Start-up reads the split twice (speaker names only, then the audio of the host's shard), so
-its I/O is the whole split on every host. Per-batch cost does not grow with the corpus:
-``N/P * M * crop`` samples copied, plus ``N/P`` x (most utterances of one speaker) random keys.
+Storage (``storage=``, ``cache_dir=``; the batches are the same bit for bit on every path):
+  * ``"memory"`` without a cache: each host holds its speaker shard in RAM, int16 in a
+    ``tf.Variable`` of hop-sized rows (each utterance starts on a row; 2 bytes/sample = 115 MB
+    per hour of 16 kHz audio), so a crop is one in-graph row gather, no Python per batch.
+    Start-up reads the TFDS split twice (names, then audio) on every host: for small corpora.
+  * ``"memory"`` with ``cache_dir``: the same in-RAM shard, copied from a speaker cache
+    (``data_pipelines.speaker_cache``), so start-up reads the index plus ~1/P of the audio.
+  * ``"cache"``: the shard stays in the cache file; each batch ``pread``s its crops
+    (``tf.numpy_function``). RAM holds the index only, so RAM does not bound the corpus, and
+    start-up reads the index only.
+Per-batch cost does not grow with the corpus: ``N/P * M * crop`` samples copied (or read),
+plus ``N/P`` x (most utterances of one speaker) random keys. BENCHMARKS.md times all three.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import logging
-from typing import Callable, Iterable, Iterator
+import weakref
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from ge2e_jax.audio import INT16_SCALE
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE, samples_for_frames
+
+if TYPE_CHECKING:
+  from data_pipelines import speaker_cache
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +99,8 @@ class SpeakerShard:
     `first_utterance[s] : first_utterance[s] + num_utterances[s]`.
   utterances: (U,) utterance names. Utterance u has `utterance_length[u]` samples stored from
     row `utterance_row[u]` of `audio`, a (rows, HOP_LENGTH) int16 tf.Variable (pipelines
-    share it); the tail of an utterance's last row is zero.
+    share it) or a `speaker_cache.DiskRows` (rows of the cache file, read per batch); the tail
+    of an utterance's last row is zero.
   """
   speakers: tuple[str, ...]
   speaker_ids: np.ndarray
@@ -99,7 +109,7 @@ class SpeakerShard:
   utterances: tuple[str, ...]
   utterance_row: np.ndarray
   utterance_length: np.ndarray
-  audio: tf.Variable
+  audio: tf.Variable | speaker_cache.DiskRows
   num_dropped_speakers: int
 
 
@@ -122,15 +132,10 @@ def load_shard(
   read: `read(keep)` yields `(speaker, utterance, int16 audio)` for the split; only speakers in
     the set `keep` are stored.
   """
-  if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}")
+  _check_host(process_index, process_count)
   counts = collections.Counter(_as_str(s) for s, _ in names)
-  speakers = tuple(sorted(s for s, c in counts.items() if c >= min_utterances))
-  dropped = len(counts) - len(speakers)
-  (log.warning if dropped else log.info)(
-      "%s: %d speakers, %d dropped for having fewer than %d utterances",
-      what, len(counts), dropped, min_utterances)
-  local = {s: i for i, s in enumerate(speakers) if i % process_count == process_index}
+  speakers, local, dropped = _eligible(counts, min_utterances, process_index, process_count,
+                                       what)
   by_speaker = collections.defaultdict(list)
   for speaker, utterance, audio in read(set(local)):
     speaker = _as_str(speaker)
@@ -146,43 +151,140 @@ def load_shard(
       names.append(name)
       parts.append(audio)
   lengths = np.array([a.size for a in parts], np.int64)
-  rows = -(-lengths // HOP_LENGTH)
+  parts.reverse()  # popped in row order, so each utterance is freed once copied
+
+  def fill(block, offsets, utterances):
+    for at, _ in zip(offsets, utterances):
+      audio = parts.pop()
+      block.reshape(-1)[at * HOP_LENGTH:at * HOP_LENGTH + audio.size] = audio
+
+  audio, starts = _rows_variable(lengths, fill)
   return SpeakerShard(
       speakers=speakers,
       speaker_ids=np.array([local[s] for s in ordered], np.int32),
       first_utterance=np.concatenate([[0], np.cumsum(num)[:-1]]).astype(np.int64),
       num_utterances=num,
       utterances=tuple(names),
-      utterance_row=np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64),
+      utterance_row=starts,
       utterance_length=lengths,
-      audio=_rows_variable(parts, int(rows.sum())),
+      audio=audio,
       num_dropped_speakers=dropped,
   )
 
 
-def _rows_variable(parts: list[np.ndarray], num_rows: int) -> tf.Variable:
-  """Utterances -> one (rows, HOP_LENGTH) int16 tf.Variable, each from a row start; empties parts."""
-  flat = np.zeros([num_rows * HOP_LENGTH], np.int16)
-  at = 0
-  for audio in parts:
-    flat[at:at + audio.size] = audio
-    at += -(-audio.size // HOP_LENGTH) * HOP_LENGTH
-  parts.clear()
-  return tf.Variable(flat.reshape(num_rows, HOP_LENGTH), trainable=False, name="speaker_audio")
+def _check_host(process_index, process_count):
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}")
+
+
+def _eligible(counts, min_utterances, process_index, process_count, what):
+  """(sorted eligible speaker names, {local name: id}, number dropped) from utterance counts."""
+  _check_host(process_index, process_count)
+  speakers = tuple(sorted(s for s, c in counts.items() if c >= min_utterances))
+  dropped = len(counts) - len(speakers)
+  (log.warning if dropped else log.info)(
+      "%s: %d speakers, %d dropped for having fewer than %d utterances",
+      what, len(counts), dropped, min_utterances)
+  local = {s: i for i, s in enumerate(speakers) if i % process_count == process_index}
+  return speakers, local, dropped
+
+
+_BLOCK_ROWS = (64 << 20) // (2 * HOP_LENGTH)  # rows staged per copy into the variable (64 MB)
+
+
+def _rows_variable(lengths: np.ndarray, fill) -> tuple[tf.Variable, np.ndarray]:
+  """Utterances of `lengths` samples -> a (rows, HOP_LENGTH) int16 tf.Variable, each from a row
+  start, and each utterance's first row.
+
+  Filled through a zeroed staging block of whole utterances (at most _BLOCK_ROWS rows unless
+  one utterance is longer): `fill(block, offsets, utterances)` writes utterances `utterances`
+  at rows `offsets` of `block`. The variable then costs the shard plus one block, not twice the
+  shard: it is allocated once (`Empty`, not a zeros tensor copied in) and each block is
+  assigned in place (`v[a:b].assign` would read the variable first, and the read makes the
+  assignment copy the whole variable).
+  """
+  rows = -(-lengths // HOP_LENGTH)
+  ends = np.cumsum(rows)
+  starts = (ends - rows).astype(np.int64)
+  audio = tf.Variable(tf.raw_ops.Empty(shape=[int(rows.sum()), HOP_LENGTH], dtype=tf.int16,
+                                       init=True), trainable=False, name="speaker_audio")
+  first = 0
+  while first < len(rows):
+    end = max(int(np.searchsorted(ends, starts[first] + _BLOCK_ROWS, side="right")), first + 1)
+    block = np.zeros([int(ends[end - 1] - starts[first]), HOP_LENGTH], np.int16)
+    fill(block, starts[first:end] - starts[first], range(first, end))
+    tf.raw_ops.ResourceStridedSliceAssign(
+        ref=audio.handle, begin=[int(starts[first]), 0], end=[int(ends[end - 1]), HOP_LENGTH],
+        strides=[1, 1], value=block)
+    first = end
+  return audio, starts
+
+
+def load_cached_shard(cache, *, min_utterances: int, process_index: int = 0,
+                      process_count: int = 1, in_memory: bool = False,
+                      what: str = "corpus") -> SpeakerShard:
+  """This host's `SpeakerShard` from an opened `speaker_cache.Cache`: reads the index only.
+
+  Eligible speakers and ids follow `load_shard` exactly (sorted names of speakers with at least
+  `min_utterances`; host p owns ids p, p + P, ...). `in_memory` copies the host's speakers'
+  byte ranges into a tf.Variable; otherwise batches read their crops from the file.
+  """
+  from data_pipelines import speaker_cache  # pylint: disable=g-import-not-at-top
+  index = cache.index
+  names = cache.speaker_names()
+  first_all, count_all = index["speaker_first_utterance"], index["speaker_num_utterances"]
+  position = {name: k for k, name in enumerate(names)}
+  speakers, local, dropped = _eligible(dict(zip(names, count_all.tolist())), min_utterances,
+                                       process_index, process_count, what)
+  ordered = sorted(local, key=local.get)
+  spans = [(int(first_all[position[s]]), int(count_all[position[s]])) for s in ordered]
+  utterance = np.concatenate([np.arange(f, f + c) for f, c in spans]).astype(np.int64)
+  lengths = index["utterance_length"][utterance]
+  rows = index["utterance_row"][utterance]
+  num = np.array([c for _, c in spans], np.int64)
+  utterance_names = tuple(cache.utterance_names(utterance))
+  audio = speaker_cache.DiskRows(cache.audio_path, cache.manifest["num_rows"])
+  if in_memory:
+    disk, file_rows = audio, rows
+
+    def fill(block, offsets, utterances):  # each utterance's rows, row-padding included
+      for at, u in zip(offsets, utterances):
+        end = at + -(-int(lengths[u]) // HOP_LENGTH)
+        disk.read(block[at:end], int(file_rows[u]) * speaker_cache.ROW_BYTES)
+
+    audio, rows = _rows_variable(lengths, fill)
+  return SpeakerShard(
+      speakers=speakers,
+      speaker_ids=np.array([local[s] for s in ordered], np.int32),
+      first_utterance=np.concatenate([[0], np.cumsum(num)[:-1]]).astype(np.int64),
+      num_utterances=num,
+      utterances=utterance_names,
+      utterance_row=rows,
+      utterance_length=lengths,
+      audio=audio,
+      num_dropped_speakers=dropped,
+  )
 
 
 def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
                     **kwargs) -> SpeakerShard:
   """`load_shard` over a prepared corpus split (`data_pipelines.corpus.open_split`)."""
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
+  return load_split_shard(
+      lambda with_audio: corpus.open_split(name, split, data_dir, with_audio=with_audio),
+      what=f"{name} split {split!r}", **kwargs)
+
+
+def load_split_shard(open_split: Callable[[bool], tf.data.Dataset], **kwargs) -> SpeakerShard:
+  """`load_shard` over `open_split(with_audio)`, a split's tf.data of the corpus features."""
 
   def names():
-    ds = corpus.open_split(name, split, data_dir, with_audio=False)
+    ds = open_split(False)
     for ex in ds.batch(4096).as_numpy_iterator():
       yield from zip(ex["speaker"], ex["utterance"])
 
   def read(keep):
-    ds = corpus.open_split(name, split, data_dir)
+    ds = open_split(True)
     if keep:
       table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
           tf.constant(sorted(keep)), tf.ones([len(keep)], tf.int32)), default_value=0)
@@ -190,20 +292,41 @@ def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
     for ex in ds.as_numpy_iterator():
       yield ex["speaker"], ex["utterance"], ex["audio"]
 
-  return load_shard(names(), read, what=f"{name} split {split!r}", **kwargs)
+  return load_shard(names(), read, **kwargs)
+
+
+_OPEN_ITERATORS = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators():
+  for iterator in list(_OPEN_ITERATORS):
+    iterator.close()
 
 
 class BatchIterator:
-  """Numpy batches from `start_step` on; `position` is the step of the next batch (checkpoint it)."""
+  """Numpy batches from `start_step` on; `position` is the step of the next batch (checkpoint it).
+
+  Iterators still open when Python exits are closed by an atexit hook: a tf.data iterator
+  whose threads are inside a `tf.numpy_function` (the cache path's reads) would otherwise
+  deadlock interpreter shutdown (those threads wait for the GIL forever). Code iterating
+  `.dataset()` itself should likewise drop its iterators before exit.
+  """
 
   def __init__(self, dataset: tf.data.Dataset, start_step: int):
     self._it = dataset.as_numpy_iterator()
     self.position = int(start_step)
+    _OPEN_ITERATORS.add(self)
+
+  def close(self) -> None:
+    self._it = None
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
+    if self._it is None:
+      raise StopIteration
     batch = next(self._it)
     self.position += 1
     return batch
@@ -306,13 +429,18 @@ class SpeakerBatches:
     first = row + tf.cast(tf.floor(tf.random.stateless_uniform(tf.shape(utt), key,
                                                                dtype=tf.float64)
                                    * tf.cast(starts, tf.float64)), tf.int64)
-    num_rows = -(-length // HOP_LENGTH)
-    rows = tf.minimum(first[..., None] + tf.range(num_rows), self.shard.audio.shape[0] - 1)
-    crops = tf.reshape(tf.gather(self.shard.audio, rows),
-                       [self.n_local, self.n_utterances, num_rows * HOP_LENGTH])[..., :length]
     padded = size < length
-    crops = tf.cond(tf.reduce_any(padded), lambda: self._tile(crops, padded, row, size, length),
-                    lambda: crops)
+    if isinstance(self.shard.audio, tf.Variable):
+      num_rows = -(-length // HOP_LENGTH)
+      rows = tf.minimum(first[..., None] + tf.range(num_rows), self.shard.audio.shape[0] - 1)
+      crops = tf.reshape(tf.gather(self.shard.audio, rows),
+                         [self.n_local, self.n_utterances, num_rows * HOP_LENGTH])[..., :length]
+      crops = tf.cond(tf.reduce_any(padded),
+                      lambda: self._tile(crops, padded, row, size, length), lambda: crops)
+    else:  # rows on disk (speaker_cache.DiskRows): the same crops, read with pread
+      crops = tf.numpy_function(self.shard.audio.crops, [first, row, size, length], tf.int16,
+                                stateful=False)
+      crops = tf.ensure_shape(crops, [self.n_local, self.n_utterances, None])
     return tf.cast(crops, tf.float32) / INT16_SCALE, padded  # as audio.from_int16
 
   def _tile(self, crops, padded, row, size, length):
@@ -344,19 +472,37 @@ def prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
   return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+STORAGES = ("memory", "cache")
+
+
 def speaker_batches(name: str, split: str, *, n_speakers: int, n_utterances: int,
                     crop: str | tuple[int, int], seed: int, data_dir: str | None = None,
                     process_index: int = 0, process_count: int = 1,
-                    provenance: bool = False) -> SpeakerBatches:
+                    provenance: bool = False, storage: str = "memory",
+                    cache_dir: str | None = None) -> SpeakerBatches:
   """Loads this host's shard of TFDS `name` / `split` and returns its `SpeakerBatches`.
 
   `name` is a TFDS name such as `"synthetic_voices/ti"`; `data_dir` where it was prepared.
   Multi-host: pass `process_index=jax.process_index(), process_count=jax.process_count()`;
   `n_speakers` is the global N, each host yields N / P. Iterate with `.iterator(start_step)`
   (numpy dicts, `.position` to checkpoint) or compose `.dataset(start_step)`.
+  `storage` / `cache_dir`: where the audio is read from and kept (module docstring); a cache is
+  built beforehand with `python -m data_pipelines.build_cache`.
   """
-  shard = load_tfds_shard(name, split, data_dir=data_dir, min_utterances=n_utterances,
-                          process_index=process_index, process_count=process_count)
+  if storage not in STORAGES:
+    raise ValueError(f"storage must be one of {STORAGES}; got {storage!r}")
+  if storage == "cache" and not cache_dir:
+    raise ValueError("storage='cache' reads a speaker cache: give cache_dir (built with "
+                     "python -m data_pipelines.build_cache)")
+  host = dict(min_utterances=n_utterances, process_index=process_index,
+              process_count=process_count)
+  if cache_dir:
+    from data_pipelines import speaker_cache  # pylint: disable=g-import-not-at-top
+    cache = speaker_cache.open_cache(cache_dir, name, split, data_dir=data_dir)
+    shard = load_cached_shard(cache, in_memory=storage == "memory",
+                              what=f"{name} split {split!r}", **host)
+  else:
+    shard = load_tfds_shard(name, split, data_dir=data_dir, **host)
   return SpeakerBatches(shard, n_speakers=n_speakers, n_utterances=n_utterances, crop=crop,
                         seed=seed, process_index=process_index, process_count=process_count,
                         provenance=provenance, what=f"{name} split {split!r}")

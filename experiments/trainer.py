@@ -38,7 +38,8 @@ def build_input(config):
   sources = parse_sources(data.sources)
   common = dict(n_speakers=data.n_speakers, n_utterances=data.n_utterances, crop=data.crop,
                 data_dir=data.data_dir or None, process_index=jax.process_index(),
-                process_count=jax.process_count())
+                process_count=jax.process_count(), storage=data.storage,
+                cache_dir=data.cache_dir or None)
   pipelines = {name: speaker_batches_lib.speaker_batches(
       tfds_name, "train", seed=config.seed + k, **common)
       for k, (name, tfds_name) in enumerate(sources.items())}

@@ -22,6 +22,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.n_speakers = 64
   c.data.n_utterances = 10
   c.data.crop = "td"                        # "td" (80 frames) or "ti" ([140, 180] per batch)
+  # Where the training audio lives: "memory" (each host's speaker shard in RAM) or "cache"
+  # (read per batch from a speaker cache on disk; RAM holds its index only). cache_dir: the
+  # caches built by `python -m data_pipelines.build_cache`; with "memory" it makes start-up
+  # read only the host's shard instead of the whole TFDS split.
+  c.data.storage = "memory"
+  c.data.cache_dir = ""
 
   # Per-utterance augmentation on device in the train step (ge2e_jax/augment.py), never in
   # evaluation. Each kind: prob = fraction of the utterances it is applied to (0 = off).
