@@ -8,7 +8,7 @@
 # Runs, each with its own time limit and log under $OUT (default: a new temporary folder):
 #   1. benchmarks/train_step.py  td 64x10x80 and ti 64x10x160, JAX vs PyTorch cuDNN
 #   2. benchmarks/inference.py   d-vector throughput of ge2e_jax.inference (td and ti windows)
-#   3. a train step with augmentation on (benchmarks/train_step.py --augment, once it has it)
+#   3. a train step with augmentation on (benchmarks/train_step.py --augment 0.5)
 # and prints one short table last. A part that fails or is skipped says so in the table.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,15 +57,10 @@ timeout 120 "$PY" -m benchmarks.inference "${INFER[@]}" --json "$OUT/inference.j
 status inference $?
 
 echo "== 3/3 train step with augmentation (logs: $OUT/augment.log)"
-# --- augmentation: runs once benchmarks/train_step.py has an --augment option ---
-if "$PY" -m benchmarks.train_step --help 2>/dev/null | grep -q -- "--augment"; then
-  timeout 120 "$PY" -m benchmarks.train_step "${CASES[@]:0:2}" --steps "$STEPS" \
-    --cpu_devices 1 --no-torch --augment --json "$OUT/augment.json" > "$OUT/augment.log" 2>&1
-  status augment $?
-else
-  echo "benchmarks/train_step.py has no --augment option yet" | tee "$OUT/augment.log"
-  echo "augment skipped (no --augment option in benchmarks/train_step.py)" >> "$OUT/status.txt"
-fi
+# Every augmentation kind at p = 0.5, timed alternately with the plain step.
+timeout 120 "$PY" -m benchmarks.train_step "${CASES[@]:0:2}" --steps "$STEPS" \
+  --cpu_devices 1 --no-torch --augment 0.5 --json "$OUT/augment.json" > "$OUT/augment.log" 2>&1
+status augment $?
 
 "$PY" - "$OUT" <<'SUMMARY'
 import json, os, sys
@@ -76,15 +71,19 @@ def load(name):
 print(f"\nge2e_jax accelerator check; logs and JSON in {out}")
 print("| benchmark | case | JAX | PyTorch | JAX / PyTorch |")
 print("|---|---|---|---|---|")
-for name, title in (("train_step.json", "train step"), ("augment.json", "train step + augment")):
-  for row in load(name) or []:
-    jax_row = next(iter(row["jax"].values()))
-    torch_row = row["torch"]
-    torch_ups = f"{torch_row['utterances_per_s']:.0f} utt/s" if torch_row else "-"
-    ratio = (f"{jax_row['utterances_per_s'] / torch_row['utterances_per_s']:.2f}x"
-             if torch_row else "-")
-    print(f"| {title} | {row['case']} | {jax_row['utterances_per_s']:.0f} utt/s | "
-          f"{torch_ups} | {ratio} |")
+for row in load("train_step.json") or []:
+  jax_row = next(iter(row["jax"].values()))
+  torch_row = row["torch"]
+  torch_ups = f"{torch_row['utterances_per_s']:.0f} utt/s" if torch_row else "-"
+  ratio = (f"{jax_row['utterances_per_s'] / torch_row['utterances_per_s']:.2f}x"
+           if torch_row else "-")
+  print(f"| train step | {row['case']} | {jax_row['utterances_per_s']:.0f} utt/s | "
+        f"{torch_ups} | {ratio} |")
+for row in load("augment.json") or []:
+  timing = next(iter(row["augmented"].values()))
+  plain, augmented = timing["plain"]["median_s"], timing["augmented"]["median_s"]
+  print(f"| train step, augmentation p=0.5 | {row['case']} | {plain:.4f} s -> "
+        f"{augmented:.4f} s per step ({augmented / plain - 1:+.0%}) | - | - |")
 for row in load("inference.json") or []:
   print(f"| inference | {row['case']} | {row['utterances_per_s']:.1f} utt/s, "
         f"{row['windows_per_s']:.0f} windows/s | - | - |")

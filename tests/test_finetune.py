@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from data_pipelines import global_batch
 from experiments import finetune, trainer
 from experiments.configs import td_demo
 from ge2e_jax import checkpoint, export_io, model, optim, train
@@ -51,15 +52,24 @@ def source(synthetic_td, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_step_zero_of_a_fine_tune_holds_the_source_params(source, synthetic_td, tmp_path):
+def test_first_step_of_a_fine_tune_starts_from_the_source_params(source, synthetic_td,
+                                                                   tmp_path):
   workdir, want = source
   fresh = train.init_params(jax.random.fold_in(jax.random.key(0), 0), TINY)
   assert float(want["similarity"]["w"]) != float(fresh["similarity"]["w"])  # source trained
-  state, _ = trainer.train_and_evaluate(
-      make_config(synthetic_td, num_steps=0, init_from=workdir), os.fspath(tmp_path / "ft"))
-  assert_same(state.params, want)
-  assert int(state.step) == 0 and int(state.nonfinite_steps) == 0
-  assert_same(state.opt_state, optim.make_optimizer().init(state.params))  # fresh optimiser
+  config = make_config(synthetic_td, num_steps=1, init_from=workdir)
+  state, _ = trainer.train_and_evaluate(config, os.fspath(tmp_path / "ft"))
+  assert int(state.step) == 1 and int(state.nonfinite_steps) == 0
+  # The same first step by hand: the source's params, a fresh optimiser, the run's batch 0.
+  mesh = train.make_mesh()
+  optimizer = optim.make_optimizer(**config.optimizer)
+  step_fn = train.make_train_step(TINY, optimizer, mesh)
+  pipeline, _, _ = trainer.build_input(config)
+  batch = global_batch.global_batch(next(pipeline.iterator(0)), train.batch_sharding(mesh))
+  expected, _ = step_fn(train.replicate(train.init_state(want, optimizer), mesh), batch,
+                        jax.random.key(config.seed))
+  assert_same(state.params, expected.params)
+  assert_same(state.opt_state, expected.opt_state)
 
 
 @pytest.mark.slow
