@@ -55,6 +55,8 @@ FIELDS = {
     "data.n_speakers": (_int(2), "an integer >= 2 (speakers per batch)"),
     "data.n_utterances": (_int(2), "an integer >= 2 (utterances per speaker)"),
     "data.crop": (_one_of("td", "ti"), "'td' or 'ti'"),
+    "data.storage": (_one_of("memory", "cache"), "'memory' or 'cache'"),
+    "data.cache_dir": (_str, "a directory of speaker caches ('' for none)"),
     "loss.name": (_one_of(*train.LOSSES), f"one of {train.LOSSES}"),
     "loss.centroids": (_one_of(*typing.get_args(losses.Centroids)),
                        f"one of {typing.get_args(losses.Centroids)}"),

@@ -87,9 +87,9 @@ def run_demo():
   print(f"""
 Done. Where everything went:
   corpus       {DATA_DIR}/synthetic_voices/td_ok_computer (build_report.json inside)
-  training     {WORKDIR}  (config.json, versions.json, checkpoints/, tensorboard/, eval_history.jsonl)
+  training     {WORKDIR}  (config.json, versions.json, checkpoints/, tensorboard/, eval_history.jsonl, model_card.json)
   evaluation   {WORKDIR}/eval  (eval.json, det.png, embeddings_2d.png)
-  export       {export_dir}  (saved_model/, d_vector.jax_export, params/, config.json)
+  export       {export_dir}  (saved_model/, d_vector.jax_export, params/, config.json, model_card.json)
   d-vector     {output}  (paths, embeddings) of {sample}""")
 
 

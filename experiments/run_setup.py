@@ -21,7 +21,8 @@ from ge2e_jax import checkpoint
 # section. Any other change would make the resumed run another experiment.
 MAY_CHANGE = ("train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_last",
               "train.keep_best", "train.max_nonfinite_streak", "train.allow_fresh_start",
-              "train.allow_batch_change", "train.init_from", "eval.", "data.data_dir")
+              "train.allow_batch_change", "train.init_from", "eval.", "data.data_dir",
+              "data.storage", "data.cache_dir")
 # The batch shape: changes only with train.allow_batch_change (the loss scale and the
 # speakers per step change, so the run no longer matches one trained with either shape).
 BATCH_SHAPE = ("data.n_speakers", "data.n_utterances", "data.crop")
