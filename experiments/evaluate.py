@@ -1,13 +1,16 @@
 """Evaluate a trained model on held-out speakers (Wan et al. 2018, §3): EER, minDCF, DET, 2-D.
 
   python -m experiments.evaluate --model=runs/td [--split=test] [--output_dir=runs/td/eval]
+  python -m experiments.evaluate --model=runs/td --split=test_unseen_lang --channel=noise_snr5..15
 
 --model is a training workdir or an export dir. The evaluation data default to the
 workdir config's evaluation source and split; --tfds_name/--data_dir pick another corpus,
-e.g. one synthesised by a TTS engine kept out of training. Writes ``eval.json`` (summary),
-``det.png`` (DET curve) and ``embeddings_2d.png`` (PCA of the evaluation speakers'
-d-vectors), adds the evaluation to the model's ``model_card.json`` and prints one summary
-line.
+e.g. one synthesised by a TTS engine kept out of training; --channel passes the split's
+audio through noise, reverberation or a telephone channel first
+(``ge2e_jax.augment.apply_condition``; outputs go to ``<model>/eval_<split>+<channel>``).
+Writes ``eval.json`` (summary), ``det.png`` (DET curve) and ``embeddings_2d.png`` (PCA of
+the evaluation speakers' d-vectors), adds the evaluation to the model's ``model_card.json``
+and prints one summary line.
 
 Your own trials (no TFDS build needed), trimmed like ``experiments.verify`` trims:
 
@@ -41,6 +44,8 @@ flags.DEFINE_string("tfds_name", None, "TFDS name of the evaluation corpus "
                     "(default: the workdir config's eval source).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the workdir config's).")
 flags.DEFINE_string("split", "test", "Split of held-out speakers.")
+flags.DEFINE_string("channel", "", "Score the split through this channel (e.g. noise_snr5..15, "
+                    "reverb, telephone; ge2e_jax.augment.apply_condition), seeded by --seed.")
 flags.DEFINE_integer("enroll", 3, "Enrollment utterances per speaker.")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")
@@ -225,11 +230,14 @@ def evaluate():
   eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
                                       enroll=FLAGS.enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
+  eval_set = evaluation.with_channel(eval_set, FLAGS.channel, FLAGS.seed)
   embeddings = evaluation.embed(eval_set, embedder)
   summary, trials = evaluation.score(embeddings, eval_set.speakers, FLAGS.enroll, FLAGS.seed)
   summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.enroll,
                  window_frames=embedder.window_frames)
-  output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, "eval")
+  name = "eval" if (FLAGS.split, FLAGS.channel) == ("test", "") else (
+      f"eval_{FLAGS.split}" + (f"+{FLAGS.channel}" if FLAGS.channel else ""))
+  output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, name)
   os.makedirs(output_dir, exist_ok=True)
   far, frr, _ = metrics.det_curve(trials.scores, trials.labels)
   plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))

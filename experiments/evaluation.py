@@ -92,15 +92,55 @@ def log_mel_statistics(waves) -> np.ndarray:
   return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
+def parse_conditions(spec: str) -> list[tuple[str, str]]:
+  """``"test_unseen_lang,test+noise_snr5..15"`` -> [(split, channel)], channel "" if clean.
+
+  A condition is a split of the evaluation corpus, optionally followed by ``+`` and a
+  channel for ``ge2e_jax.augment.apply_condition`` (which may itself join kinds with ``+``).
+  """
+  conditions = []
+  for item in (part.strip() for part in spec.split(",")):
+    if not item:
+      continue
+    split, _, channel = item.partition("+")
+    if not split:
+      raise ValueError(f"config.eval.conditions: {item!r} names no split (in {spec!r})")
+    conditions.append((split, channel))
+  return conditions
+
+
+def with_channel(eval_set: EvalSet, channel: str, seed: int) -> EvalSet:
+  """``eval_set`` through ``augment.apply_condition`` (noise, reverb, ...); as is if ''."""
+  if not channel:
+    return eval_set
+  from ge2e_jax import augment  # pylint: disable=g-import-not-at-top
+  waves = augment.apply_condition(eval_set.waves, channel, seed, speakers=eval_set.speakers)
+  return dataclasses.replace(eval_set, waves=waves,
+                             description=f"{eval_set.description} + {channel}")
+
+
 class HeldOutEvaluator:
-  """``evaluator(params) -> summary`` on the config's evaluation source and split."""
+  """``evaluator(params) -> summary`` on the config's evaluation source and split.
+
+  ``config.eval.conditions`` adds held-out conditions (other splits, noisy or reverberant
+  versions: ``parse_conditions``), each scored alike into ``summary["conditions"]``; the
+  main split alone decides the best checkpoint.
+  """
 
   def __init__(self, config, encoder_config: model.EncoderConfig):
     tfds_name, data_dir = eval_corpus(config)
-    self.eval_set = load_eval_set(
-        tfds_name, config.eval.split, data_dir=data_dir, enroll=config.eval.enroll,
+    load = lambda split: load_eval_set(
+        tfds_name, split, data_dir=data_dir, enroll=config.eval.enroll,
         max_utterances_per_speaker=config.eval.max_utterances_per_speaker)
+    self.eval_set = load(config.eval.split)
     self.description = self.eval_set.description
+    splits = {config.eval.split: self.eval_set}
+    self.conditions = {}
+    for split, channel in parse_conditions(config.eval.conditions):
+      if split not in splits:
+        splits[split] = load(split)
+      name = split + (f"+{channel}" if channel else "")
+      self.conditions[name] = with_channel(splits[split], channel, config.seed)
     self.encoder_config = encoder_config
     self.enroll, self.seed = config.eval.enroll, config.seed
     self.window_frames = config.eval.window_frames
@@ -109,5 +149,10 @@ class HeldOutEvaluator:
     embedder = inference.Embedder(self.encoder_config, params["encoder"],
                                   window_frames=self.window_frames,
                                   trim=inference.TrimOptions(enabled=False))
-    return score(embed(self.eval_set, embedder), self.eval_set.speakers, self.enroll,
-                 self.seed)[0]
+    run = lambda eval_set: score(embed(eval_set, embedder), eval_set.speakers, self.enroll,
+                                 self.seed)[0]
+    summary = run(self.eval_set)
+    if self.conditions:
+      summary["conditions"] = {name: dict(run(eval_set), data=eval_set.description)
+                               for name, eval_set in self.conditions.items()}
+    return summary

@@ -60,10 +60,18 @@ class Reporter:
   def evaluation(self, step: int, train_seconds: float, result: dict, description: str):
     logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, description,
                  100 * result["eer"], result["min_dcf"], result["trials"])
-    self._summaries(step, {"eval/eer": result["eer"], "eval/min_dcf": result["min_dcf"]})
+    scalars = {"eval/eer": result["eer"], "eval/min_dcf": result["min_dcf"]}
+    conditions = {name: {"eer": r["eer"], "min_dcf": r["min_dcf"]}
+                  for name, r in result.get("conditions", {}).items()}
+    for name, r in result.get("conditions", {}).items():
+      logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, r["data"],
+                   100 * r["eer"], r["min_dcf"], r["trials"])
+      scalars.update({f"eval/{name}/eer": r["eer"], f"eval/{name}/min_dcf": r["min_dcf"]})
+    self._summaries(step, scalars)
     if self.history is not None:
-      self.history.append({"step": step, "train_seconds": train_seconds,
-                           "eer": result["eer"], "min_dcf": result["min_dcf"]})
+      record = {"step": step, "train_seconds": train_seconds,
+                "eer": result["eer"], "min_dcf": result["min_dcf"]}
+      self.history.append(dict(record, conditions=conditions) if conditions else record)
 
   def _summaries(self, step: int, scalars: dict):
     if self.writer is not None:

@@ -149,7 +149,11 @@ def record_training_eval(workdir: str, config: dict, step: int, result: dict, da
   window_frames = config.get("eval", {}).get("window_frames")
   card["model"] = new(None, window_frames, config.get("model"))["model"]  # steps: evaluations
   entry = evaluation(result, step=step, condition=HELD_OUT, data=data)
-  write(workdir, add_evaluation(card, entry, operating_point=True))
+  card = add_evaluation(card, entry, operating_point=True)
+  for name, other in result.get("conditions", {}).items():  # config eval.conditions
+    card = add_evaluation(card, evaluation(other, step=step, condition=f"{HELD_OUT}: {name}",
+                                           data=other["data"]), operating_point=False)
+  write(workdir, card)
 
 
 def for_step(card: dict | None, step: int | None, window_frames: int, encoder: dict) -> dict:

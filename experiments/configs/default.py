@@ -76,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.source = "ok"                      # held-out speakers of this source's "test" split
   c.eval.split = "test"
+  # More held-out conditions, scored at every evaluation beside eval.split (which alone picks
+  # the best checkpoint): "split" or "split+channel", comma-separated; a channel is an
+  # augment.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb".
+  c.eval.conditions = ""
   c.eval.every = 1000
   c.eval.enroll = 3                         # enrolment utterances per speaker
   c.eval.window_frames = 80                 # sliding d-vector windows (160 for TI, paper §3.2)

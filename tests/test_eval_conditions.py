@@ -1,0 +1,59 @@
+"""config.eval.conditions: held-out splits and channels scored beside the main split."""
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import evaluation, reporting
+from experiments.configs import td_demo
+from ge2e_jax import model, model_card, train
+
+TINY = model.EncoderConfig(cells=16, projection=8)
+
+
+@pytest.fixture(scope="module")
+def evaluator(synthetic_td):
+  c = td_demo.get_config()
+  c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
+  c.eval.conditions = "test_unseen_lang, test+noise_snr5"
+  c.eval.max_utterances_per_speaker = 6
+  return evaluation.HeldOutEvaluator(c, TINY)
+
+
+def test_conditions_parse_into_split_and_channel():
+  assert evaluation.parse_conditions("test_unseen_lang, test+noise_snr5+reverb,") == [
+      ("test_unseen_lang", ""), ("test", "noise_snr5+reverb")]
+  with pytest.raises(ValueError, match="names no split"):
+    evaluation.parse_conditions("+noise_snr5")
+
+
+def test_noisy_condition_is_the_main_split_at_the_asked_snr(evaluator):
+  clean, noisy = evaluator.eval_set, evaluator.conditions["test+noise_snr5"]
+  assert noisy.utterances == clean.utterances
+  for c, n in zip(clean.waves, noisy.waves):
+    c, n = np.asarray(c, np.float64), np.asarray(n, np.float64)
+    assert c.shape == n.shape
+    snr = 10 * np.log10(np.sum(c ** 2) / np.sum((n - c) ** 2))
+    assert abs(snr - 5.0) < 0.5
+
+
+def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
+  unseen = evaluator.conditions["test_unseen_lang"]
+  assert not set(unseen.speakers) & set(evaluator.eval_set.speakers)
+  params = train.init_params(jax.random.key(0), TINY)
+  summary = evaluator(params)
+  assert set(summary["conditions"]) == {"test_unseen_lang", "test+noise_snr5"}
+  for result in summary["conditions"].values():
+    assert 0.0 <= result["eer"] <= 1.0 and result["trials"] > result["target_trials"] > 0
+  reporter = reporting.Reporter(str(tmp_path), True, 0, 10, 4, ("ok",))
+  reporter.evaluation(5, 1.0, summary, evaluator.description)
+  reporter.close()
+  history = reporting.read_eval_history(str(tmp_path))
+  assert history[0]["conditions"]["test+noise_snr5"]["eer"] == summary["conditions"][
+      "test+noise_snr5"]["eer"]
+  model_card.record_training_eval(str(tmp_path), td_demo.get_config().to_dict(), 5, summary,
+                                  evaluator.description)
+  entries = model_card.read(str(tmp_path))["evaluations"]
+  assert [e["operating_point"] for e in entries] == [True, False, False]
+  assert entries[2]["data"].endswith("+ noise_snr5")
+
