@@ -130,10 +130,10 @@ def _write_fake_librispeech(root, seed, speakers=2, utterances=3):
   return dirs, written
 
 
-def _build_fake_librispeech(root, seed) -> FakeLibriSpeech:
+def _build_fake_librispeech(root, seed, **sizes) -> FakeLibriSpeech:
   """TFDS's real librispeech builder (lazy_decode config) run on a fake extracted corpus."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  dirs, written = _write_fake_librispeech(root, seed)
+  dirs, written = _write_fake_librispeech(root, seed, **sizes)
   data_dir = os.fspath(root / "tfds")
   builder = tfds.builder("librispeech", config="lazy_decode", data_dir=data_dir)
   with pytest.MonkeyPatch.context() as patch:  # Only the download is faked.
@@ -147,6 +147,13 @@ def _build_fake_librispeech(root, seed) -> FakeLibriSpeech:
 @pytest.fixture(scope="session")
 def fake_librispeech(tmp_path_factory) -> FakeLibriSpeech:
   return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def fake_librispeech_wide(tmp_path_factory) -> FakeLibriSpeech:
+  """12 train speakers (4 per train subset) x 8 utterances of 0.9-2.6 s: N x M batches."""
+  return _build_fake_librispeech(tmp_path_factory.mktemp("fake_librispeech_wide"), seed=2,
+                                 speakers=4, utterances=8)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
-"""speaker_batches on the real synthetic_voices corpora (conftest), checked against the raw split.
+"""speaker_batches on a generated corpus (conftest's fake_librispeech_wide: TFDS's real
+librispeech builder over noise-like flac files, no espeak-ng), checked against the audio the
+fixture wrote.
 
-The reference is the corpus read straight from TFDS (`_raw_split`), independent of the
+The reference (`_raw_split`) is what the fixture wrote, independent of TFDS and of the
 pipeline's flat-array store; crops are located in the raw int16 audio sample for sample.
 """
 
@@ -12,7 +14,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from data_pipelines import global_batch as gb
 from data_pipelines import speaker_batches as sb
@@ -22,11 +23,10 @@ TD_SAMPLES = 400 + 79 * 160  # 80 frames; the frame rule written out independent
 TI_SAMPLES = {400 + (f - 1) * 160 for f in range(140, 181)}
 
 
-def _raw_split(corpus, split="train"):
-  """{utterance id: (speaker, int16 audio)} straight from TFDS."""
-  ds = tfds.load(corpus.name, split=split, data_dir=corpus.data_dir)
-  return {ex["utterance"].decode(): (ex["speaker"].decode(), ex["audio"])
-          for ex in ds.as_numpy_iterator()}
+def _raw_split(corpus):
+  """{utterance id: (speaker, int16 audio)} of the train subsets, as the fixture wrote them."""
+  return {utt: (speaker, audio) for utt, (speaker, audio, _, subset) in corpus.written.items()
+          if subset.startswith("train")}
 
 
 def _take(pipeline, n, start=0):
@@ -47,13 +47,18 @@ def _crop_starts(crop, raw):
 
 
 @pytest.fixture(scope="module")
-def td_raw(synthetic_td):
-  return _raw_split(synthetic_td)
+def corpus(fake_librispeech_wide):
+  return fake_librispeech_wide
 
 
 @pytest.fixture(scope="module")
-def td_shard(synthetic_td):
-  return sb.load_tfds_shard(synthetic_td.name, "train", data_dir=synthetic_td.data_dir,
+def td_raw(corpus):
+  return _raw_split(corpus)
+
+
+@pytest.fixture(scope="module")
+def td_shard(corpus):
+  return sb.load_tfds_shard(corpus.name, "train", data_dir=corpus.data_dir,
                             min_utterances=M)
 
 
@@ -71,8 +76,8 @@ def td_batches(td_shard):
   return batches
 
 
-def test_public_entry_point_yields_exactly_audio_and_speaker(synthetic_td, td_raw):
-  pipeline = sb.speaker_batches(synthetic_td.name, "train", data_dir=synthetic_td.data_dir,
+def test_public_entry_point_yields_exactly_audio_and_speaker(corpus, td_raw):
+  pipeline = sb.speaker_batches(corpus.name, "train", data_dir=corpus.data_dir,
                                 n_speakers=N, n_utterances=M, crop="td", seed=3)
   batch = next(pipeline.iterator())
   assert set(batch) == {"audio", "speaker"}
@@ -113,8 +118,8 @@ def test_crops_are_frame_aligned_slices_of_the_raw_utterance(td_batches, td_shar
   assert len(first_frames) > 5  # random start frames, not always the utterance's first
 
 
-def test_ti_crop_length_in_range_per_batch_and_varies(synthetic_ti):
-  pipeline = sb.speaker_batches(synthetic_ti.name, "train", data_dir=synthetic_ti.data_dir,
+def test_ti_crop_length_in_range_per_batch_and_varies(corpus):
+  pipeline = sb.speaker_batches(corpus.name, "train", data_dir=corpus.data_dir,
                                 n_speakers=N, n_utterances=M, crop="ti", seed=5)
   lengths = [b["audio"].shape[-1] for b in _take(pipeline, 60)]
   assert set(lengths) <= TI_SAMPLES
@@ -123,7 +128,7 @@ def test_ti_crop_length_in_range_per_batch_and_varies(synthetic_ti):
 
 
 def test_short_utterances_are_tiled_and_counted(td_shard, td_raw):
-  crop_frames = (100, 100)  # 16240 samples: some "ok computer" takes are shorter.
+  crop_frames = (100, 100)  # 16240 samples: each speaker's first take (14000) is shorter.
   length = 400 + 99 * 160
   short = sum(audio.size < length for _, audio in td_raw.values())
   assert 0 < short < len(td_raw)
@@ -170,8 +175,8 @@ def test_resume_from_saved_position_continues_exactly(td_shard, td_batches):
 
 
 def test_too_few_speakers_fails_at_start_with_counts(td_shard):
-  with pytest.raises(ValueError, match=r"has 10 speakers with at least M=3 .*needs N=11"):
-    _pipeline(td_shard, n_speakers=11)
+  with pytest.raises(ValueError, match=r"has 12 speakers with at least M=3 .*needs N=13"):
+    _pipeline(td_shard, n_speakers=13)
 
 
 def test_speakers_with_too_few_utterances_are_dropped_and_logged(td_raw, caplog):
@@ -185,18 +190,18 @@ def test_speakers_with_too_few_utterances_are_dropped_and_logged(td_raw, caplog)
   with caplog.at_level(logging.INFO, logger=sb.__name__):
     shard = sb.load_shard([(s, u) for s, u, _ in kept], lambda keep: iter(kept),
                           min_utterances=M, what="cut corpus")
-  assert "10 speakers, 3 dropped for having fewer than 3 utterances" in caplog.text
+  assert "12 speakers, 3 dropped for having fewer than 3 utterances" in caplog.text
   assert shard.speakers == tuple(speakers[3:])
-  with pytest.raises(ValueError, match=r"cut corpus has 7 speakers with at least M=3 "
+  with pytest.raises(ValueError, match=r"cut corpus has 9 speakers with at least M=3 "
                                        r"utterances \(3 with fewer were dropped\); a batch "
-                                       r"needs N=8"):
-    sb.SpeakerBatches(shard, n_speakers=8, n_utterances=M, crop="td", seed=0,
+                                       r"needs N=10"):
+    sb.SpeakerBatches(shard, n_speakers=10, n_utterances=M, crop="td", seed=0,
                       what="cut corpus")
 
 
 @pytest.fixture(scope="module")
-def host_shards(synthetic_td):
-  return [sb.load_tfds_shard(synthetic_td.name, "train", data_dir=synthetic_td.data_dir,
+def host_shards(corpus):
+  return [sb.load_tfds_shard(corpus.name, "train", data_dir=corpus.data_dir,
                              min_utterances=M, process_index=p, process_count=2)
           for p in range(2)]
 
