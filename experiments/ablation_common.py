@@ -14,7 +14,7 @@ import textwrap
 
 from absl import logging
 
-from experiments import reporting, trainer
+from experiments import reporting, run_setup, trainer
 from ge2e_jax import checkpoint
 
 
@@ -26,8 +26,8 @@ def run_arm(config, workdir: str) -> list[dict]:
   """
   steps = config.train.num_steps
   if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
-    old = _flatten(checkpoint.read_config(workdir))
-    new = _flatten(config.to_dict())
+    old = run_setup.flatten(checkpoint.read_config(workdir))
+    new = run_setup.flatten(config.to_dict())
     differing = sorted(k for k in old.keys() | new.keys()
                        if k != "train.num_steps" and old.get(k) != new.get(k))
     if differing:
@@ -45,16 +45,6 @@ def _history_until(workdir: str, steps: int) -> list[dict]:
   if not os.path.exists(os.path.join(workdir, reporting.EVAL_HISTORY)):
     return []
   return [r for r in reporting.read_eval_history(workdir) if r["step"] <= steps]
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
 
 
 def read_split(name: str, split: str, data_dir):

@@ -33,7 +33,7 @@ def config_changes(old: dict, new: dict, allow_batch_change: bool = False) -> li
 
   Fields only one side has (a config written by an older version) are not compared.
   """
-  old, new = _flatten(old), _flatten(new)
+  old, new = flatten(old), flatten(new)
   allowed = MAY_CHANGE + (BATCH_SHAPE if allow_batch_change else ())
   return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in sorted(old.keys() & new.keys())
           if old[key] != new[key]
@@ -76,11 +76,12 @@ def resume(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, r
   return step, state, rng, position["train_seconds"]
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}: config fields by their dotted names."""
   out = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      out.update(_flatten(value, f"{prefix}{key}."))
+      out.update(flatten(value, f"{prefix}{key}."))
     else:
       out[f"{prefix}{key}"] = value
   return out

@@ -10,9 +10,7 @@ RNG -- and ends with the same parameters as a run never interrupted.
 
 import json
 import os
-import platform
 import time
-from importlib import metadata
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +21,6 @@ from data_pipelines import speaker_batches as speaker_batches_lib
 from data_pipelines.source_specs import parse_sources
 from experiments import config_checks, evaluation, finetune, reporting, run_setup
 from ge2e_jax import augment, checkpoint, model, model_card, optim, train
-
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "tensorflow-cpu",
-            "tensorflow", "tensorflow-datasets", "ml_collections")
-
 
 class NonFiniteLossError(RuntimeError):
   """Too many consecutive steps had a NaN/Inf loss or gradient."""
@@ -54,15 +48,9 @@ def build_input(config):
 
 
 def write_run_info(config, workdir):
-  versions = {"python": platform.python_version()}
-  for package in PACKAGES:
-    try:
-      versions[package] = metadata.version(package)
-    except metadata.PackageNotFoundError:
-      pass
   checkpoint.write_config(workdir, config.to_dict())
   with open(os.path.join(workdir, "versions.json"), "w") as f:
-    json.dump(versions, f, indent=2, sort_keys=True)
+    json.dump(model_card.package_versions(), f, indent=2, sort_keys=True)
 
 
 def train_and_evaluate(config, workdir: str):

@@ -34,7 +34,7 @@ from ge2e_jax import atomic_file
 FILE = "model_card.json"
 FORMAT = "ge2e_jax.model_card/1"
 PACKAGES = ("ge2e_jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy",
-            "tensorflow", "tensorflow-cpu", "tensorflow-datasets")
+            "tensorflow", "tensorflow-cpu", "tensorflow-datasets", "ml_collections")
 NOTE = ("A threshold holds for audio like the trials it was measured on (language, channel, "
         "utterance length, number of enrolment utterances, score normalisation); measure one "
         "on your own development trials with `python -m experiments.evaluate --model=<this> "
