@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from data_pipelines.builders import common
 from experiments import ablation_common
-from ge2e_jax import checkpoint
+from ge2e_jax import augment, checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVAL_EVERY = 4, 2
@@ -24,7 +24,8 @@ TARGET_SPEAKERS = 4  # the few-speaker target: the first 4 train speakers of syn
 def tiny_flags(data_dir):
   values = {"data.data_dir": data_dir, "data.n_speakers": 4, "data.n_utterances": 4,
             "model.cells": 16, "model.projection": 8, "train.log_every": 2,
-            "eval.enroll": 2, "eval.max_utterances_per_speaker": 6}
+            "eval.enroll": 2, "eval.max_utterances_per_speaker": 6, "eval.conditions": "",
+            **{f"augment.{kind}.prob": 0.0 for kind in augment.KINDS}}  # td_demo augments
   return [f"--config.{k}={v}" for k, v in values.items()] + [
       f"--steps={STEPS}", f"--eval_every={EVAL_EVERY}"]
 

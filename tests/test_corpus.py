@@ -10,6 +10,7 @@ import pytest
 from data_pipelines import corpus
 from experiments import trainer
 from experiments.configs import td_demo
+from ge2e_jax import augment
 
 STEPS = 4
 
@@ -43,6 +44,9 @@ def librispeech_run(fake_librispeech, tmp_path_factory):
   config.train.num_steps = config.train.checkpoint_every = config.eval.every = STEPS
   config.train.log_every = 2
   config.eval.enroll, config.eval.window_frames = 1, 20
+  config.eval.conditions = ""  # td_demo's are splits of the synthetic corpus
+  for kind in augment.KINDS:
+    config.augment[kind].prob = 0.0
   workdir = tmp_path_factory.mktemp("librispeech_run")
   state, last_eval = trainer.train_and_evaluate(config, str(workdir))
   return workdir, state, last_eval

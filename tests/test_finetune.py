@@ -11,7 +11,7 @@ import pytest
 from data_pipelines import global_batch
 from experiments import finetune, trainer
 from experiments.configs import td_demo
-from ge2e_jax import checkpoint, export_io, model, optim, train
+from ge2e_jax import augment, checkpoint, export_io, model, optim, train
 
 TINY = model.EncoderConfig(cells=16, projection=8)
 
@@ -24,6 +24,9 @@ def make_config(corpus, **train_fields):
   c.train.log_every, c.train.checkpoint_every = 2, 2
   c.eval.every = 0
   c.optimizer.similarity_scale = 1.0  # so w and b visibly move in a few steps
+  c.eval.conditions = ""
+  for kind in augment.KINDS:  # td_demo augments; the hand-built step below does not
+    c.augment[kind].prob = 0.0
   for key, value in train_fields.items():
     setattr(c.train, key, value)
   return c

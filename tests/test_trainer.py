@@ -28,6 +28,7 @@ def overrides(corpus, **extra):
       "train.num_steps": STEPS, "train.log_every": 2, "train.checkpoint_every": 2,
       "train.keep_last": 2,
       "eval.every": 6, "eval.enroll": 2, "eval.max_utterances_per_speaker": 6,
+      "eval.conditions": "",
       # Augmentation on: resume must stay bit-identical with it (small banks: quick start).
       **{f"augment.{kind}.prob": 0.5 for kind in augment.KINDS},
       "augment.reverb.bank_size": 8, "augment.noise.bank_seconds": 2.0,
