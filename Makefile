@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean
+.PHONY: setup test test-fast demo bench voices clean ti-cpu
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ test-fast: setup
 
 demo: setup
 	$(PY) -m experiments.demo
+
+# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpus, then under 30 minutes of training.
+ti-cpu: setup
+	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
+	  --config=ti --data_dir=runs/tfds
+	$(PY) -m experiments.train --config=experiments/configs/ti_cpu.py --workdir=runs/ti_cpu
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0 || $(PY) -m pip install -q -e '.[bench]'
