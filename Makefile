@@ -27,7 +27,7 @@ test-fast: setup
 demo: setup
 	$(PY) -m experiments.demo
 
-# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpus, then under 30 minutes of training.
+# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpus, then about 31 minutes of training.
 ti-cpu: setup
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
 	  --config=ti --data_dir=runs/tfds
