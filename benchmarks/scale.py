@@ -13,7 +13,8 @@ start-up seconds (shard load), bytes read (/proc/self/io: rchar = read syscalls,
 read_bytes = from the block device), peak RSS (VmHWM) and batches/s of host 0's
 N/P x M batches at td and ti (N x M = 64 x 10; median of windows). `--train_steps` also runs
 the trainer (`experiments.trainer`, td 64 x 10, storage="cache") on the largest corpus for a
-few steps and reports its peak RSS and step time. Corpora are deleted afterwards unless --keep.
+few steps, once per `--encoder_chunks` value, and reports its peak RSS and seconds. Corpora
+are deleted afterwards unless --keep.
 
   python -m benchmarks.scale --work_dir /tmp/ge2e_scale [--hours 1,10,50] [--hosts 1,4,16]
 """
@@ -154,7 +155,8 @@ def measure(args) -> dict:
 
 
 def train(args) -> dict:
-  """A few trainer steps (td 64 x 10, storage="cache") on corpus `args.hours`, this process."""
+  """A few trainer steps (td 64 x 10, storage="cache", `args.encoder_chunks`) on corpus
+  `args.hours`, in this process."""
   from experiments import trainer  # pylint: disable=g-import-not-at-top
   from experiments.configs import td  # pylint: disable=g-import-not-at-top
   config = td.get_config()
@@ -162,13 +164,17 @@ def train(args) -> dict:
   config.data.data_dir, config.data.cache_dir = args.data_dir, args.cache_dir
   config.data.storage = "cache"
   config.data.n_speakers, config.data.n_utterances, config.data.crop = N, M, "td"
-  config.train.num_steps, config.train.log_every = args.train_steps, 1
+  # One log at the end: between logs the host runs ahead of the device (bounded by
+  # trainer.MAX_STEPS_AHEAD), as in a real run.
+  config.train.num_steps, config.train.log_every = args.train_steps, args.train_steps
+  config.train.encoder_chunks = int(args.encoder_chunks)
   config.eval.every = 0
   imported = peak_rss()  # TensorFlow, JAX and the trainer imported
   start = time.perf_counter()
   trainer.train_and_evaluate(config, args.workdir)
   return {"seconds": time.perf_counter() - start, "steps": args.train_steps,
-          "rss_after_imports": imported, "peak_rss": peak_rss()}
+          "encoder_chunks": int(args.encoder_chunks), "rss_after_imports": imported,
+          "peak_rss": peak_rss()}
 
 
 def _subprocess(mode: str, **flags) -> dict:
@@ -194,7 +200,9 @@ def main():
                       help="skip in-RAM cases whose shard would exceed this (shared machine)")
   parser.add_argument("--windows", type=int, default=3)
   parser.add_argument("--per_window", type=int, default=8)
-  parser.add_argument("--train_steps", type=int, default=4)
+  parser.add_argument("--train_steps", type=int, default=12)
+  parser.add_argument("--encoder_chunks", default="1,4",
+                      help="train.encoder_chunks of the trainer runs (one run each)")
   parser.add_argument("--keep", action="store_true", help="keep the generated corpora")
   # One case in a fresh process (used by the driver).
   parser.add_argument("--measure", action="store_true")
@@ -234,17 +242,19 @@ def main():
                                    windows=args.windows, per_window=args.per_window))
           rows.append(row)
           print(_row(row), flush=True)
-    trained = None
-    if args.train_steps:
+    trained = []
+    for chunks in (int(c) for c in args.encoder_chunks.split(",") if args.train_steps):
       corpus = corpora[-1]
       _drop_page_cache(corpus["cache_path"])
-      trained = _subprocess("train", hours=corpus["hours"], data_dir=corpus["data_dir"],
-                            cache_dir=corpus["cache_dir"], train_steps=args.train_steps,
-                            workdir=os.path.join(args.work_dir, "train"))
-      print(f"\ntrainer, {corpus['hours']:g} h, storage=cache, td {N}x{M}: {trained['steps']} "
-            f"steps in {trained['seconds']:.1f} s (compile, checkpoint and start-up included), "
-            f"peak RSS {_gb(trained['peak_rss'])} GB ({_gb(trained['rss_after_imports'])} GB "
-            f"after imports)", flush=True)
+      run = _subprocess("train", hours=corpus["hours"], data_dir=corpus["data_dir"],
+                        cache_dir=corpus["cache_dir"], train_steps=args.train_steps,
+                        encoder_chunks=chunks,
+                        workdir=os.path.join(args.work_dir, f"train{chunks}"))
+      trained.append(run)
+      print(f"\ntrainer, {corpus['hours']:g} h, storage=cache, td {N}x{M}, encoder_chunks "
+            f"{chunks}: {run['steps']} steps in {run['seconds']:.1f} s (compile, checkpoint and "
+            f"start-up included), peak RSS {_gb(run['peak_rss'])} GB "
+            f"({_gb(run['rss_after_imports'])} GB after imports)", flush=True)
   finally:
     if not args.keep:
       shutil.rmtree(args.work_dir, ignore_errors=True)

@@ -59,12 +59,15 @@ def _summary(times, utterances, compile_s=None):
           "compile_s": compile_s}
 
 
-def _compiled_step(preset, n, m, frames, devices, augmenter=None):
-  """(compiled step, state, batch, rng, compile seconds) on the first ``devices``."""
-  config = model.preset(preset)
+def _compiled_step(preset, n, m, frames, devices, augmenter=None, **step_options):
+  """(compiled step, state, batch, rng, compile seconds) on the first ``devices``.
+
+  ``preset``: a preset name or an EncoderConfig; ``step_options`` go to make_train_step.
+  """
+  config = model.preset(preset) if isinstance(preset, str) else preset
   mesh = train.make_mesh(jax.devices()[:devices])
   opt = optim.make_optimizer()
-  step = train.make_train_step(config, opt, mesh, augment=augmenter)
+  step = train.make_train_step(config, opt, mesh, augment=augmenter, **step_options)
   state = train.replicate(train.init_state(train.init_params(jax.random.key(0), config), opt),
                           mesh)
   batch = jax.device_put({"audio": random_audio(n, m, frames),
@@ -75,10 +78,12 @@ def _compiled_step(preset, n, m, frames, devices, augmenter=None):
   return compiled, state, batch, rng, time.perf_counter() - start
 
 
-def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
-                    warmup: int = 2, devices: int = 1) -> dict:
-  """Median wall-clock seconds of ge2e_jax's jitted train step on the first ``devices``."""
-  compiled, state, batch, rng, compile_s = _compiled_step(preset, n, m, frames, devices)
+def time_train_step(preset, n: int, m: int, frames: int, steps: int = 10,
+                    warmup: int = 2, devices: int = 1, **step_options) -> dict:
+  """Median wall-clock seconds of ge2e_jax's jitted train step on the first ``devices``,
+  and XLA's temp buffer bytes for it (``_compiled_step``'s arguments)."""
+  compiled, state, batch, rng, compile_s = _compiled_step(preset, n, m, frames, devices,
+                                                          **step_options)
   for _ in range(warmup):
     state, metrics = compiled(state, batch, rng)
   jax.block_until_ready(metrics)
@@ -88,7 +93,8 @@ def time_train_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
     state, metrics = compiled(state, batch, rng)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
-  return _summary(times, n * m, compile_s)
+  return dict(_summary(times, n * m, compile_s),
+              temp_bytes=compiled.memory_analysis().temp_size_in_bytes)
 
 
 def time_augmented_step(preset: str, n: int, m: int, frames: int, augmenter, steps: int = 10,

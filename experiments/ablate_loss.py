@@ -31,11 +31,8 @@ flags.DEFINE_list("losses", ["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
 
 
 def arm_config(base, loss: str, steps: int, eval_every: int):
-  config = base.copy_and_resolve_references()
+  config = ablation_common.budgeted(base, steps, eval_every)
   config.loss.name = loss
-  config.train.num_steps = steps
-  config.train.checkpoint_every = eval_every
-  config.eval.every = eval_every
   return config
 
 
@@ -46,12 +43,12 @@ def main(argv):
   unknown = [loss for loss in FLAGS.losses if loss not in train.LOSSES]
   if unknown or not FLAGS.losses:
     raise app.UsageError(f"--losses: {unknown or 'empty'}; expected some of {train.LOSSES}")
-  if FLAGS.steps < 1 or FLAGS.eval_every < 1:
-    raise app.UsageError(f"--steps and --eval_every must be >= 1; got {FLAGS.steps}, "
-                         f"{FLAGS.eval_every}")
   histories = {}
   for loss in FLAGS.losses:
-    config = arm_config(FLAGS.config, loss, FLAGS.steps, FLAGS.eval_every)
+    try:
+      config = arm_config(FLAGS.config, loss, FLAGS.steps, FLAGS.eval_every)
+    except ValueError as err:
+      raise app.UsageError(str(err)) from None
     histories[loss] = ablation_common.run_arm(config, os.path.join(FLAGS.workdir, loss))
   base = arm_config(FLAGS.config, FLAGS.losses[0], FLAGS.steps, FLAGS.eval_every).to_dict()
   title = (f"Loss ablation: {base['data']['sources']}, N={base['data']['n_speakers']} "

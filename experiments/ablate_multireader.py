@@ -48,10 +48,7 @@ flags.DEFINE_list("arms", list(ARMS), f"Arms to run, some of {ARMS}.")
 def arm_config(base, arm: str, steps: int, eval_every: int, *, target: str, aux: str,
                pooled: str, target_weight: float, aux_weight: float):
   """``base`` with the sources, weights and eval source of ``arm`` (one of ARMS)."""
-  config = base.copy_and_resolve_references()
-  config.train.num_steps = steps
-  config.train.checkpoint_every = eval_every
-  config.eval.every = eval_every
+  config = ablation_common.budgeted(base, steps, eval_every)
   config.data.weights = ""
   if arm == "target_only":
     config.data.sources, config.eval.source = f"target:{target}", "target"
@@ -71,9 +68,10 @@ def main(argv):
   bad = [arm for arm in FLAGS.arms if arm not in ARMS]
   if bad or not FLAGS.arms:
     raise app.UsageError(f"--arms: {bad or 'empty'}; expected some of {ARMS}")
-  if FLAGS.steps < 1 or FLAGS.eval_every < 1:
-    raise app.UsageError(f"--steps and --eval_every must be >= 1; got {FLAGS.steps}, "
-                         f"{FLAGS.eval_every}")
+  try:
+    ablation_common.budgeted(FLAGS.config, FLAGS.steps, FLAGS.eval_every)
+  except ValueError as err:
+    raise app.UsageError(str(err)) from None
   facts = ablation_common.check_pooled_corpora(FLAGS.target, FLAGS.aux, FLAGS.pooled,
                                                FLAGS.config.data.data_dir or None)
   logging.info("corpora checked: %s", facts)

@@ -18,6 +18,18 @@ from experiments import reporting, run_setup, trainer
 from ge2e_jax import checkpoint
 
 
+def budgeted(base, steps: int, eval_every: int):
+  """A copy of ``base`` trained ``steps`` steps, evaluated and checkpointed every
+  ``eval_every``: every arm of an ablation gets the same budget."""
+  if steps < 1 or eval_every < 1:
+    raise ValueError(f"--steps and --eval_every must be >= 1; got {steps}, {eval_every}")
+  config = base.copy_and_resolve_references()
+  config.train.num_steps = steps
+  config.train.checkpoint_every = eval_every
+  config.eval.every = eval_every
+  return config
+
+
 def run_arm(config, workdir: str) -> list[dict]:
   """Trains ``config`` in ``workdir`` (resuming; a finished run is reused) -> its eval history.
 
@@ -28,8 +40,8 @@ def run_arm(config, workdir: str) -> list[dict]:
   if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
     old = run_setup.flatten(checkpoint.read_config(workdir))
     new = run_setup.flatten(config.to_dict())
-    differing = sorted(k for k in old.keys() | new.keys()
-                       if k != "train.num_steps" and old.get(k) != new.get(k))
+    differing = sorted(k for k in old.keys() & new.keys()  # a field added since: not compared
+                       if k != "train.num_steps" and old[k] != new[k])
     if differing:
       raise ValueError(f"{workdir} holds a run with another config (differs in {differing}); "
                        "use a fresh --workdir or delete it")
@@ -85,16 +97,55 @@ def check_pooled_corpora(target: str, aux: str, pooled: str, data_dir) -> dict:
   }
 
 
+def _conditions(histories: dict[str, list[dict]]) -> list[str]:
+  """The held-out conditions (config.eval.conditions) every arm's last evaluation scored."""
+  names = None
+  for history in histories.values():
+    found = list(history[-1].get("conditions", {}))
+    names = found if names is None else [n for n in names if n in found]
+  return names or []
+
+
 def summary_table(histories: dict[str, list[dict]]) -> str:
-  """One row per arm: final and best EER, final minDCF, training seconds."""
-  rows = ["| arm | final EER | final minDCF | best EER (step) | train s | s/step |",
-          "|---|---:|---:|---:|---:|---:|"]
+  """One row per arm: final EER (main split, then each held-out condition), final minDCF,
+  best EER, training seconds."""
+  conditions = _conditions(histories)
+  rows = ["| arm | final EER | " + "".join(f"{c} | " for c in conditions) +
+          "final minDCF | best EER (step) | train s | s/step |",
+          "|---|---:|" + "---:|" * len(conditions) + "---:|---:|---:|---:|"]
   for name, history in histories.items():
     last = history[-1]
     best = min(history, key=lambda r: r["eer"])
-    rows.append(f"| {name} | {100 * last['eer']:.2f}% | {last['min_dcf']:.3f} | "
+    extra = "".join(f"{100 * last['conditions'][c]['eer']:.2f}% | " for c in conditions)
+    rows.append(f"| {name} | {100 * last['eer']:.2f}% | {extra}{last['min_dcf']:.3f} | "
                 f"{100 * best['eer']:.2f}% ({best['step']}) | {last['train_seconds']:.0f} | "
                 f"{last['train_seconds'] / last['step']:.3f} |")
+  return "\n".join(rows)
+
+
+def _eer_at(record: dict, condition: str | None) -> float:
+  return record["eer"] if condition is None else record["conditions"][condition]["eer"]
+
+
+def time_to_eer_table(histories: dict[str, list[dict]]) -> str:
+  """Training seconds (and steps) each arm needs to first reach a held-out EER.
+
+  Per condition the target is the worst of the arms' best EERs -- the lowest level every
+  arm reaches -- so each arm has a time; the ratio is to the first arm's.
+  """
+  names = list(histories)
+  rows = ["| condition | target EER | " + " | ".join(f"{n}: s (step)" for n in names) +
+          " | " + " | ".join(f"{n} / {names[0]}" for n in names[1:]) + " |",
+          "|---|---:|" + "---:|" * (2 * len(names) - 1)]
+  for condition in [None] + _conditions(histories):
+    target = max(min(_eer_at(r, condition) for r in h) for h in histories.values())
+    first = {n: next(r for r in h if _eer_at(r, condition) <= target)
+             for n, h in histories.items()}
+    cells = [f"{first[n]['train_seconds']:.0f} ({first[n]['step']})" for n in names]
+    ratios = [f"{first[n]['train_seconds'] / first[names[0]]['train_seconds']:.2f}"
+              for n in names[1:]]
+    rows.append(f"| {condition or 'main split'} | {100 * target:.2f}% | " +
+                " | ".join(cells + ratios) + " |")
   return "\n".join(rows)
 
 
@@ -138,8 +189,10 @@ def plot(histories: dict[str, list[dict]], path: str, title: str):
 
 def write_outputs(root: str, stem: str, title: str, histories: dict[str, list[dict]],
                   record: dict) -> str:
-  """Writes ``<stem>.md`` (both tables), ``.png`` and ``.json`` under root; returns the tables."""
-  tables = (f"## {title}\n\n{summary_table(histories)}\n\n{steps_table(histories)}\n")
+  """Writes ``<stem>.md`` (the tables), ``.png`` and ``.json`` under root; returns the tables."""
+  tables = (f"## {title}\n\n{summary_table(histories)}\n\n"
+            f"Training seconds to reach each EER:\n\n{time_to_eer_table(histories)}\n\n"
+            f"{steps_table(histories)}\n")
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, f"{stem}.md"), "w") as f:
     f.write(tables)

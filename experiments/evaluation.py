@@ -92,20 +92,24 @@ def log_mel_statistics(waves) -> np.ndarray:
   return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
-def parse_conditions(spec: str) -> list[tuple[str, str]]:
-  """``"test_unseen_lang,test+noise_snr5..15"`` -> [(split, channel)], channel "" if clean.
+def parse_conditions(spec: str) -> list[tuple[str | None, str, str]]:
+  """``"test_unseen_lang,test+noise_snr5..15,librispeech:test"`` -> [(corpus, split, channel)].
 
-  A condition is a split of the evaluation corpus, optionally followed by ``+`` and a
-  channel for ``ge2e_jax.augment.apply_condition`` (which may itself join kinds with ``+``).
+  A condition is a split of the evaluation corpus, or of another prepared TFDS corpus when
+  prefixed ``tfds_name:`` (corpus None = the evaluation corpus), optionally followed by
+  ``+`` and a channel for ``ge2e_jax.augment.apply_condition`` (which may itself join kinds
+  with ``+``); channel "" = clean.
   """
   conditions = []
   for item in (part.strip() for part in spec.split(",")):
     if not item:
       continue
-    split, _, channel = item.partition("+")
-    if not split:
-      raise ValueError(f"config.eval.conditions: {item!r} names no split (in {spec!r})")
-    conditions.append((split, channel))
+    where, _, channel = item.partition("+")
+    corpus, _, split = where.rpartition(":")
+    if not split or (":" in where and not corpus):
+      raise ValueError(f"config.eval.conditions: {item!r} names no split or corpus "
+                       f"(in {spec!r}); expected [tfds_name:]split[+channel]")
+    conditions.append((corpus or None, split, channel))
   return conditions
 
 
@@ -129,18 +133,19 @@ class HeldOutEvaluator:
 
   def __init__(self, config, encoder_config: model.EncoderConfig):
     tfds_name, data_dir = eval_corpus(config)
-    load = lambda split: load_eval_set(
-        tfds_name, split, data_dir=data_dir, enroll=config.eval.enroll,
+    load = lambda split, corpus=tfds_name: load_eval_set(
+        corpus, split, data_dir=data_dir, enroll=config.eval.enroll,
         max_utterances_per_speaker=config.eval.max_utterances_per_speaker)
     self.eval_set = load(config.eval.split)
     self.description = self.eval_set.description
-    splits = {config.eval.split: self.eval_set}
+    splits = {(tfds_name, config.eval.split): self.eval_set}
     self.conditions = {}
-    for split, channel in parse_conditions(config.eval.conditions):
-      if split not in splits:
-        splits[split] = load(split)
-      name = split + (f"+{channel}" if channel else "")
-      self.conditions[name] = with_channel(splits[split], channel, config.seed)
+    for corpus, split, channel in parse_conditions(config.eval.conditions):
+      key = (corpus or tfds_name, split)
+      if key not in splits:
+        splits[key] = load(split, key[0])
+      name = (f"{corpus}:" if corpus else "") + split + (f"+{channel}" if channel else "")
+      self.conditions[name] = with_channel(splits[key], channel, config.seed)
     self.encoder_config = encoder_config
     self.enroll, self.seed = config.eval.enroll, config.seed
     self.window_frames = config.eval.window_frames

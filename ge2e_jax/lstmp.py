@@ -75,28 +75,28 @@ def _recurrence(x_gates, w_rec, w_proj, unroll):
 
 
 def _recurrence_fwd(x_gates, w_rec, w_proj, unroll):
-  outputs = _scan_forward(x_gates, w_rec, w_proj, unroll)
-  return outputs[0], (outputs, w_rec, w_proj)
+  r, t, c_prev, _, _ = _scan_forward(x_gates, w_rec, w_proj, unroll)
+  return r, ((r, t, c_prev), w_rec, w_proj)
 
 
 def _recurrence_bwd(unroll, residuals, dr_out):
-  (r, t, c_prev, tanh_c, h), w_rec, w_proj = residuals
+  (r, t, c_prev), w_rec, w_proj = residuals
   scale, offset = _gate_affine(t.shape[-1], t.dtype)
 
   def step(carry, inputs):
     dr_rec, dc_next = carry
-    dr_t, t_t, c_before, tanh_c_t = inputs
+    dr_t, t_t, c_before = inputs
     i, f, g, o = jnp.split(t_t * scale + offset, 4, axis=-1)
+    tanh_c = jnp.tanh(f * c_before + i * g)  # recomputed: cheaper than keeping (T, B, H)
     dr = dr_t + dr_rec
     dh = dr @ w_proj.T
-    dc = dc_next + dh * o * (1 - tanh_c_t * tanh_c_t)
-    d_act = jnp.concatenate([dc * g, dc * c_before, dc * i, dh * tanh_c_t], axis=-1)
+    dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+    d_act = jnp.concatenate([dc * g, dc * c_before, dc * i, dh * tanh_c], axis=-1)
     dz = d_act * (scale * scale) * (1 - t_t * t_t)
-    return (dz @ w_rec.T, dc * f), (dz, dr)
+    return (dz @ w_rec.T, dc * f), (dz, dr, o * tanh_c)
 
   init = (jnp.zeros_like(dr_out[0]), jnp.zeros_like(c_prev[0]))
-  _, (dz, dr) = jax.lax.scan(step, init, (dr_out, t, c_prev, tanh_c), reverse=True,
-                             unroll=unroll)
+  _, (dz, dr, h) = jax.lax.scan(step, init, (dr_out, t, c_prev), reverse=True, unroll=unroll)
   rows = lambda a: a.reshape(-1, a.shape[-1])  # 2-D contractions (XLA:CPU: BENCHMARKS.md)
   d_w_rec = rows(r[:-1]).T @ rows(dz[1:])  # r_{t-1} meets dz_t; r_{-1} = 0
   d_w_proj = rows(h).T @ rows(dr)

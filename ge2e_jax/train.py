@@ -103,7 +103,7 @@ def batch_sharding(mesh, stacked: bool = False):
 def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_softmax",
                        centroids: losses.Centroids = "exclusive",
                        reduction: losses.Reduction = "sum", stacked: bool = False,
-                       augment=None):
+                       augment=None, encoder_chunks: int = 1):
   """``fn(params, batch, rng) -> ((loss, aux), grads)`` under ``shard_map`` over ``data``.
 
   The loss and the (replicated) gradients are those of the whole global batch. aux holds
@@ -111,6 +111,14 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
   TE2E) and, when stacked, ``loss_per_source`` (K,). The stacked (MultiReader) loss is
   ``losses.multireader_loss``: one similarity matrix per source, sum_k alpha_k L_k.
   ``augment``: see the module doc; None trains on the audio as is.
+
+  ``encoder_chunks`` > 1 trades compute for memory: the loss couples every utterance of the
+  batch, but the encoder sees each on its own. So the embeddings are computed without
+  gradients, the loss's gradient with respect to them taken, and the encoder's backward
+  pass run over ``encoder_chunks`` chunks of each device's utterances in turn (a
+  ``lax.scan``, recomputing each chunk's forward pass), as in "gradient caching" (Gao et
+  al. 2021): one more forward pass, and the activations of one chunk instead of all.
+  Same loss and gradients up to float summation order.
   """
   if loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -130,12 +138,21 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
     labels = jnp.broadcast_to(speaker[:, None], emb.shape[:2])
     return losses.speaker_softmax_loss(logits, labels, reduction, axis_name=AXIS)
 
-  def loss_fn(params, batch, rng):
+  def device_audio(batch, rng):
     audio = batch["audio"]
     if augment is not None:
       audio = augment(audio, jax.random.fold_in(jax.random.fold_in(rng, AUGMENT_STREAM),
                                                 jax.lax.axis_index(AXIS)))
-    emb = encoder.apply({"params": params["encoder"]}, audio)
+    return audio
+
+  def embed(encoder_params, audio):
+    return encoder.apply({"params": encoder_params}, audio)
+
+  def loss_fn(params, batch, rng):
+    return loss_of_embeddings(params, embed(params["encoder"], device_audio(batch, rng)),
+                              batch, rng)
+
+  def loss_of_embeddings(params, emb, batch, rng):
     # The per-row mean is a second, undifferentiated reduction of the same loss (cheap next
     # to the encoder); the optimiser sees ``reduction``.
     reduced = lambda how: functools.partial(source_loss, params, reduction=how)
@@ -147,18 +164,52 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
     mean, _ = losses.multireader_loss(reduced("mean"), *args)
     return value, {"loss_mean": mean, "loss_per_source": per_source}
 
-  return jax.shard_map(jax.value_and_grad(loss_fn, has_aux=True), mesh=mesh,
+  def chunked_loss_and_grad(params, batch, rng):
+    audio = device_audio(batch, rng)
+    rows = int(np.prod(audio.shape[:-1]))
+    if rows % encoder_chunks:
+      raise ValueError(f"config.train.encoder_chunks={encoder_chunks} must divide the "
+                       f"{rows} utterances each device holds per step")
+    chunks = audio.reshape(encoder_chunks, rows // encoder_chunks, audio.shape[-1])
+    emb = jax.lax.map(functools.partial(embed, params["encoder"]), chunks)
+    emb = emb.reshape(audio.shape[:-1] + emb.shape[-1:])
+    (value, aux), (grads, d_emb) = jax.value_and_grad(
+        loss_of_embeddings, argnums=(0, 1), has_aux=True)(params, emb, batch, rng)
+
+    def backward(total, chunk):
+      audio_chunk, d_emb_chunk = chunk
+      _, vjp = jax.vjp(lambda p: embed(p, audio_chunk), params["encoder"])
+      return jax.tree.map(jnp.add, total, vjp(d_emb_chunk)[0]), None
+
+    encoder_grads, _ = jax.lax.scan(
+        backward, jax.tree.map(jnp.zeros_like, grads["encoder"]),
+        (chunks, d_emb.reshape(encoder_chunks, rows // encoder_chunks, -1)))
+    return (value, aux), dict(grads, encoder=encoder_grads)
+
+  if encoder_chunks < 1:
+    raise ValueError(f"config.train.encoder_chunks must be >= 1, got {encoder_chunks}")
+  loss_and_grad = (jax.value_and_grad(loss_fn, has_aux=True) if encoder_chunks == 1
+                   else chunked_loss_and_grad)
+  return jax.shard_map(loss_and_grad, mesh=mesh,
                        in_specs=(P(), _batch_specs(stacked), P()), out_specs=P())
 
 
+# XLA:CPU's default scheduler allocates the stacked outputs of every lax.scan in the step
+# (each LSTMP layer's gates and their gradients) at the start of the program, all live at
+# once; the memory-optimised one allocates each when its loop runs: the td 64 x 10 step's
+# temp buffers fall from 1.11 to 0.76 GB at the same speed (benchmarks/step_memory.py).
+CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
 def make_train_step(config: EncoderConfig, optimizer: optax.GradientTransformation, mesh,
-                    **loss_options):
+                    compiler_options: dict | None = None, **loss_options):
   """Build the jitted ``step(state, batch, rng) -> (state, metrics)``.
 
   ``loss_options`` go to ``make_loss_and_grad``. metrics: ``loss`` (the value the
   optimiser sees, per ``reduction``), ``loss_mean``, ``loss_per_source`` when stacked,
   ``w``, ``b`` (before the update), ``grad_norm`` (before clipping) and ``finite``.
   ``rng`` is folded with the step number, so one key serves the whole run.
+  ``compiler_options``: XLA's, for the step; None = ``CPU_COMPILER_OPTIONS`` on a CPU mesh.
   """
   loss_and_grad = make_loss_and_grad(config, mesh, **loss_options)
 
@@ -181,4 +232,7 @@ def make_train_step(config: EncoderConfig, optimizer: optax.GradientTransformati
                **aux}
     return new_state, metrics
 
-  return jax.jit(step, donate_argnums=0)
+  if compiler_options is None:
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    compiler_options = CPU_COMPILER_OPTIONS if on_cpu else {}
+  return jax.jit(step, donate_argnums=0, compiler_options=compiler_options)

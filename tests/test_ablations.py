@@ -155,3 +155,22 @@ def test_check_pooled_corpora_accepts_these_and_refuses_a_leaky_source(few_speak
   with pytest.raises(ValueError, match="is not exactly the audio"):
     ablation_common.check_pooled_corpora(synthetic_td_hey.name, synthetic_td.name, pooled,
                                          data_dir)
+
+
+@pytest.mark.slow
+def test_ablate_augment_switches_kinds_off_and_scores_the_named_corpus(synthetic_td, tmp_path):
+  flags_ = [f for f in tiny_flags(synthetic_td.data_dir) if "augment.noise.prob" not in f]
+  stdout = run_script("experiments.ablate_augment", f"--workdir={tmp_path}",
+                      "--speakers=procedural", "--arms=all,no_noise",
+                      "--conditions=test_unseen_lang+noise_snr5",
+                      f"--config.data.sources=ok:{synthetic_td.name}",
+                      "--config.augment.noise.prob=0.5", *flags_)
+  record = check_outputs(tmp_path, "augment_ablation", ["procedural-all", "procedural-no_noise"])
+  condition = f"{synthetic_td.name}:test_unseen_lang+noise_snr5"
+  for history in record["histories"].values():
+    assert 0 <= history[-1]["conditions"][condition]["eer"] <= 1
+  assert f"| arm | final EER | {condition} |" in stdout
+  probs = {arm: {k: v["prob"] for k, v in checkpoint.read_config(tmp_path / arm)["augment"]
+                 .items()} for arm in record["histories"]}
+  assert probs["procedural-all"] == {**{k: 0.0 for k in augment.KINDS}, "noise": 0.5}
+  assert probs["procedural-no_noise"] == {k: 0.0 for k in augment.KINDS}

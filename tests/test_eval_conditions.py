@@ -12,19 +12,24 @@ TINY = model.EncoderConfig(cells=16, projection=8)
 
 
 @pytest.fixture(scope="module")
-def evaluator(synthetic_td):
+def evaluator(synthetic_td, synthetic_ti):
   c = td_demo.get_config()
   c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
-  c.eval.conditions = "test_unseen_lang, test+noise_snr5"
+  c.eval.conditions = f"test_unseen_lang, test+noise_snr5, {synthetic_ti.name}:test"
   c.eval.max_utterances_per_speaker = 6
-  return evaluation.HeldOutEvaluator(c, TINY)
+  evaluator = evaluation.HeldOutEvaluator(c, TINY)
+  evaluator.ti_name = synthetic_ti.name  # the corpus of the qualified condition
+  return evaluator
 
 
-def test_conditions_parse_into_split_and_channel():
-  assert evaluation.parse_conditions("test_unseen_lang, test+noise_snr5+reverb,") == [
-      ("test_unseen_lang", ""), ("test", "noise_snr5+reverb")]
-  with pytest.raises(ValueError, match="names no split"):
-    evaluation.parse_conditions("+noise_snr5")
+def test_conditions_parse_into_corpus_split_and_channel():
+  assert evaluation.parse_conditions(
+      "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,") == [
+          (None, "test_unseen_lang", ""), (None, "test", "noise_snr5+reverb"),
+          ("synthetic_voices/ti", "test", "telephone")]
+  for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:"):
+    with pytest.raises(ValueError, match="names no split or corpus"):
+      evaluation.parse_conditions(bad)
 
 
 def test_noisy_condition_is_the_main_split_at_the_asked_snr(evaluator):
@@ -42,7 +47,10 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   assert not set(unseen.speakers) & set(evaluator.eval_set.speakers)
   params = train.init_params(jax.random.key(0), TINY)
   summary = evaluator(params)
-  assert set(summary["conditions"]) == {"test_unseen_lang", "test+noise_snr5"}
+  other = evaluator.conditions[f"{evaluator.ti_name}:test"]
+  assert other.description.startswith(evaluator.ti_name) and other.utterances != unseen.utterances
+  assert set(summary["conditions"]) == {"test_unseen_lang", "test+noise_snr5",
+                                        f"{evaluator.ti_name}:test"}
   for result in summary["conditions"].values():
     assert 0.0 <= result["eer"] <= 1.0 and result["trials"] > result["target_trials"] > 0
   reporter = reporting.Reporter(str(tmp_path), True, 0, 10, 4, ("ok",))
@@ -54,6 +62,6 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   model_card.record_training_eval(str(tmp_path), td_demo.get_config().to_dict(), 5, summary,
                                   evaluator.description)
   entries = model_card.read(str(tmp_path))["evaluations"]
-  assert [e["operating_point"] for e in entries] == [True, False, False]
+  assert [e["operating_point"] for e in entries] == [True, False, False, False]
   assert entries[2]["data"].endswith("+ noise_snr5")
 

@@ -120,6 +120,45 @@ def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
     np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("loss", ["ge2e_softmax", "te2e"])
+def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
+  """The encoder's backward pass over 3 or 4 chunks of the utterances == over all at once:
+  to float64 rounding in float64, to float32 summation order in float32."""
+  mesh, batch, params = one_device
+  rng = jax.random.key(2)
+  run = lambda chunks, *args: jax.jit(train.make_loss_and_grad(
+      CONFIG, mesh, loss=loss, encoder_chunks=chunks))(*args)
+  with jax.enable_x64(True):
+    as64 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), tree)
+    args64 = (as64(params), dict(batch, audio=as64(batch["audio"])), rng)
+    want64 = run(1, *args64)
+    for chunks in (3, 4):
+      for g, w in zip(jax.tree.leaves(run(chunks, *args64)), jax.tree.leaves(want64)):
+        assert g.dtype == jnp.float64 or g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
+  want = run(1, params, batch, rng)
+  for g, w in zip(jax.tree.leaves(run(4, params, batch, rng)), jax.tree.leaves(want)):
+    assert relative_error(np.asarray(w), np.asarray(g)) < 1e-4  # float32 order, as 8 devices
+  with pytest.raises(ValueError, match=r"encoder_chunks=5 must divide the 12 utterances"):
+    train.make_loss_and_grad(CONFIG, mesh, encoder_chunks=5)(params, batch, rng)
+
+
+def test_cpu_step_is_compiled_with_the_memory_optimised_scheduler(one_device):
+  """Same step, same results; XLA's default CPU scheduler needs more temp memory for it."""
+  mesh, batch, params = one_device
+  opt = optim.make_optimizer()
+  state = train.init_state(params, opt)
+  rng = jax.random.key(4)
+  compiled = {name: train.make_train_step(CONFIG, opt, mesh, compiler_options=options)
+              .lower(state, batch, rng).compile()
+              for name, options in (("ours", None), ("xla_default", {}))}
+  temp = {name: c.memory_analysis().temp_size_in_bytes for name, c in compiled.items()}
+  assert temp["ours"] < 0.9 * temp["xla_default"], temp
+  copy = lambda: train.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates
+  (_, ours), (_, theirs) = (c(copy(), batch, rng) for c in compiled.values())
+  np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-6)
+
+
 def ref_ge2e_softmax_rows(emb, w):
   """Per-row GE2E softmax loss with leave-one-out centroids, float64 loops (b cancels)."""
   e = emb / np.linalg.norm(emb, axis=-1, keepdims=True)

@@ -69,6 +69,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_last = 3
   c.train.keep_best = 1
   c.train.max_nonfinite_streak = 10         # stop after this many non-finite steps in a row
+  # > 1: the encoder's backward pass over this many chunks of each device's utterances in
+  # turn: activation memory / chunks for one more forward pass (ge2e_jax/train.py; td
+  # 64 x 10 on CPU, 4 chunks: 0.76 -> 0.20 GB of step buffers, BENCHMARKS.md).
+  c.train.encoder_chunks = 1
   c.train.init_from = ""                    # fine-tune: a workdir or export dir to start from
   c.train.allow_fresh_start = False         # train from 0 when no checkpoint is usable
   c.train.allow_batch_change = False        # resume with another data.n_speakers/n_utterances/crop
@@ -77,7 +81,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.source = "ok"                      # held-out speakers of this source's "test" split
   c.eval.split = "test"
   # More held-out conditions, scored at every evaluation beside eval.split (which alone picks
-  # the best checkpoint): "split" or "split+channel", comma-separated; a channel is an
+  # the best checkpoint): "[tfds_name:]split[+channel]", comma-separated; the split is the
+  # evaluation corpus's unless another prepared corpus is named; a channel is an
   # augment.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb".
   c.eval.conditions = ""
   c.eval.every = 1000

@@ -1,0 +1,92 @@
+"""Augmentation ablation: every kind on and off, on procedural and on stock-variant speakers.
+
+For each speaker corpus in ``--speakers`` (``procedural``: the base config's training corpus;
+``stock``: its ``*_stock`` twin, espeak-ng's stock variants of English voices) the arms are
+  all         the base config's augmentation
+  none        every kind off
+  no_<kind>   that kind off, the others as in the base (each kind the base turns on)
+Same seed, model, batch, optimiser and steps; one workdir per arm, ``<workdir>/<speakers>-<arm>``.
+Every arm is scored on the same trials: ``--conditions`` are splits of the procedural
+corpus (named with its TFDS name, so a stock-trained arm is scored on them too), clean and
+through noise, reverberation or a telephone channel. Prints and writes
+``<workdir>/augment_ablation.{md,png,json}``; rerun after an interruption to resume.
+
+  python -m experiments.ablate_augment --steps=600 --eval_every=200 \
+      --workdir=runs/ablations/augment
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import ablation_common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEAKERS = ("procedural", "stock")
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", os.path.join(ROOT, "experiments/configs/td_demo.py"),
+    "Base config (one data source); the arms change its augment.*.prob, data.sources, "
+    "eval.conditions, train.num_steps and eval.every.")
+flags.DEFINE_integer("steps", 600, "Training steps of every arm.")
+flags.DEFINE_integer("eval_every", 200, "Evaluate (and checkpoint) every this many steps.")
+flags.DEFINE_string("workdir", "runs/ablations/augment", "Root; one workdir per arm under it.")
+flags.DEFINE_list("speakers", list(SPEAKERS), f"Training corpora, some of {SPEAKERS}.")
+flags.DEFINE_list("arms", [], "Arms to run (all, none, no_<kind>); empty = every arm.")
+flags.DEFINE_list("conditions", ["test", "test_unseen_lang", "test_unseen_lang+noise_snr5..15",
+                                 "test_unseen_lang+reverb", "test+telephone"],
+                  "Held-out [split][+channel] conditions of the procedural corpus.")
+
+
+def arms(base) -> list[str]:
+  """all, none and no_<kind> for every kind the base config turns on."""
+  return ["all", "none"] + [f"no_{kind}" for kind, options in base.augment.items()
+                            if options.prob > 0]
+
+
+def arm_config(base, speakers: str, arm: str, conditions, steps: int, eval_every: int):
+  """The base with arm's augmentation, trained on ``speakers``' corpus, scored on the
+  procedural corpus's ``conditions``."""
+  from data_pipelines import source_specs  # pylint: disable=g-import-not-at-top
+  config = ablation_common.budgeted(base, steps, eval_every)
+  (name, corpus), = source_specs.parse_sources(config.data.sources).items()
+  if speakers == "stock":
+    config.data.sources = f"{name}:{corpus}_stock"
+  elif speakers != "procedural":
+    raise ValueError(f"--speakers: {speakers!r} is not one of {SPEAKERS}")
+  for kind, options in config.augment.items():
+    if arm == "none" or arm == f"no_{kind}":
+      options.prob = 0.0
+  if arm not in arms(base):
+    raise ValueError(f"--arms: {arm!r} is not one of {arms(base)}")
+  config.eval.conditions = ",".join(f"{corpus}:{c}" for c in conditions)
+  return config
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  histories = {}
+  for speakers in FLAGS.speakers:
+    for arm in FLAGS.arms or arms(FLAGS.config):
+      try:
+        config = arm_config(FLAGS.config, speakers, arm, FLAGS.conditions, FLAGS.steps,
+                            FLAGS.eval_every)
+      except ValueError as err:
+        raise app.UsageError(str(err)) from None
+      name = f"{speakers}-{arm}"
+      histories[name] = ablation_common.run_arm(config, os.path.join(FLAGS.workdir, name))
+  base = FLAGS.config.to_dict()
+  title = (f"Augmentation ablation: {base['data']['sources']} (procedural) vs its _stock twin, "
+           f"N={base['data']['n_speakers']} M={base['data']['n_utterances']}, {FLAGS.steps} "
+           f"steps, seed {base['seed']}")
+  tables = ablation_common.write_outputs(
+      FLAGS.workdir, "augment_ablation", title, histories,
+      {"command": " ".join(sys.argv), "base_config": base, "conditions": FLAGS.conditions})
+  print(tables)
+
+
+if __name__ == "__main__":
+  app.run(main)
