@@ -2,8 +2,8 @@
 
   python tests/sharded_worker.py devices OUT.npz
       8 forced CPU devices: loss, aux and every gradient leaf on a 1-device and an 8-device
-      mesh, for every loss, centroid mode and a stacked MultiReader batch, in float64 and
-      (two cases) float32.
+      mesh, for every loss, centroid mode, a stacked MultiReader batch and the encoder in
+      chunks, in float64 and (two cases) float32.
   python tests/sharded_worker.py process OUT.npz RANK NPROC PORT
       one of NPROC processes (2 CPU devices each) under jax.distributed on 127.0.0.1:
       each feeds only its own speakers (data_pipelines.global_batch assembles the global
@@ -33,6 +33,10 @@ CASES = [
     dict(loss="te2e", reduction="mean"),
     dict(loss="softmax", reduction="sum"),
     dict(loss="ge2e_contrast", centroids="exclusive", reduction="sum", stacked=True),
+    # The encoder's backward pass in chunks (gradient caching): its per-device parameter
+    # gradients must still be summed over devices exactly once.
+    dict(loss="ge2e_softmax", centroids="exclusive", reduction="sum", encoder_chunks=2),
+    dict(loss="te2e", reduction="sum", stacked=True, encoder_chunks=4),
 ]
 
 
