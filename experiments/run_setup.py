@@ -17,12 +17,14 @@ from absl import logging
 from ge2e_jax import checkpoint
 
 # Fields that may change when a run resumes: how long it trains, how it reports and keeps
-# checkpoints, how it is evaluated, where the corpus lies. A prefix ending in "." covers a
-# section. Any other change would make the resumed run another experiment.
+# checkpoints, how it is evaluated, where the corpus lies, how the step is split for memory
+# (encoder_chunks: the same gradients up to float summation order, so a run that stopped
+# for lack of memory can go on with more chunks). A prefix ending in "." covers a section.
+# Any other change would make the resumed run another experiment.
 MAY_CHANGE = ("train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_last",
               "train.keep_best", "train.max_nonfinite_streak", "train.allow_fresh_start",
-              "train.allow_batch_change", "train.init_from", "eval.", "data.data_dir",
-              "data.storage", "data.cache_dir")
+              "train.allow_batch_change", "train.init_from", "train.encoder_chunks", "eval.",
+              "data.data_dir", "data.storage", "data.cache_dir")
 # The batch shape: changes only with train.allow_batch_change (the loss scale and the
 # speakers per step change, so the run no longer matches one trained with either shape).
 BATCH_SHAPE = ("data.n_speakers", "data.n_utterances", "data.crop")

@@ -76,6 +76,7 @@ def test_config_changes_name_what_a_resumed_run_must_keep():
   new.train.num_steps = 5          # may change: how long, how often, how evaluated
   new.train.log_every = 7
   new.eval.every = 3
+  new.train.encoder_chunks = 4     # the same gradients, in less memory
   new.data.data_dir = "/elsewhere"
   new = new.to_dict()
   assert run_setup.config_changes(old, new) == [
