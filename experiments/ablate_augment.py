@@ -51,7 +51,11 @@ def arm_config(base, speakers: str, arm: str, conditions, steps: int, eval_every
   procedural corpus's ``conditions``."""
   from data_pipelines import source_specs  # pylint: disable=g-import-not-at-top
   config = ablation_common.budgeted(base, steps, eval_every)
-  (name, corpus), = source_specs.parse_sources(config.data.sources).items()
+  sources = source_specs.parse_sources(config.data.sources)
+  if len(sources) != 1:
+    raise ValueError(f"--config.data.sources: the augmentation ablation trains on one source, "
+                     f"got {config.data.sources!r}")
+  (name, corpus), = sources.items()
   if speakers == "stock":
     config.data.sources = f"{name}:{corpus}_stock"
   elif speakers != "procedural":
