@@ -242,9 +242,8 @@ def main():
                                    windows=args.windows, per_window=args.per_window))
           rows.append(row)
           print(_row(row), flush=True)
-    trained = []
-    for chunks in (int(c) for c in args.encoder_chunks.split(",") if args.train_steps):
-      corpus = corpora[-1]
+    trained, corpus = [], corpora[-1]
+    for chunks in [int(c) for c in args.encoder_chunks.split(",")] if args.train_steps else []:
       _drop_page_cache(corpus["cache_path"])
       run = _subprocess("train", hours=corpus["hours"], data_dir=corpus["data_dir"],
                         cache_dir=corpus["cache_dir"], train_steps=args.train_steps,

@@ -104,13 +104,16 @@ class SpeakerShard:
   """
   speakers: tuple[str, ...]
   speaker_ids: np.ndarray
-  first_utterance: np.ndarray
   num_utterances: np.ndarray
   utterances: tuple[str, ...]
   utterance_row: np.ndarray
   utterance_length: np.ndarray
   audio: tf.Variable | speaker_cache.DiskRows
   num_dropped_speakers: int
+
+  @property
+  def first_utterance(self) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(self.num_utterances)[:-1]]).astype(np.int64)
 
 
 def _as_str(x) -> str:
@@ -162,7 +165,6 @@ def load_shard(
   return SpeakerShard(
       speakers=speakers,
       speaker_ids=np.array([local[s] for s in ordered], np.int32),
-      first_utterance=np.concatenate([[0], np.cumsum(num)[:-1]]).astype(np.int64),
       num_utterances=num,
       utterances=tuple(names),
       utterance_row=starts,
@@ -256,7 +258,6 @@ def load_cached_shard(cache, *, min_utterances: int, process_index: int = 0,
   return SpeakerShard(
       speakers=speakers,
       speaker_ids=np.array([local[s] for s in ordered], np.int32),
-      first_utterance=np.concatenate([[0], np.cumsum(num)[:-1]]).astype(np.int64),
       num_utterances=num,
       utterances=utterance_names,
       utterance_row=rows,

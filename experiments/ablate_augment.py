@@ -16,7 +16,6 @@ through noise, reverberation or a telephone channel. Prints and writes
 """
 
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -83,12 +82,10 @@ def main(argv):
       name = f"{speakers}-{arm}"
       histories[name] = ablation_common.run_arm(config, os.path.join(FLAGS.workdir, name))
   base = FLAGS.config.to_dict()
-  title = (f"Augmentation ablation: {base['data']['sources']} (procedural) vs its _stock twin, "
-           f"N={base['data']['n_speakers']} M={base['data']['n_utterances']}, {FLAGS.steps} "
-           f"steps, seed {base['seed']}")
   tables = ablation_common.write_outputs(
-      FLAGS.workdir, "augment_ablation", title, histories,
-      {"command": " ".join(sys.argv), "base_config": base, "conditions": FLAGS.conditions})
+      FLAGS.workdir, "augment_ablation",
+      f"Augmentation ablation: {base['data']['sources']} (procedural) vs its _stock twin", base,
+      FLAGS.steps, histories, {"conditions": FLAGS.conditions})
   print(tables)
 
 

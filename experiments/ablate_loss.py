@@ -11,7 +11,6 @@ unfinished one resumes from its last checkpoint.
 """
 
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -51,11 +50,9 @@ def main(argv):
       raise app.UsageError(str(err)) from None
     histories[loss] = ablation_common.run_arm(config, os.path.join(FLAGS.workdir, loss))
   base = arm_config(FLAGS.config, FLAGS.losses[0], FLAGS.steps, FLAGS.eval_every).to_dict()
-  title = (f"Loss ablation: {base['data']['sources']}, N={base['data']['n_speakers']} "
-           f"M={base['data']['n_utterances']}, {FLAGS.steps} steps, seed {base['seed']}")
   tables = ablation_common.write_outputs(
-      FLAGS.workdir, "loss_ablation", title, histories,
-      {"command": " ".join(sys.argv), "base_config": base, "losses": FLAGS.losses})
+      FLAGS.workdir, "loss_ablation", f"Loss ablation: {base['data']['sources']}", base,
+      FLAGS.steps, histories, {"losses": FLAGS.losses})
   print(tables)
 
 

@@ -20,7 +20,6 @@ audio of target/train plus aux/train. Prints and writes ``<workdir>/multireader_
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -82,13 +81,11 @@ def main(argv):
   histories = {arm: ablation_common.run_arm(config, os.path.join(FLAGS.workdir, arm))
                for arm, config in configs.items()}
   base = FLAGS.config.to_dict()
-  title = (f"MultiReader ablation: target {FLAGS.target}, aux {FLAGS.aux} "
-           f"(weights {FLAGS.target_weight}:{FLAGS.aux_weight}), "
-           f"N={base['data']['n_speakers']} M={base['data']['n_utterances']}, "
-           f"{FLAGS.steps} steps, seed {base['seed']}")
   tables = ablation_common.write_outputs(
-      FLAGS.workdir, "multireader_ablation", title, histories,
-      {"command": " ".join(sys.argv), "base_config": base, "corpora": facts,
+      FLAGS.workdir, "multireader_ablation",
+      f"MultiReader ablation: target {FLAGS.target}, aux {FLAGS.aux} "
+      f"(weights {FLAGS.target_weight}:{FLAGS.aux_weight})", base, FLAGS.steps, histories,
+      {"corpora": facts,
        "arm_sources": {arm: config.data.to_dict() for arm, config in configs.items()}})
   print(f"Corpora: {facts}\n\n{tables}")
 

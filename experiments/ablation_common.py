@@ -10,6 +10,7 @@ import collections
 import hashlib
 import json
 import os
+import sys
 import textwrap
 
 from absl import logging
@@ -187,9 +188,12 @@ def plot(histories: dict[str, list[dict]], path: str, title: str):
   plt.close(fig)
 
 
-def write_outputs(root: str, stem: str, title: str, histories: dict[str, list[dict]],
-                  record: dict) -> str:
-  """Writes ``<stem>.md`` (the tables), ``.png`` and ``.json`` under root; returns the tables."""
+def write_outputs(root: str, stem: str, what: str, base: dict, steps: int,
+                  histories: dict[str, list[dict]], record: dict) -> str:
+  """Writes ``<stem>.md`` (the tables), ``.png`` and ``.json`` (``record``, the command line,
+  the ``base`` config dict and the histories) under root; returns the tables."""
+  title = (f"{what}, N={base['data']['n_speakers']} M={base['data']['n_utterances']}, "
+           f"{steps} steps, seed {base['seed']}")
   tables = (f"## {title}\n\n{summary_table(histories)}\n\n"
             f"Training seconds to reach each EER:\n\n{time_to_eer_table(histories)}\n\n"
             f"{steps_table(histories)}\n")
@@ -198,5 +202,6 @@ def write_outputs(root: str, stem: str, title: str, histories: dict[str, list[di
     f.write(tables)
   plot(histories, os.path.join(root, f"{stem}.png"), title)
   with open(os.path.join(root, f"{stem}.json"), "w") as f:
-    json.dump({**record, "histories": histories}, f, indent=1)
+    json.dump({"command": " ".join(sys.argv), "base_config": base, **record,
+               "histories": histories}, f, indent=1)
   return tables

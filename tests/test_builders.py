@@ -278,11 +278,11 @@ def test_folders_speaker_depth_picks_the_folder_level(speaker_tree):
 
 def test_folders_split_by_explicit_test_speakers():
   config = speaker_folders.SpeakerFoldersConfig(name="x", test_speakers=("id10270", "b"))
-  assert [speaker_folders.split_of(config, s) for s in ("id10270", "b", "c", "id10001")] == [
+  assert [common.split_of(config, s) for s in ("id10270", "b", "c", "id10001")] == [
       "test", "test", "train", "train"]
   voxceleb = speaker_folders.SpeakerFolders.builder_configs["voxceleb1"]
-  assert speaker_folders.split_of(voxceleb, "id10309") == "test"
-  assert speaker_folders.split_of(voxceleb, "id10310") == "train"
+  assert common.split_of(voxceleb, "id10309") == "test"
+  assert common.split_of(voxceleb, "id10310") == "train"
 
 
 def test_folders_via_manual_dir_and_tfds_load_without_trimming(speaker_tree, tmp_path):

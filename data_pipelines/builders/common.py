@@ -59,6 +59,43 @@ def split_of_speaker(speaker: str, test_percent: float, salt: str = "") -> str:
   return "test" if bucket < test_percent * 100 else "train"
 
 
+@dataclasses.dataclass(eq=False)
+class LocalCorpusConfig(tfds.core.BuilderConfig):
+  """What the builders of a user's own audio (speaker folders, manifests) share: which
+  speakers are held out, how silence is trimmed, how many files are read at once."""
+  test_percent: float = 10.0
+  test_speakers: tuple[str, ...] = ()
+  split_salt: str = ""
+  trim_silence: bool = True
+  trim_top_db: float = 40.0
+  num_workers: int = 2
+
+  def trim(self) -> audio.TrimOptions:
+    return audio.TrimOptions(enabled=self.trim_silence, top_db=self.trim_top_db)
+
+
+def split_of(config: LocalCorpusConfig, speaker: str) -> str:
+  """'test' for listed test_speakers (when given) or a stable test_percent% of speakers."""
+  if config.test_speakers:
+    return "test" if speaker in config.test_speakers else "train"
+  return split_of_speaker(speaker, config.test_percent, config.split_salt)
+
+
+def group_by_split(config: LocalCorpusConfig, items: list, what: str) -> dict[str, list]:
+  """{split: the items (anything with .speaker) of its speakers}; a split left empty is an
+  error naming ``what`` (e.g. "speaker_folders/x: no audio file of '/data'")."""
+  by_split = {split: [] for split in SPLITS}
+  for item in items:
+    by_split[split_of(config, item.speaker)].append(item)
+  for split, found in by_split.items():
+    if not found:
+      raise ValueError(
+          f"{what} falls in split {split!r} ({len({i.speaker for i in items})} speakers, "
+          f"{len(items)} items found, test_percent={config.test_percent}, "
+          f"test_speakers={config.test_speakers})")
+  return by_split
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedAudio:
   """16 kHz int16 audio plus what it took to get there."""

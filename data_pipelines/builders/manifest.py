@@ -49,7 +49,7 @@ KALDI_FILES = ("wav.scp", "utt2spk")
 
 
 @dataclasses.dataclass(eq=False)
-class ManifestConfig(tfds.core.BuilderConfig):
+class ManifestConfig(common.LocalCorpusConfig):
   """Which manifest, how to read it, how to split and trim."""
   manifest: str = ""
   audio_root: str = ""
@@ -59,12 +59,6 @@ class ManifestConfig(tfds.core.BuilderConfig):
   utterance_column: str = ""
   delimiter: str = ""  # "" = tab for .tsv, comma otherwise
   run_pipes: bool = False
-  test_percent: float = 10.0
-  test_speakers: tuple[str, ...] = ()
-  split_salt: str = ""
-  trim_silence: bool = True
-  trim_top_db: float = 40.0
-  num_workers: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,12 +229,6 @@ def read_entry(entry: Entry, trim: audio.TrimOptions) -> common.PreparedAudio:
   return common.prepare(wav, sample_rate, trim)
 
 
-def split_of(config: ManifestConfig, speaker: str) -> str:
-  if config.test_speakers:
-    return "test" if speaker in config.test_speakers else "train"
-  return common.split_of_speaker(speaker, config.test_percent, config.split_salt)
-
-
 class Manifest(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
   """Speech listed in a Kaldi data dir or a CSV/TSV manifest, with the common features."""
 
@@ -266,24 +254,16 @@ class Manifest(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     manifest = config.manifest
     if not manifest or not (os.path.isabs(manifest) or os.path.exists(manifest)):
       manifest = os.path.join(os.fspath(dl_manager.manual_dir), manifest)
-    entries = read_manifest(config, os.path.normpath(manifest), self.report)
-    by_split = {split: [] for split in common.SPLITS}
-    for e in entries:
-      by_split[split_of(config, e.speaker)].append(e)
-    for split, split_entries in by_split.items():
-      if not split_entries:
-        raise ValueError(
-            f"manifest/{config.name}: no usable entry of {manifest!r} falls in split "
-            f"{split!r} ({len({e.speaker for e in entries})} speakers, {len(entries)} "
-            f"entries found, test_percent={config.test_percent}, "
-            f"test_speakers={config.test_speakers}; skipped rows: build log)")
+    by_split = common.group_by_split(
+        config, read_manifest(config, os.path.normpath(manifest), self.report),
+        f"manifest/{config.name}: no usable entry of {manifest!r} (skipped rows: build log)")
     self.report.extra.update(manifest=os.path.abspath(manifest), audio_root=config.audio_root)
     return {split: self._generate_examples(split, split_entries)
             for split, split_entries in by_split.items()}
 
   def _generate_examples(self, split, entries):
     config = self.builder_config
-    trim = audio.TrimOptions(enabled=config.trim_silence, top_db=config.trim_top_db)
+    trim = config.trim()
 
     def run(entry: Entry):
       try:

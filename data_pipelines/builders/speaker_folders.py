@@ -50,18 +50,12 @@ TRANSCRIPT_SUFFIX = ".trans.txt"
 
 
 @dataclasses.dataclass(eq=False)
-class SpeakerFoldersConfig(tfds.core.BuilderConfig):
-  """Where the tree is, where its speakers are, how to split and trim."""
+class SpeakerFoldersConfig(common.LocalCorpusConfig):
+  """Where the tree is and where its speakers are (split and trimming: the base class)."""
   root: str = ""
   speaker_depth: int = 0
   extensions: tuple[str, ...] = (".wav", ".flac")
   file_glob: str = "*"
-  test_percent: float = 10.0
-  test_speakers: tuple[str, ...] = ()
-  split_salt: str = ""
-  trim_silence: bool = True
-  trim_top_db: float = 40.0
-  num_workers: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,13 +160,6 @@ def _one_file_per_utterance(files: list[AudioFile], extensions: tuple[str, ...],
   return [f for f in files if kept[f.utterance] is f]
 
 
-def split_of(config: SpeakerFoldersConfig, speaker: str) -> str:
-  """'test' for listed test_speakers (when given) or a stable test_percent% of speakers."""
-  if config.test_speakers:
-    return "test" if speaker in config.test_speakers else "train"
-  return common.split_of_speaker(speaker, config.test_percent, config.split_salt)
-
-
 def _read_transcripts(path: str, rel_dir: str) -> dict[str, str]:
   """LibriSpeech `<utt-id> <TEXT>` lines -> {relative utterance path: text}."""
   out = {}
@@ -212,16 +199,8 @@ class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     root = os.fspath(config.root or dl_manager.manual_dir)
     if not os.path.isdir(root):
       raise FileNotFoundError(f"speaker_folders/{config.name}: root {root!r} is not a directory")
-    files = scan(config, root, self.report)
-    by_split = {split: [] for split in common.SPLITS}
-    for f in files:
-      by_split[split_of(config, f.speaker)].append(f)
-    for split, split_files in by_split.items():
-      if not split_files:
-        raise ValueError(
-            f"speaker_folders/{config.name}: no audio file of {root!r} falls in split "
-            f"{split!r} ({len({f.speaker for f in files})} speakers found, "
-            f"test_percent={config.test_percent}, test_speakers={config.test_speakers})")
+    by_split = common.group_by_split(config, scan(config, root, self.report),
+                                     f"speaker_folders/{config.name}: no audio file of {root!r}")
     self.report.extra["root"] = root
     self.report.extra["speaker_depth"] = config.speaker_depth
     return {split: self._generate_examples(split, split_files)
@@ -229,7 +208,7 @@ class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split, files):
     config = self.builder_config
-    trim = audio.TrimOptions(enabled=config.trim_silence, top_db=config.trim_top_db)
+    trim = config.trim()
 
     def run(f: AudioFile):
       try:
