@@ -12,6 +12,11 @@ import numpy as np
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FILES = {"legacy": os.path.join(DATA, "torch_legacy.pt"), "zip": os.path.join(DATA, "torch_zip.pt")}
+# A tiny Real-Time-Voice-Cloning encoder checkpoint (its SpeakerEncoder with 2 x LSTM(8) and
+# Linear(8, 6), Adam state included, zip format as RTVC saves) and what torch computed with
+# it: the embeddings of ``mels`` (RTVC's forward: ReLU(linear(h_T)) / norm).
+RTVC_TINY = os.path.join(DATA, "rtvc_tiny.pt")
+RTVC_TINY_EXPECTED = os.path.join(DATA, "rtvc_tiny_expected.npz")
 
 
 def expected() -> dict:
@@ -46,9 +51,33 @@ def save(torch, path: str, legacy: bool):
   torch.save(to_torch(torch, expected()), path, _use_new_zipfile_serialization=not legacy)
 
 
+def save_rtvc_tiny(torch):
+  torch.manual_seed(0)
+  lstm, linear = torch.nn.LSTM(40, 8, 2, batch_first=True), torch.nn.Linear(8, 6)
+  module = torch.nn.Module()
+  module.lstm, module.linear = lstm, linear
+  module.similarity_weight = torch.nn.Parameter(torch.tensor([10.0]))
+  module.similarity_bias = torch.nn.Parameter(torch.tensor([-5.0]))
+  optimizer = torch.optim.Adam(module.parameters())
+  mels = torch.rand(3, 30, 40) * 4  # mel power is >= 0
+  _, (hidden, _) = lstm(mels)
+  raw = torch.relu(linear(hidden[-1]))
+  raw.sum().backward()
+  optimizer.step()  # an optimizer_state with tensors, as RTVC checkpoints hold
+  with torch.no_grad():
+    _, (hidden, _) = lstm(mels)
+    raw = torch.relu(linear(hidden[-1]))
+    embeds = raw / torch.norm(raw, dim=1, keepdim=True)
+  torch.save({"step": 5, "model_state": module.state_dict(),
+              "optimizer_state": optimizer.state_dict()}, RTVC_TINY)
+  np.savez(RTVC_TINY_EXPECTED, mels=mels.numpy(), embeds=embeds.numpy())
+
+
 if __name__ == "__main__":
   import torch  # pylint: disable=g-import-not-at-top  # only to regenerate the fixtures
   os.makedirs(DATA, exist_ok=True)
   for kind, path in FILES.items():
     save(torch, path, legacy=kind == "legacy")
+  save_rtvc_tiny(torch)
+  for path in (*FILES.values(), RTVC_TINY, RTVC_TINY_EXPECTED):
     print(path, os.path.getsize(path))
