@@ -127,5 +127,9 @@ def main(argv):
   print(output)
 
 
-if __name__ == "__main__":
+def run():
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
