@@ -165,16 +165,19 @@ def mel_spectrogram(audio, *, n_mels: int = N_MELS, n_fft: int = N_FFT, mel_scal
   return jnp.log(mel + eps) if log else mel
 
 
-def normalize_volume(audio, target_dbfs: float | None, xp=jnp):
+def normalize_volume(audio, target_dbfs: float | None, xp=jnp, samples: int | None = None):
   """Scales each utterance (..., samples) up to an RMS of ``target_dbfs`` dB full scale.
 
   Resemblyzer's ``normalize_volume(increase_only=True)``: louder utterances stay as they are,
   so clipping is never made worse. ``None`` returns ``audio`` unchanged. ``xp`` is ``jnp``
-  (traced code) or ``np`` (the host-side Embedder).
+  (traced code) or ``np`` (the host-side Embedder). ``samples``: the RMS is taken over this
+  many samples, ``audio`` holding all the energy (a recording whose silence was trimmed:
+  Resemblyzer sets the level before trimming).
   """
   if target_dbfs is None:
     return audio
-  rms = xp.sqrt(xp.mean(xp.square(audio), axis=-1, keepdims=True))
+  power = xp.sum(xp.square(audio), axis=-1, keepdims=True) / (samples or audio.shape[-1])
+  rms = xp.sqrt(power)
   change_db = target_dbfs - 20 * xp.log10(xp.maximum(rms, 1e-10))
   gain = xp.where(change_db > 0, 10 ** (change_db / 20), 1)
   return audio * gain.astype(audio.dtype)

@@ -200,16 +200,20 @@ class Embedder:
     return model.embedding_dim(self.config)
 
   def prepare(self, wav, sample_rate: int, name: str = "waveform") -> np.ndarray:
-    """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono.
+    """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono
+    (at ``config.target_dbfs`` when the model sets one).
 
     Raises ValueError (naming ``name``) for audio the builders would not take either
     (``audio.speech_16k``): non-float, non-finite, a sample rate out of range, too short
     or too quiet to be speech.
     """
     try:
-      return audio.speech_16k(wav, sample_rate, self.trim)[0]
+      speech, _, untrimmed = audio.speech_16k(wav, sample_rate, self.trim)
     except ValueError as err:
       raise ValueError(f"{name}: {err}") from None
+    # The level of the whole recording, as Resemblyzer sets it before trimming (the trimmed
+    # silence holds next to no energy); embedding then finds it at the target already.
+    return features.normalize_volume(speech, self.config.target_dbfs, np, untrimmed)
 
   def read(self, path: str | os.PathLike) -> np.ndarray:
     """A wav/flac/ogg file -> trimmed 16 kHz mono; AudioReadError names the file."""

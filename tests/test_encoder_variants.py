@@ -181,3 +181,16 @@ def test_embed_waveforms_follows_the_partials_rule(small_params):
     mean = per_window.astype(np.float64).mean(0)
     np.testing.assert_allclose(traced, mean / np.linalg.norm(mean), atol=2e-6)
     assert math.isclose(np.linalg.norm(traced), 1, abs_tol=1e-6)
+
+
+def test_prepare_sets_the_level_of_the_whole_recording_before_trimming(small_params):
+  """Resemblyzer's preprocess_wav: normalize_volume on the recording, then trim."""
+  rng = np.random.default_rng(7)
+  burst = 0.004 * rng.standard_normal(16000) * np.hanning(16000)
+  wav = np.concatenate([np.zeros(16000), burst, np.zeros(24000)]).astype(np.float32)
+  embedder = inference.Embedder(SMALL, small_params)
+  got = embedder.prepare(wav, 16000)
+  _, (start, end) = embedder.trim.apply(wav)
+  gain = 10 ** ((-30 - 20 * np.log10(np.sqrt(np.mean(np.float64(wav) ** 2)))) / 20)
+  np.testing.assert_allclose(got, gain * wav[start:end].astype(np.float64), rtol=1e-5, atol=1e-7)
+  assert gain > 10  # quiet: raised, and by the whole recording's level, not the burst's
