@@ -194,3 +194,16 @@ def test_prepare_sets_the_level_of_the_whole_recording_before_trimming(small_par
   gain = 10 ** ((-30 - 20 * np.log10(np.sqrt(np.mean(np.float64(wav) ** 2)))) / 20)
   np.testing.assert_allclose(got, gain * wav[start:end].astype(np.float64), rtol=1e-5, atol=1e-7)
   assert gain > 10  # quiet: raised, and by the whole recording's level, not the burst's
+
+
+def test_webrtcvad_trim_is_optional_and_named():
+  from ge2e_jax import audio  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="trim method"):
+    audio.TrimOptions(method="nope")
+  try:
+    import webrtcvad  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    with pytest.raises(ValueError, match="needs the webrtcvad package"):
+      audio.TrimOptions(method="webrtcvad").apply(np.zeros(16000, np.float32))
+  else:  # the parity extra: the trim itself is checked against Resemblyzer's there
+    pytest.skip("webrtcvad is installed; tests/test_pretrained_parity.py checks the trim")

@@ -86,3 +86,18 @@ def test_d_vectors_equal_resemblyzer_embed_utterance(utterances, weights):
   for i in (int(np.argmin(windows)), int(np.argmax(windows))):
     exported = np.asarray(traced(utterances[i][None]), np.float64)[0]
     assert np.max(np.abs(exported - want[i])) < 1e-4
+
+
+def test_webrtcvad_trim_equals_resemblyzers(utterances):
+  """audio.TrimOptions(method="webrtcvad") cuts what Resemblyzer's trim_long_silences cuts."""
+  from resemblyzer import audio as resemblyzer_audio  # pylint: disable=g-import-not-at-top
+  trim = audio.TrimOptions(method="webrtcvad")
+  rng = np.random.default_rng(0)
+  for wav in utterances[:6]:
+    gap = np.zeros(16000, np.float32)  # a 1 s pause inside, and noise around
+    padded = np.concatenate([gap, wav, gap, wav, gap])
+    padded = padded + 1e-4 * rng.standard_normal(len(padded)).astype(np.float32)
+    want = resemblyzer_audio.trim_long_silences(padded)
+    got, (start, end) = trim.apply(padded)
+    np.testing.assert_array_equal(got, want)
+    assert len(got) < len(padded) - 16000 and 0 <= start < end <= len(padded)
