@@ -83,3 +83,20 @@ def test_cli_refuses_a_malicious_checkpoint_in_one_line(tmp_path):
   assert result.returncode == 1 and "refusing to load the global posix.system" in last, last
   assert "Traceback" not in result.stderr
   assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_fine_tune_names_every_field_that_differs_from_the_source(tiny, tmp_path):
+  """train.init_from: a run whose encoder would compute something else stops in one line."""
+  from experiments import finetune  # pylint: disable=g-import-not-at-top
+  config, params = tiny
+  export_io.write_params(str(tmp_path), config, params, {"window_frames": 160})
+  finetune.check_source_config(str(tmp_path), model.config_to_dict(config), 160)  # same: fine
+  other = model.config_to_dict(model.preset("td")) | {"scan_unroll": 4}
+  with pytest.raises(ValueError) as err:
+    finetune.check_source_config(str(tmp_path), other, 80)
+  message = str(err.value)
+  for expected in ("--config.model.cells=8", "--config.model.projection=0",
+                   "--config.model.log_mel=False", "--config.model.window_rule='partials'",
+                   "--config.eval.window_frames=160"):
+    assert expected in message, message
+  assert "scan_unroll" not in message and "\n" not in message
