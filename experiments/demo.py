@@ -17,6 +17,8 @@ import time
 
 from absl import app, flags
 
+from experiments import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("write_test_utterance", None,
                     "Only write the demo corpus's first test-split utterance to this wav file "
@@ -73,7 +75,7 @@ def run_demo():
        show=lambda line: line.startswith("EER") or "Error" in line)
   export_dir = os.path.join(WORKDIR, "export")
   step("4/5 export for serving",
-       [py, "-m", "experiments.export", f"--workdir={WORKDIR}", f"--output={export_dir}",
+       [py, "-m", "experiments.export", f"--model={WORKDIR}", f"--output={export_dir}",
         "--overwrite", "--platforms=cpu"],
        show=lambda line: not line.startswith(("I1", "W1")))
   sample = os.path.join(WORKDIR, "unseen_speaker.wav")
@@ -103,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "demo")

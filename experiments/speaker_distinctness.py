@@ -14,7 +14,7 @@ same conditions. Trials and EER are those of the held-out evaluation
 
 from absl import app, flags
 
-from experiments import evaluation
+from experiments import cli, evaluation
 from ge2e_jax import inference
 
 FLAGS = flags.FLAGS
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "speaker_distinctness")

@@ -20,10 +20,9 @@ import os
 import sys
 from typing import NamedTuple
 
-from absl import logging
 import numpy as np
 
-from ge2e_jax import audio, metrics, scoring
+from ge2e_jax import audio, metrics, progress, scoring
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 LABELS = {"1": 1, "0": 0, "target": 1, "nontarget": 0}
@@ -92,6 +91,7 @@ def embed_unique(embedder, paths, skip_unreadable: bool, batch_files: int = 32):
   """
   unique = list(dict.fromkeys(paths))
   rows, blocks, skipped = {}, [], {}
+  bar = progress.Progress("embed", total=len(unique))
   for first in range(0, len(unique), batch_files):
     wavs = []
     for path in unique[first:first + batch_files]:
@@ -103,7 +103,8 @@ def embed_unique(embedder, paths, skip_unreadable: bool, batch_files: int = 32):
           raise
         skipped[path] = err.reason
     blocks.append(embedder.embed_prepared(wavs))
-    logging.info("embedded %d / %d files", min(first + batch_files, len(unique)), len(unique))
+    bar.advance(len(unique[first:first + batch_files]))
+  bar.close()
   return rows, np.concatenate(blocks), skipped
 
 
