@@ -96,7 +96,7 @@ def help_text(module: str, name: str) -> str:
   doc = (sys.modules[module].__doc__ or name).strip()
   by_module = FLAGS.flags_by_module_dict()
   # module_help's first line names the module (a path for `python -m`): left out.
-  sections = [FLAGS.module_help(owner).split("\n", 1)[1] for owner in owners
+  sections = [FLAGS.module_help(owner).lstrip("\n").split("\n", 1)[1] for owner in owners
               if owner in by_module]
   return f"{doc}\n\nFlags of {name} (--helpfull adds absl's own):\n" + "\n".join(sections)
 
