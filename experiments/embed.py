@@ -79,7 +79,6 @@ def find_audio(inputs):
 def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
   """(kept paths, (N, D) embeddings, {skipped path: reason}); raises AudioReadError."""
   kept, rows, skipped = [], [], {}
-  bar = progress.Progress("embed", total=len(paths))
 
   def skip(err: audio.AudioReadError) -> None:
     if not skip_unreadable:
@@ -87,51 +86,49 @@ def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
     skipped[err.path] = err.reason
     logging.warning("skipping %s: %s", err.path, err.reason)
 
-  for first in range(0, len(paths), batch_files):
-    wavs, names = [], []
-    for path in paths[first:first + batch_files]:
-      try:
-        wavs.append(embedder.read(path))
-        names.append(path)
-      except audio.AudioReadError as err:
-        skip(err)
-    while True:  # Left out one by one: files whose d-vector is not finite.
-      try:
-        rows.append(embedder.embed_prepared(wavs, names))
-        break
-      except audio.AudioReadError as err:
-        skip(err)
-        bad = names.index(err.path)
-        del wavs[bad], names[bad]
-    kept.extend(names)
-    bar.advance(len(paths[first:first + batch_files]))
-  bar.close()
+  with progress.Progress("embed", total=len(paths)) as bar:
+    for first in range(0, len(paths), batch_files):
+      wavs, names = [], []
+      for path in paths[first:first + batch_files]:
+        try:
+          wavs.append(embedder.read(path))
+          names.append(path)
+        except audio.AudioReadError as err:
+          skip(err)
+      while True:  # Left out one by one: files whose d-vector is not finite.
+        try:
+          rows.append(embedder.embed_prepared(wavs, names))
+          break
+        except audio.AudioReadError as err:
+          skip(err)
+          bad = names.index(err.path)
+          del wavs[bad], names[bad]
+      kept.extend(names)
+      bar.advance(len(paths[first:first + batch_files]))
   return kept, np.concatenate(rows), skipped
 
 
 def embed_windows(embedder, paths, skip_unreadable: bool):
   """Like ``embed_paths``, plus {window_embeddings, window_starts, window_file} arrays."""
   kept, rows, windows, starts, files, skipped = [], [], [], [], [], {}
-  bar = progress.Progress("embed", total=len(paths))
-  for path in paths:
-    bar.advance()
-    try:
-      wav, sample_rate = audio.read_audio(path)
-      result = embedder.embed_utterance(wav, sample_rate, return_windows=True,
-                                        name=os.fspath(path))
-    except ValueError as err:  # AudioReadError, or audio that prepare refuses
-      reason = getattr(err, "reason", str(err).removeprefix(f"{os.fspath(path)}: "))
-      if not skip_unreadable:
-        raise audio.AudioReadError(path, reason) from err
-      skipped[path] = reason
-      logging.warning("skipping %s: %s", path, reason)
-      continue
-    files.append(np.full(len(result.windows), len(kept)))
-    kept.append(path)
-    rows.append(result.d_vector)
-    windows.append(result.windows)
-    starts.append(result.starts)
-  bar.close()
+  with progress.Progress("embed", total=len(paths)) as bar:
+    for path in bar.track(paths):
+      try:
+        wav, sample_rate = audio.read_audio(path)
+        result = embedder.embed_utterance(wav, sample_rate, return_windows=True,
+                                          name=os.fspath(path))
+      except ValueError as err:  # AudioReadError, or audio that prepare refuses
+        reason = getattr(err, "reason", str(err).removeprefix(f"{os.fspath(path)}: "))
+        if not skip_unreadable:
+          raise audio.AudioReadError(path, reason) from err
+        skipped[path] = reason
+        logging.warning("skipping %s: %s", path, reason)
+        continue
+      files.append(np.full(len(result.windows), len(kept)))
+      kept.append(path)
+      rows.append(result.d_vector)
+      windows.append(result.windows)
+      starts.append(result.starts)
   if not kept:
     return kept, np.zeros((0, embedder.dim), np.float32), {}, skipped
   return kept, np.stack(rows), {

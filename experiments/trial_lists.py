@@ -91,20 +91,19 @@ def embed_unique(embedder, paths, skip_unreadable: bool, batch_files: int = 32):
   """
   unique = list(dict.fromkeys(paths))
   rows, blocks, skipped = {}, [], {}
-  bar = progress.Progress("embed", total=len(unique))
-  for first in range(0, len(unique), batch_files):
-    wavs = []
-    for path in unique[first:first + batch_files]:
-      try:
-        wavs.append(embedder.read(path))
-        rows[path] = len(rows)
-      except audio.AudioReadError as err:
-        if not skip_unreadable:
-          raise
-        skipped[path] = err.reason
-    blocks.append(embedder.embed_prepared(wavs))
-    bar.advance(len(unique[first:first + batch_files]))
-  bar.close()
+  with progress.Progress("embed", total=len(unique)) as bar:
+    for first in range(0, len(unique), batch_files):
+      wavs = []
+      for path in unique[first:first + batch_files]:
+        try:
+          wavs.append(embedder.read(path))
+          rows[path] = len(rows)
+        except audio.AudioReadError as err:
+          if not skip_unreadable:
+            raise
+          skipped[path] = err.reason
+      blocks.append(embedder.embed_prepared(wavs))
+      bar.advance(len(unique[first:first + batch_files]))
   return rows, np.concatenate(blocks), skipped
 
 

@@ -111,22 +111,21 @@ def main(argv):
   options = dict(threshold=FLAGS.threshold, operating_point=FLAGS.operating_point,
                  cohort=cohort, top_k=FLAGS.top_k)
   failed = 0
-  bar = progress.Progress("verify", total=len(tests))
-  for start in range(0, len(tests), FLAGS.batch_files):
-    batch, wavs, lines = tests[start:start + FLAGS.batch_files], [], {}
-    for path in batch:
-      try:
-        wavs.append(embedder.read(path))
-      except audio.AudioReadError as err:
-        lines[path], failed = {"test": path, "error": err.reason}, failed + 1
-    readable = [p for p in batch if p not in lines]
-    if readable:
-      results = embedder.verify_d_vectors(speaker, embedder.embed_prepared(wavs), **options)
-      lines.update({p: {"test": p, **r} for p, r in zip(readable, results)})
-    for path in batch:
-      print(json.dumps(lines[path]), flush=True)
-    bar.advance(len(batch))
-  bar.close()
+  with progress.Progress("verify", total=len(tests)) as bar:
+    for start in range(0, len(tests), FLAGS.batch_files):
+      batch, wavs, lines = tests[start:start + FLAGS.batch_files], [], {}
+      for path in batch:
+        try:
+          wavs.append(embedder.read(path))
+        except audio.AudioReadError as err:
+          lines[path], failed = {"test": path, "error": err.reason}, failed + 1
+      readable = [p for p in batch if p not in lines]
+      if readable:
+        results = embedder.verify_d_vectors(speaker, embedder.embed_prepared(wavs), **options)
+        lines.update({p: {"test": p, **r} for p, r in zip(readable, results)})
+      for path in batch:
+        print(json.dumps(lines[path]), flush=True)
+      bar.advance(len(batch))
   if failed:
     sys.exit(f"verify: {failed} test file(s) could not be read (see their 'error')")
 

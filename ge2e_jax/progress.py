@@ -65,7 +65,9 @@ class Progress:
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc):
+  def __exit__(self, exc_type, *_):
+    if exc_type is not None:
+      self._last_line = None  # an error message follows, not a final count
     self.close()
     return False
 
@@ -75,6 +77,12 @@ class Progress:
       self._bar.update(self._task, advance=n)
     elif not _quiet and time.monotonic() - self._last_line >= PLAIN_EVERY_S:
       self._line()
+
+  def track(self, items):
+    """Yields ``items``, advancing by one after each item's work (``continue`` included)."""
+    for item in items:
+      yield item
+      self.advance()
 
   def close(self):
     if self._bar is not None:
