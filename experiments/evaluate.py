@@ -170,8 +170,9 @@ def evaluate_own_trials():
           f"trial list {FLAGS.trials}", **common)
       condition, name = "your trial list (experiments.evaluate --trials)", FLAGS.trials
     else:
-      scored = trial_lists.score_speaker_folders(embedder, FLAGS.speaker_dir, enroll=FLAGS.num_enroll,
-                                                 seed=FLAGS.seed, **common)
+      scored = trial_lists.score_speaker_folders(embedder, FLAGS.speaker_dir,
+                                                 enroll=FLAGS.num_enroll, seed=FLAGS.seed,
+                                                 **common)
       condition = "your speaker folders (experiments.evaluate --speaker_dir)"
       name = FLAGS.speaker_dir
     summary = scoring.summary(scored.scores, scored.labels, far_target=FLAGS.far_target)
