@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The base install alone (`pip install .`, no extras): tests/test_readme_journeys.py runs
+# embed and verify with it, as a serving host without TensorFlow would.
+BASE_VENV := .venv-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
@@ -16,13 +19,15 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PYTHON) -m venv $(BASE_VENV)
+	$(BASE_VENV)/bin/python -m pip install -q .
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q -ra
+	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra
 
 test-fast: setup
-	$(PY) -m pytest -q -ra -m "not slow"
+	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra -m "not slow"
 
 demo: setup
 	$(PY) -m experiments.demo
@@ -44,7 +49,7 @@ voices:
 	data_pipelines/builders/fetch_mbrola.sh third_party/mbrola $(MBROLA_VOICES)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(BASE_VENV) runs .pytest_cache
 
 # Resemblyzer's pretrained encoder (Apache-2.0, inside its PyPI wheel) as a ge2e_jax export:
 # `pip download --no-deps` (no torch, no librosa), unzip, import without torch (docs/pretrained.md);
@@ -65,5 +70,5 @@ pretrained: setup
 # td_demo's phrase and 600 steps, fine-tuned from the imported encoder, then exported.
 demo-pretrained: pretrained
 	$(PY) -m experiments.train --config=experiments/configs/td_pretrained.py --workdir=runs/demo_pretrained
-	$(PY) -m experiments.export --workdir=runs/demo_pretrained --output=runs/demo_pretrained/export \
+	$(PY) -m experiments.export --model=runs/demo_pretrained --output=runs/demo_pretrained/export \
 	  --overwrite --platforms=cpu

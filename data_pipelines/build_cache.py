@@ -14,6 +14,7 @@ import argparse
 import logging
 
 from data_pipelines import speaker_cache
+from ge2e_jax import progress
 
 
 def main(argv=None):
@@ -25,7 +26,9 @@ def main(argv=None):
   parser.add_argument("--overwrite", action="store_true", help="replace an existing cache")
   parser.add_argument("--verify", action="store_true",
                       help="check an existing cache (manifest, index, size, audio CRC-32)")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar or lines")
   args = parser.parse_args(argv)
+  progress.set_quiet(args.quiet)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   data_dir = args.data_dir or None
   if not args.verify:

@@ -40,6 +40,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ge2e_jax import progress
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -217,12 +218,16 @@ def build_from_corpus(name: str, split: str, cache_dir: str, data_dir: str | Non
   """Builds the cache of prepared corpus `name` / `split` under `cache_dir`; the manifest."""
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TF only here
 
-  identity = corpus_identity(corpus.builder(name, data_dir))
+  builder = corpus.builder(name, data_dir)
+  identity = corpus_identity(builder)
   identity["name"] = name  # with its config, as training names it
+  total = builder.info.splits[split].num_examples if split in builder.info.splits else None
 
   def examples():
-    for ex in corpus.open_split(name, split, data_dir).as_numpy_iterator():
-      yield ex["speaker"].decode(), ex["utterance"].decode(), ex["audio"]
+    with progress.Progress(f"cache {name}:{split}", total=total, unit="utterances") as bar:
+      for ex in corpus.open_split(name, split, data_dir).as_numpy_iterator():
+        yield ex["speaker"].decode(), ex["utterance"].decode(), ex["audio"]
+        bar.advance()
 
   return write_cache(examples(), cache_path(cache_dir, name, split), corpus=identity,
                      split=split, overwrite=overwrite)

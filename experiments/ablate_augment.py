@@ -20,7 +20,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import ablation_common
+from experiments import ablation_common, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEAKERS = ("procedural", "stock")
@@ -90,4 +90,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "ablate_augment")

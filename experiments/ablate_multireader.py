@@ -24,7 +24,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import ablation_common
+from experiments import ablation_common, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("target_only", "pooled", "multireader")
@@ -91,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "ablate_multireader")

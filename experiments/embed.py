@@ -28,12 +28,14 @@ length); windows hop by --hop_frames (default half a window).
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
+
+from experiments import cli
 
 # audio needs numpy, scipy, soundfile and (for features.SAMPLE_RATE) jax; the model, orbax
 # and the checkpoint code come with inference, imported after flag parsing.
-from ge2e_jax import atomic_file, audio
+from ge2e_jax import atomic_file, audio, progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -43,10 +45,11 @@ flags.DEFINE_bool("trim_silence", True, "Cut leading and trailing silence (energ
 flags.DEFINE_float("top_db", 40.0, "VAD: frames more than this below the loudest are silence.")
 flags.DEFINE_bool("skip_unreadable", False,
                   "Leave out (and report) files that cannot be embedded instead of failing.")
-flags.DEFINE_integer("batch_files", 32, "Files read and embedded together.")
+flags.DEFINE_integer("batch_files", 32, "Files read and embedded together.", lower_bound=1)
 flags.DEFINE_bool("windows", False, "Also write each window's d-vector and start time.")
 flags.DEFINE_integer("hop_frames", None, "Window hop in 10 ms frames (default: half a window).")
 flags.mark_flags_as_required(["model", "output"])
+cli.define_quiet_flag()
 
 AUDIO_EXTENSIONS = audio.AUDIO_EXTENSIONS  # every format the installed libsndfile reads
 
@@ -83,47 +86,49 @@ def embed_paths(embedder, paths, skip_unreadable: bool, batch_files: int):
     skipped[err.path] = err.reason
     logging.warning("skipping %s: %s", err.path, err.reason)
 
-  for first in range(0, len(paths), batch_files):
-    wavs, names = [], []
-    for path in paths[first:first + batch_files]:
-      try:
-        wavs.append(embedder.read(path))
-        names.append(path)
-      except audio.AudioReadError as err:
-        skip(err)
-    while True:  # Left out one by one: files whose d-vector is not finite.
-      try:
-        rows.append(embedder.embed_prepared(wavs, names))
-        break
-      except audio.AudioReadError as err:
-        skip(err)
-        bad = names.index(err.path)
-        del wavs[bad], names[bad]
-    kept.extend(names)
-    logging.info("embedded %d / %d files", min(first + batch_files, len(paths)), len(paths))
+  with progress.Progress("embed", total=len(paths)) as bar:
+    for first in range(0, len(paths), batch_files):
+      wavs, names = [], []
+      for path in paths[first:first + batch_files]:
+        try:
+          wavs.append(embedder.read(path))
+          names.append(path)
+        except audio.AudioReadError as err:
+          skip(err)
+      while True:  # Left out one by one: files whose d-vector is not finite.
+        try:
+          rows.append(embedder.embed_prepared(wavs, names))
+          break
+        except audio.AudioReadError as err:
+          skip(err)
+          bad = names.index(err.path)
+          del wavs[bad], names[bad]
+      kept.extend(names)
+      bar.advance(len(paths[first:first + batch_files]))
   return kept, np.concatenate(rows), skipped
 
 
 def embed_windows(embedder, paths, skip_unreadable: bool):
   """Like ``embed_paths``, plus {window_embeddings, window_starts, window_file} arrays."""
   kept, rows, windows, starts, files, skipped = [], [], [], [], [], {}
-  for path in paths:
-    try:
-      wav, sample_rate = audio.read_audio(path)
-      result = embedder.embed_utterance(wav, sample_rate, return_windows=True,
-                                        name=os.fspath(path))
-    except ValueError as err:  # AudioReadError, or audio that prepare refuses
-      reason = getattr(err, "reason", str(err).removeprefix(f"{os.fspath(path)}: "))
-      if not skip_unreadable:
-        raise audio.AudioReadError(path, reason) from err
-      skipped[path] = reason
-      logging.warning("skipping %s: %s", path, reason)
-      continue
-    files.append(np.full(len(result.windows), len(kept)))
-    kept.append(path)
-    rows.append(result.d_vector)
-    windows.append(result.windows)
-    starts.append(result.starts)
+  with progress.Progress("embed", total=len(paths)) as bar:
+    for path in bar.track(paths):
+      try:
+        wav, sample_rate = audio.read_audio(path)
+        result = embedder.embed_utterance(wav, sample_rate, return_windows=True,
+                                          name=os.fspath(path))
+      except ValueError as err:  # AudioReadError, or audio that prepare refuses
+        reason = getattr(err, "reason", str(err).removeprefix(f"{os.fspath(path)}: "))
+        if not skip_unreadable:
+          raise audio.AudioReadError(path, reason) from err
+        skipped[path] = reason
+        logging.warning("skipping %s: %s", path, reason)
+        continue
+      files.append(np.full(len(result.windows), len(kept)))
+      kept.append(path)
+      rows.append(result.d_vector)
+      windows.append(result.windows)
+      starts.append(result.starts)
   if not kept:
     return kept, np.zeros((0, embedder.dim), np.float32), {}, skipped
   return kept, np.stack(rows), {
@@ -169,8 +174,6 @@ def main(argv):
   if not paths:
     sys.exit(f"embed: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {argv[1:]}; "
              "name files or folders after the flags")
-  if FLAGS.batch_files < 1:
-    sys.exit(f"embed: --batch_files must be >= 1, got {FLAGS.batch_files}")
   try:
     trim = inference.TrimOptions(enabled=FLAGS.trim_silence, top_db=FLAGS.top_db)
   except ValueError as err:
@@ -209,7 +212,7 @@ def main(argv):
 
 def run():
   """The ``ge2e-embed`` console script (setup.cfg)."""
-  app.run(main)
+  cli.run(main, "embed")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ and prints one summary line.
 Your own trials (no TFDS build needed), trimmed like ``experiments.verify`` trims:
 
   python -m experiments.evaluate --model=runs/td/export --trials=list.txt --audio_root=wavs/
-  python -m experiments.evaluate --model=runs/td/export --speaker_dir=my_speakers/ --enroll=3
+  python -m experiments.evaluate --model=runs/td/export --speaker_dir=my_speakers/ --num_enroll=3
 
 --trials is a VoxCeleb-style list (``label enrol_path test_path``, label 1/0); --speaker_dir
 a tree with one folder per speaker (``experiments/trial_lists.py``). They write ``eval.json``
@@ -46,7 +46,7 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the workdir confi
 flags.DEFINE_string("split", "test", "Split of held-out speakers.")
 flags.DEFINE_string("channel", "", "Score the split through this channel (e.g. noise_snr5..15, "
                     "reverb, telephone; ge2e_jax.augment.apply_condition), seeded by --seed.")
-flags.DEFINE_integer("enroll", 3, "Enrollment utterances per speaker.")
+flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker (a count).")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")
 flags.DEFINE_integer("seed", 0, "Seed of the enrollment choice.")
@@ -64,12 +64,15 @@ flags.DEFINE_integer("top_k", scoring.DEFAULT_TOP_K, "AS-norm: cohort scores kep
 flags.DEFINE_float("far_target", 0.01, "False-accept rate of the second threshold reported.")
 flags.DEFINE_bool("skip_unreadable", False, "Leave out (and report) unreadable audio files "
                   "and their trials instead of failing.")
+flags.DEFINE_bool("plots", True, "Write det.png (and embeddings_2d.png); needs matplotlib "
+                  "(pip install 'ge2e_jax[plots]').")
 flags.mark_flag_as_required("model")
-flags.register_validator("enroll", lambda v: v >= 1, "--enroll must be >= 1")
+cli.define_quiet_flag()
+flags.register_validator("num_enroll", lambda v: v >= 1, "--num_enroll must be >= 1")
 flags.register_multi_flags_validator(
-    ["enroll", "max_utterances_per_speaker"],
-    lambda f: f["max_utterances_per_speaker"] > f["enroll"],
-    "--max_utterances_per_speaker must be larger than --enroll (some utterances are tested)")
+    ["num_enroll", "max_utterances_per_speaker"],
+    lambda f: f["max_utterances_per_speaker"] > f["num_enroll"],
+    "--max_utterances_per_speaker must be larger than --num_enroll (some utterances are tested)")
 flags.register_validator("window_frames", lambda v: v is None or (v >= 2 and v % 2 == 0),
                          "--window_frames must be an even number >= 2")
 flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers must be >= 1")
@@ -167,8 +170,9 @@ def evaluate_own_trials():
           f"trial list {FLAGS.trials}", **common)
       condition, name = "your trial list (experiments.evaluate --trials)", FLAGS.trials
     else:
-      scored = trial_lists.score_speaker_folders(embedder, FLAGS.speaker_dir, enroll=FLAGS.enroll,
-                                                 seed=FLAGS.seed, **common)
+      scored = trial_lists.score_speaker_folders(embedder, FLAGS.speaker_dir,
+                                                 enroll=FLAGS.num_enroll, seed=FLAGS.seed,
+                                                 **common)
       condition = "your speaker folders (experiments.evaluate --speaker_dir)"
       name = FLAGS.speaker_dir
     summary = scoring.summary(scored.scores, scored.labels, far_target=FLAGS.far_target)
@@ -196,8 +200,9 @@ def evaluate_own_trials():
     f.write("label\tenrol\ttest\tscore\n")
     f.writelines(f"{label}\t{enrol}\t{test}\t{score:.6f}\n" for label, enrol, test, score
                  in zip(scored.labels, scored.enrol, scored.test, scored.scores))
-  far, frr, _ = metrics.det_curve(scored.scores, scored.labels)
-  plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))
+  if FLAGS.plots:
+    far, frr, _ = metrics.det_curve(scored.scores, scored.labels)
+    plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))
   print(f"EER {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f}) "
         f"minDCF(0.01) {summary['min_dcf']:.4f}, threshold at FAR {FLAGS.far_target:g}: "
         f"{summary['far_threshold']:.4f}; {FLAGS.score_norm} scores on {scored.data}; model "
@@ -208,6 +213,8 @@ def evaluate_own_trials():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.plots:  # before any work: a missing matplotlib would otherwise end the run late
+    cli.require("evaluate", "matplotlib", "plots", "for det.png; --noplots writes none")
   with cli.one_line_errors("evaluate"):
     if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
         or FLAGS.score_norm != "none"):
@@ -228,25 +235,27 @@ def evaluate():
   if tfds_name is None:
     raise ValueError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
   eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
-                                      enroll=FLAGS.enroll,
+                                      enroll=FLAGS.num_enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
   eval_set = evaluation.with_channel(eval_set, FLAGS.channel, FLAGS.seed)
   embeddings = evaluation.embed(eval_set, embedder)
-  summary, trials = evaluation.score(embeddings, eval_set.speakers, FLAGS.enroll, FLAGS.seed)
-  summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.enroll,
+  summary, trials = evaluation.score(embeddings, eval_set.speakers, FLAGS.num_enroll,
+                                    FLAGS.seed)
+  summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.num_enroll,
                  window_frames=embedder.window_frames)
   name = "eval" if (FLAGS.split, FLAGS.channel) == ("test", "") else (
       f"eval_{FLAGS.split}" + (f"+{FLAGS.channel}" if FLAGS.channel else ""))
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, name)
   os.makedirs(output_dir, exist_ok=True)
-  far, frr, _ = metrics.det_curve(trials.scores, trials.labels)
-  plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))
-  plot_projection(embeddings, eval_set.speakers, FLAGS.plot_speakers,
-                  os.path.join(output_dir, "embeddings_2d.png"))
+  if FLAGS.plots:
+    far, frr, _ = metrics.det_curve(trials.scores, trials.labels)
+    plot_det(far, frr, summary["eer"], os.path.join(output_dir, "det.png"))
+    plot_projection(embeddings, eval_set.speakers, FLAGS.plot_speakers,
+                    os.path.join(output_dir, "embeddings_2d.png"))
   with open(os.path.join(output_dir, "eval.json"), "w") as f:
     json.dump(summary, f, indent=2)
   record_evaluation(embedder, summary, f"held-out corpus (experiments.evaluate, enroll="
-                    f"{FLAGS.enroll})", eval_set.description)
+                    f"{FLAGS.num_enroll})", eval_set.description)
   print(f"EER {100 * summary['eer']:.2f}% minDCF(0.01) {summary['min_dcf']:.4f} on "
         f"{eval_set.description}, {summary['trials']} trials; model {embedder.source}; "
         f"wrote {output_dir}")
@@ -254,7 +263,7 @@ def evaluate():
 
 def run():
   """The ``ge2e-evaluate`` console script (setup.cfg)."""
-  app.run(main)
+  cli.run(main, "evaluate", renamed={"enroll": "num_enroll"})
 
 
 if __name__ == "__main__":

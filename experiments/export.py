@@ -1,6 +1,8 @@
 """Export a trained speaker encoder for serving: SavedModel, jax.export artifact, params.
 
-  python -m experiments.export --workdir=runs/td [--output=runs/td/export] [--which=best]
+  python -m experiments.export --model=runs/td [--output=runs/td/export] [--which=best]
+
+``--model`` is the training workdir (``--workdir`` is an alias, its earlier name).
 
 Writes the export dir described in ``ge2e_jax/export_io.py``:
   saved_model/          TensorFlow SavedModel (jax2tf, native serialisation); loads with plain
@@ -35,8 +37,9 @@ from experiments.export_writer import PLATFORMS, check_output, write_export
 from ge2e_jax import inference, model, model_card
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
-flags.DEFINE_string("output", None, "Export directory; default <workdir>/export.")
+flags.DEFINE_string("model", None, "Training workdir to export (config.json + checkpoints/).")
+flags.DEFINE_alias("workdir", "model")
+flags.DEFINE_string("output", None, "Export directory; default <model>/export.")
 flags.DEFINE_enum("which", "best", ["best", "latest"],
                   "Checkpoint to export: lowest eval EER (latest if none scored) or newest.")
 flags.DEFINE_list("platforms", ["cpu", "cuda"],
@@ -47,7 +50,7 @@ flags.DEFINE_bool("tflite", False, "Also write d_vector.tflite, a static-shape L
 flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samples; "
                      "0 = one window of the model's window_frames.")
 flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
-flags.mark_flag_as_required("workdir")
+flags.mark_flag_as_required("model")
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
                          f"--platforms must name some of {', '.join(PLATFORMS)}")
 
@@ -71,17 +74,18 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.require("export", "tensorflow", "export", "for saved_model/")
   tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
   with cli.one_line_errors("export failed"):
-    output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
+    output = export_model(FLAGS.model, FLAGS.output, FLAGS.which, FLAGS.platforms,
                           FLAGS.overwrite, tflite_shape)
-  logging.info("exported %s to %s", FLAGS.workdir, output)
+  logging.info("exported %s to %s", FLAGS.model, output)
   print(output)
 
 
 def run():
   """The ``ge2e-export`` console script (setup.cfg)."""
-  app.run(main)
+  cli.run(main, "export")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """On-device export: the d-vector function as a static-shape TFLite (LiteRT) model.
 
-  python -m experiments.export --workdir=runs/td --tflite [--tflite_samples=0] [--tflite_batch=1]
+  python -m experiments.export --model=runs/td --tflite [--tflite_samples=0] [--tflite_batch=1]
 
 writes ``d_vector.tflite`` into the export dir beside the SavedModel. Its one input is
 ``waveform`` float32 (batch, samples) of 16 kHz mono audio, both sizes fixed at export

@@ -118,6 +118,7 @@ def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.require("import_encoder", "tensorflow", "export", "for saved_model/")
   with cli.one_line_errors("import_encoder"):
     output = import_encoder(FLAGS.format, FLAGS.checkpoint, FLAGS.output,
                             overwrite=FLAGS.overwrite, platforms=FLAGS.platforms,
@@ -128,7 +129,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli.run(main, "import_encoder")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ same conditions. Trials and EER are those of the held-out evaluation
 
 from absl import app, flags
 
-from experiments import evaluation
+from experiments import cli, evaluation
 from ge2e_jax import inference
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("condition", None, "tfds_name:split of held-out speakers.")
 flags.DEFINE_multi_string("model", [], "Training workdirs or export dirs to score as well.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir of the conditions.")
-flags.DEFINE_integer("enroll", 3, "Enrolment utterances per speaker.")
+flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker (a count).")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.DEFINE_integer("seed", 0, "Seed of the enrolment choice.")
 flags.mark_flag_as_required("condition")
@@ -35,15 +35,15 @@ def main(argv):
   for condition in FLAGS.condition:
     name, _, split = condition.rpartition(":")
     eval_set = evaluation.load_eval_set(
-        name, split, data_dir=FLAGS.data_dir, enroll=FLAGS.enroll,
+        name, split, data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
         max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
     scored = {"log-mel statistics (untrained)": evaluation.log_mel_statistics(eval_set.waves)}
     for path, embedder in embedders.items():
       scored[path] = embedder.embed_prepared(eval_set.waves)
     for what, embeddings in scored.items():
-      summary, _ = evaluation.score(embeddings, eval_set.speakers, FLAGS.enroll, FLAGS.seed)
+      summary, _ = evaluation.score(embeddings, eval_set.speakers, FLAGS.num_enroll, FLAGS.seed)
       print(f"EER {100 * summary['eer']:6.2f}%  {eval_set.description}  [{what}]", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "speaker_distinctness", renamed={"enroll": "num_enroll"})

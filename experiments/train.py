@@ -48,14 +48,14 @@ def main(argv):
   logging.info("config:\n%s", FLAGS.config)
   with cli.one_line_errors("train"):
     config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
-  from experiments import trainer  # pylint: disable=g-import-not-at-top
+  from experiments import trainer  # pylint: disable=g-import-not-at-top  # TensorFlow
   with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
     trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 def run():
   """The ``ge2e-train`` console script (setup.cfg)."""
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, "train")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ import os
 import sys
 from typing import NamedTuple
 
-from absl import logging
 import numpy as np
 
-from ge2e_jax import audio, metrics, scoring
+from ge2e_jax import audio, metrics, progress, scoring
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 LABELS = {"1": 1, "0": 0, "target": 1, "nontarget": 0}
@@ -92,18 +91,19 @@ def embed_unique(embedder, paths, skip_unreadable: bool, batch_files: int = 32):
   """
   unique = list(dict.fromkeys(paths))
   rows, blocks, skipped = {}, [], {}
-  for first in range(0, len(unique), batch_files):
-    wavs = []
-    for path in unique[first:first + batch_files]:
-      try:
-        wavs.append(embedder.read(path))
-        rows[path] = len(rows)
-      except audio.AudioReadError as err:
-        if not skip_unreadable:
-          raise
-        skipped[path] = err.reason
-    blocks.append(embedder.embed_prepared(wavs))
-    logging.info("embedded %d / %d files", min(first + batch_files, len(unique)), len(unique))
+  with progress.Progress("embed", total=len(unique)) as bar:
+    for first in range(0, len(unique), batch_files):
+      wavs = []
+      for path in unique[first:first + batch_files]:
+        try:
+          wavs.append(embedder.read(path))
+          rows[path] = len(rows)
+        except audio.AudioReadError as err:
+          if not skip_unreadable:
+            raise
+          skipped[path] = err.reason
+      blocks.append(embedder.embed_prepared(wavs))
+      bar.advance(len(unique[first:first + batch_files]))
   return rows, np.concatenate(blocks), skipped
 
 

@@ -2,6 +2,13 @@
 
   python -m experiments.verify --model=runs/td/export --enroll a.wav b.wav --test c.wav d.wav
   python -m experiments.verify --model=runs/td --enroll_dir=alice/ tests/*.wav
+  python -m experiments.verify --model=runs/td --enroll=a.wav --enroll=b.wav --test=c.wav
+
+``--enroll``/``--test`` take the files after them up to the next flag, or one file per
+repeated ``--enroll=a.wav``; files after the flags (or after ``--``) are test files. A
+space list given last must be ``--test``: ``--enroll a.wav b.wav c.wav`` with no test file
+stops and names the files ``--enroll`` took. One stderr line says how many files of each
+kind were read.
 
 ``--model`` is a training workdir or an export dir. The speaker d-vector is the normalised
 mean of the enrolment files' d-vectors; each test file's score is its cosine with it
@@ -20,8 +27,8 @@ import sys
 
 from absl import app, flags
 
-from experiments import trial_lists
-from ge2e_jax import audio, scoring  # numpy/scipy only; jax comes with inference
+from experiments import cli, trial_lists
+from ge2e_jax import audio, progress, scoring  # no jax: it comes with inference
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -37,8 +44,9 @@ flags.DEFINE_string("cohort", None, "AS-norm cohort: an npz with 'embeddings' or
 flags.DEFINE_integer("top_k", None, "AS-norm: cohort scores kept per side (default: the "
                      f"model card's, else {scoring.DEFAULT_TOP_K}).")
 flags.DEFINE_bool("trim_silence", True, "Cut leading and trailing silence (energy VAD).")
-flags.DEFINE_integer("batch_files", 32, "Test files read and embedded together.")
+flags.DEFINE_integer("batch_files", 32, "Test files read and embedded together.", lower_bound=1)
 flags.mark_flag_as_required("model")
+cli.define_quiet_flag()
 
 LIST_FLAGS = ("enroll", "test")
 
@@ -46,7 +54,10 @@ LIST_FLAGS = ("enroll", "test")
 def expand_lists(argv):
   """``--enroll a.wav b.wav`` -> ``--enroll=a.wav --enroll=b.wav`` (likewise --test)."""
   expanded, current = [argv[0]], None
-  for arg in argv[1:]:
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == "--":
+      expanded.extend(argv[i:])
+      break
     if arg.startswith("--") and arg[2:] in LIST_FLAGS:
       current = arg[2:]
       continue
@@ -71,13 +82,13 @@ def main(argv):
   enroll = _files(FLAGS.enroll + ([FLAGS.enroll_dir] if FLAGS.enroll_dir else []))
   tests = _files(FLAGS.test + argv[1:])
   if not enroll:
-    sys.exit("verify: no enrolment files: give --enroll a.wav [b.wav ...] or --enroll_dir")
+    raise app.UsageError("no enrolment files: give --enroll a.wav [b.wav ...] or --enroll_dir")
   if not tests:
-    sys.exit("verify: no test files: give --test c.wav [d.wav ...] or files after the flags")
+    took = f" (--enroll took {' '.join(FLAGS.enroll)})" if FLAGS.enroll else ""
+    raise app.UsageError(f"no test files{took}: give them after --test, e.g. --enroll a.wav "
+                         "b.wav --test c.wav")
   if (FLAGS.score_norm == "asnorm") != (FLAGS.cohort is not None):
-    sys.exit("verify: --score_norm=asnorm and --cohort=<npz or folder> go together")
-  if FLAGS.batch_files < 1:
-    sys.exit(f"verify: --batch_files must be >= 1, got {FLAGS.batch_files}")
+    raise app.UsageError("--score_norm=asnorm and --cohort=<npz or folder> go together")
   try:
     embedder = inference.load(FLAGS.model, FLAGS.which,
                               trim=inference.TrimOptions(enabled=FLAGS.trim_silence))
@@ -95,31 +106,33 @@ def main(argv):
                                                    FLAGS.threshold)
   except ValueError as err:
     sys.exit(f"verify: {err}")
-  print(f"verify: threshold {threshold:.4f} ({threshold_from}); model {embedder.source}; "
-        f"{len(enroll)} enrolment file(s)", file=sys.stderr)
+  print(f"verify: {len(enroll)} enrolment file(s), {len(tests)} test file(s); threshold "
+        f"{threshold:.4f} ({threshold_from}); model {embedder.source}", file=sys.stderr)
   options = dict(threshold=FLAGS.threshold, operating_point=FLAGS.operating_point,
                  cohort=cohort, top_k=FLAGS.top_k)
   failed = 0
-  for start in range(0, len(tests), FLAGS.batch_files):
-    batch, wavs, lines = tests[start:start + FLAGS.batch_files], [], {}
-    for path in batch:
-      try:
-        wavs.append(embedder.read(path))
-      except audio.AudioReadError as err:
-        lines[path], failed = {"test": path, "error": err.reason}, failed + 1
-    readable = [p for p in batch if p not in lines]
-    if readable:
-      results = embedder.verify_d_vectors(speaker, embedder.embed_prepared(wavs), **options)
-      lines.update({p: {"test": p, **r} for p, r in zip(readable, results)})
-    for path in batch:
-      print(json.dumps(lines[path]), flush=True)
+  with progress.Progress("verify", total=len(tests)) as bar:
+    for start in range(0, len(tests), FLAGS.batch_files):
+      batch, wavs, lines = tests[start:start + FLAGS.batch_files], [], {}
+      for path in batch:
+        try:
+          wavs.append(embedder.read(path))
+        except audio.AudioReadError as err:
+          lines[path], failed = {"test": path, "error": err.reason}, failed + 1
+      readable = [p for p in batch if p not in lines]
+      if readable:
+        results = embedder.verify_d_vectors(speaker, embedder.embed_prepared(wavs), **options)
+        lines.update({p: {"test": p, **r} for p, r in zip(readable, results)})
+      for path in batch:
+        print(json.dumps(lines[path]), flush=True)
+      bar.advance(len(batch))
   if failed:
     sys.exit(f"verify: {failed} test file(s) could not be read (see their 'error')")
 
 
 def run():
-  """Entry point: absl with ``--enroll a.wav b.wav`` lists."""
-  app.run(main, flags_parser=lambda argv: FLAGS(expand_lists(argv)))
+  """The ``ge2e-verify`` console script (setup.cfg), with ``--enroll a.wav b.wav`` lists."""
+  cli.run(main, "verify", expand_argv=expand_lists)
 
 
 if __name__ == "__main__":

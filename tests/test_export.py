@@ -195,6 +195,6 @@ def test_export_never_replaces_or_enters_the_training_run(workdir):
 
 
 def test_export_cli_help():
-  result = run_export("--help")  # absl prints the help and exits with status 1
+  result = run_export("--help")
   assert "Export a trained speaker encoder" in result.stdout
   assert "--workdir" in result.stdout and "--platforms" in result.stdout

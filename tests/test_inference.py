@@ -277,7 +277,7 @@ def test_embed_cli_can_skip_and_report_bad_files(workdir, audio_folder, tmp_path
 
 
 def test_embed_cli_help():
-  result = run_embed("--help")  # absl prints the help and exits with status 1
+  result = run_embed("--help")
   assert "Embed audio files into d-vectors" in result.stdout
   assert "--output" in result.stdout and "--skip_unreadable" in result.stdout
   assert "Traceback" not in result.stderr

@@ -196,7 +196,7 @@ def test_train_cli_says_one_line_for_bad_config_input_and_writes_nothing(tmp_pat
   unknown = run(train_command(workdir, nowhere) + ["--config.train.nonexistent=1"], timeout=120)
   bad = run(train_command(workdir, nowhere, **{
       "train.num_steps": 0, "train.log_every": 0, "train.checkpoint_every": 0}), timeout=120)
-  assert unknown.returncode == bad.returncode == 1
+  assert (unknown.returncode, bad.returncode) == (2, 1)  # a flag error; a config value
   assert ("--config.train.nonexistent=1: config.train has no field 'nonexistent'"
           in unknown.stderr)
   last = bad.stderr.strip().splitlines()[-1]
@@ -206,18 +206,12 @@ def test_train_cli_says_one_line_for_bad_config_input_and_writes_nothing(tmp_pat
   assert not workdir.exists()
 
 
-@pytest.mark.parametrize("module", ["train", "evaluate", "embed", "export"])
-def test_cli_help(module):
-  proc = run([sys.executable, "-m", f"experiments.{module}", "--help"], timeout=120)
-  assert "USAGE" in proc.stdout or "flags:" in proc.stdout, proc.stdout + proc.stderr
-
-
 @pytest.mark.slow
 def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   workdir, _ = uninterrupted
   out = tmp_path / "eval"
   proc = run([sys.executable, "-m", "experiments.evaluate", f"--model={workdir}",
-              f"--output_dir={out}", "--enroll=2"])
+              f"--output_dir={out}", "--num_enroll=2"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.startswith("EER ") and "minDCF" in proc.stdout
   summary = json.load(open(out / "eval.json"))

@@ -240,7 +240,7 @@ def test_calibrated_speaker_folders_then_verify_cli(workdir, speaker_tree, files
   """evaluate --speaker_dir --calibrate writes the card's operating point; verify uses it."""
   out = tmp_path / "eval"
   proc = run_module("evaluate", f"--model={workdir}", f"--speaker_dir={speaker_tree.root}",
-                    "--enroll=1", "--calibrate", "--skip_unreadable", f"--output_dir={out}")
+                    "--num_enroll=1", "--calibrate", "--skip_unreadable", f"--output_dir={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "left out 1 speaker(s)" in proc.stderr and "tone" in proc.stderr  # one file only
   assert "truncated" in proc.stderr  # a skipped bad file, with its reason
@@ -295,11 +295,3 @@ def test_embed_cli_windows(workdir, files, params, tmp_path):
     assert npz["window_seconds"] == pytest.approx(1.615)
 
 
-def test_verify_cli_help_and_list_arguments():
-  proc = run_module("verify", "--help")
-  assert "--enroll" in proc.stdout and "--cohort" in proc.stdout
-  from experiments import verify  # pylint: disable=g-import-not-at-top
-  assert verify.expand_lists(["v", "--model=m", "--enroll", "a.wav", "b.wav", "--test", "c.wav",
-                              "--threshold=0.5", "d.wav"]) == [
-      "v", "--model=m", "--enroll=a.wav", "--enroll=b.wav", "--test=c.wav", "--threshold=0.5",
-      "d.wav"]
