@@ -1,4 +1,4 @@
-"""Import a PyTorch GE2E speaker encoder (Resemblyzer, Real-Time-Voice-Cloning) as an export.
+r"""Import a PyTorch GE2E speaker encoder (Resemblyzer, Real-Time-Voice-Cloning) as an export.
 
   python -m experiments.import_encoder --format=resemblyzer \
       --checkpoint=third_party/resemblyzer/resemblyzer/pretrained.pt \
