@@ -8,7 +8,7 @@ BASE_VENV := .venv-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean ti-cpu
+.PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained
 
 setup: $(VENV)/.installed
 
@@ -50,3 +50,25 @@ voices:
 
 clean:
 	rm -rf $(VENV) $(BASE_VENV) runs .pytest_cache
+
+# Resemblyzer's pretrained encoder (Apache-2.0, inside its PyPI wheel) as a ge2e_jax export:
+# `pip download --no-deps` (no torch, no librosa), unzip, import without torch (docs/pretrained.md);
+# thresholds measured on the held-out synthetic "ok computer" voices (built first).
+RESEMBLYZER_DIR := third_party/resemblyzer
+TD_CORPUS := synthetic_voices/td_ok_computer
+PRETRAINED_CONDITIONS := $(TD_CORPUS):test_unseen_lang,$(TD_CORPUS):test_unseen_lang+noise_snr5..15,$(TD_CORPUS):test
+pretrained: setup
+	@test -f $(RESEMBLYZER_DIR)/resemblyzer/pretrained.pt || { \
+	  $(PY) -m pip download -q --no-deps --dest $(RESEMBLYZER_DIR) resemblyzer==0.1.4 && \
+	  cd $(RESEMBLYZER_DIR) && ../../$(PY) -m zipfile -e Resemblyzer-0.1.4-py3-none-any.whl . ; }
+	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
+	  --config=td_ok_computer --data_dir=runs/tfds
+	$(PY) -m experiments.import_encoder --format=resemblyzer --overwrite \
+	  --checkpoint=$(RESEMBLYZER_DIR)/resemblyzer/pretrained.pt --output=runs/pretrained/resemblyzer \
+	  --conditions=$(PRETRAINED_CONDITIONS) --data_dir=runs/tfds
+
+# td_demo's phrase and 600 steps, fine-tuned from the imported encoder, then exported.
+demo-pretrained: pretrained
+	$(PY) -m experiments.train --config=experiments/configs/td_pretrained.py --workdir=runs/demo_pretrained
+	$(PY) -m experiments.export --model=runs/demo_pretrained --output=runs/demo_pretrained/export \
+	  --overwrite --platforms=cpu

@@ -13,7 +13,7 @@ import typing
 import jax
 
 from data_pipelines.source_specs import parse_sources, parse_weights
-from ge2e_jax import losses, train
+from ge2e_jax import features, losses, model, train
 
 
 class ConfigError(ValueError):
@@ -43,11 +43,21 @@ _even = lambda v: _int(2)(v) and v % 2 == 0
 FIELDS = {
     "seed": (_int(0, 2**31 - 1), "an integer in [0, 2**31)"),
     "model.cells": (_int(1), "an integer >= 1"),
-    "model.projection": (_int(1), "an integer >= 1"),
+    "model.projection": (_int(0), "an integer >= 0 (0: LSTM layers without projection)"),
     "model.layers": (_int(1), "an integer >= 1"),
     "model.n_mels": (_int(1), "an integer >= 1"),
     "model.forget_bias": (_number(False), "a finite number"),
     "model.scan_unroll": (_int(1), "an integer >= 1"),
+    "model.head": (_int(0), "an integer >= 0 (0: no dense head)"),
+    "model.n_fft": (_int(400), "an integer >= 400 (the window)"),
+    "model.mel_scale": (_one_of(*features.MEL_SCALES), f"one of {features.MEL_SCALES}"),
+    "model.log_mel": (_bool, "True or False"),
+    "model.normalize_features": (_bool, "True or False"),
+    "model.target_dbfs": (lambda v: v is None or (_number(False)(v) and v < 0),
+                          "None or a number < 0 (dB full scale)"),
+    "model.window_rule": (_one_of(*model.WINDOW_RULES), f"one of {model.WINDOW_RULES}"),
+    "model.partial_rate": (_number(True), "a finite number > 0 (windows per second)"),
+    "model.min_coverage": (lambda v: _number(True)(v) and v <= 1, "a number in (0, 1]"),
     "data.data_dir": (_str, "a directory ('' for the TFDS default)"),
     "data.sources": (_str, "'name:tfds_name,...'"),
     "data.weights": (_str, "'name:weight,...' or ''"),

@@ -28,19 +28,13 @@ umask gives. ``--overwrite`` replaces only an export dir, and no ``--output`` ma
 or lie inside the workdir's checkpoints or config: an export never deletes a training run.
 """
 
-import functools
 import os
-import secrets
-import shutil
 
 from absl import app, flags, logging
-import jax
-import jax.numpy as jnp
-import numpy as np
 
-from experiments import cli, export_tflite
-from ge2e_jax import checkpoint, export_io, inference, model, model_card
-from ge2e_jax.features import SAMPLE_RATE
+from experiments import cli
+from experiments.export_writer import PLATFORMS, check_output, write_export
+from ge2e_jax import inference, model, model_card
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir to export (config.json + checkpoints/).")
@@ -57,46 +51,8 @@ flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samp
                      "0 = one window of the model's window_frames.")
 flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
 flags.mark_flag_as_required("model")
-PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
                          f"--platforms must name some of {', '.join(PLATFORMS)}")
-
-WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
-
-
-def d_vector_fn(embedder: inference.Embedder):
-  """waveform (batch, samples) -> (batch, D), the embedder's params baked in as constants."""
-  return jax.jit(functools.partial(inference.embed_waveforms, embedder.config, embedder.params,
-                                   window_frames=embedder.window_frames))
-
-
-def export_jax(embedder: inference.Embedder, platforms) -> jax.export.Exported:
-  waveform = jax.ShapeDtypeStruct(jax.export.symbolic_shape(WAVEFORM_SPEC), jnp.float32)
-  return jax.export.export(d_vector_fn(embedder), platforms=platforms)(waveform)
-
-
-def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
-  """SavedModel whose ``serving_default`` maps ``waveform`` to ``d_vectors``."""
-  # TensorFlow only here: --help and the other artifacts do not pay for importing it.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-
-  to_tf = jax2tf.convert(functools.partial(inference.embed_waveforms, embedder.config,
-                                           window_frames=embedder.window_frames),
-                         polymorphic_shapes=[None, f"({WAVEFORM_SPEC})"], with_gradient=False,
-                         native_serialization_platforms=tuple(platforms))
-  module = tf.Module()
-  # Params as variables, not graph constants: the GraphDef stays small for large encoders.
-  module.params = jax.tree.map(lambda p: tf.Variable(np.asarray(p), trainable=False),
-                               jax.device_get(embedder.params))
-
-  @tf.function(autograph=False, input_signature=[
-      tf.TensorSpec([None, None], tf.float32, name="waveform")])
-  def serve(waveform):
-    return {"d_vectors": to_tf(module.params, waveform)}
-
-  module.serve = serve
-  tf.saved_model.save(module, directory, signatures={"serving_default": serve})
 
 
 def export_model(workdir: str, output: str | None = None, which: str = "best",
@@ -107,71 +63,12 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
   ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``.
   """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
-  _check_output(output, workdir, overwrite)
+  check_output(output, workdir, overwrite)
   embedder = inference.load(workdir, which)  # checks config and params agree
-  os.makedirs(os.path.dirname(output), exist_ok=True)
-  staging = _new_dir_beside(output)
-  try:
-    metadata = {
-        "source": embedder.source, "which": which, "platforms": list(platforms),
-        "sample_rate": SAMPLE_RATE, "window_frames": embedder.window_frames,
-        "hop_frames": embedder.window_frames // 2,
-        "signature": {"input": "waveform float32 (batch, samples), 16 kHz mono",
-                      "output": f"d_vectors float32 (batch, {embedder.dim}), unit L2 norm"}}
-    params = jax.device_get(embedder.params)
-    export_io.write_params(staging, embedder.config, params, metadata)
-    model_card.write(staging, model_card.for_step(embedder.card, embedder.step,  # thresholds
-                                                  embedder.window_frames,
-                                                  model.config_to_dict(embedder.config)))
-    export_io.write_jax_export(staging, export_jax(embedder, platforms))
-    write_saved_model(os.path.join(staging, export_io.SAVED_MODEL_DIR), embedder, platforms)
-    if tflite_shape is not None:
-      export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
-                                  *tflite_shape)
-    _replace_dir(staging, output)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
-  return output
-
-
-def _check_output(output: str, workdir: str, overwrite: bool):
-  """Refuses an output that is, holds or lies inside the workdir's checkpoints or config, and
-  replacing anything but an export dir."""
-  real = os.path.realpath(output)
-  for kept in (checkpoint.CHECKPOINT_DIR, checkpoint.CONFIG_FILE):
-    protected = os.path.realpath(os.path.join(workdir, kept))
-    if os.path.commonpath([real, protected]) in (real, protected):
-      raise ValueError(f"--output={output} is, holds or lies inside the training run's "
-                       f"{protected}; choose another --output (the default is <workdir>/export)")
-  if os.path.lexists(output):
-    if not overwrite:
-      raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-    if not export_io.is_export_dir(output):
-      raise FileExistsError(f"{output} exists and is not an export dir (config.json + params/):"
-                            " --overwrite replaces only an earlier export")
-
-
-def _new_dir_beside(output: str) -> str:
-  """A new empty directory next to ``output``, with the umask's permissions (mkdtemp: 0700)."""
-  while True:
-    path = os.path.join(os.path.dirname(output),
-                        f".{os.path.basename(output)}.tmp-{secrets.token_hex(4)}")
-    try:
-      os.mkdir(path)
-      return path
-    except FileExistsError:
-      continue
-
-
-def _replace_dir(new: str, target: str):
-  if not os.path.exists(target):
-    os.rename(new, target)
-    return
-  old = f"{new}.old"
-  os.rename(target, old)
-  os.rename(new, target)
-  shutil.rmtree(old)
+  card = model_card.for_step(embedder.card, embedder.step, embedder.window_frames,  # thresholds
+                             model.config_to_dict(embedder.config))
+  return write_export(embedder, output, {"source": embedder.source, "which": which}, card,
+                      platforms, tflite_shape)
 
 
 def main(argv):

@@ -82,7 +82,7 @@ def add_to_export(directory: str, config: model.EncoderConfig, encoder_params,
   values["export"]["tflite"] = {
       "file": TFLITE_FILE, "batch": batch, "samples": samples, "window_frames": window_frames,
       "input": f"waveform float32 ({batch}, {samples}), 16 kHz mono, resampled and trimmed",
-      "output": f"d_vectors float32 ({batch}, {config.projection}), unit L2 norm",
+      "output": f"d_vectors float32 ({batch}, {model.embedding_dim(config)}), unit L2 norm",
       "ops": "TFLite builtins (no Flex delegate)"}
   with open(config_path, "w") as f:
     json.dump(values, f, indent=2, sort_keys=True)

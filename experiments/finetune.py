@@ -7,7 +7,10 @@ or an export dir (``experiments/export.py``). The new run takes from it
   classifier           the softmax baseline's head, only when the source has one of the
                        same shape (same number of training speakers)
 and initialises the rest as a fresh run would. The optimiser state and step counter start
-fresh. The trainer asks for this only when the run's own workdir has no checkpoint: a
+fresh. Every encoder field that shapes what the params compute (architecture, frontend,
+volume, windows: all but ``forget_bias``, an initialiser, and ``scan_unroll``, a speed
+setting) must equal the source's, as must ``eval.window_frames``; a difference is one line
+naming each field and the source's value to set. The trainer asks for this only when the run's own workdir has no checkpoint: a
 resumed fine-tune restores its own latest step and never reads ``init_from`` again.
 """
 
@@ -19,7 +22,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from ge2e_jax import checkpoint, export_io
+from ge2e_jax import checkpoint, export_io, model
+
+
+FREE_FIELDS = ("forget_bias", "scan_unroll")
 
 
 def read_source(path: str) -> tuple[dict, str]:
@@ -33,6 +39,32 @@ def read_source(path: str) -> tuple[dict, str]:
   raise FileNotFoundError(
       f"config.train.init_from={path!r}: expected a training workdir (config.json + "
       f"checkpoints/) or an export dir (config.json + params/, written by experiments.export)")
+
+
+def check_source_config(path: str, run_model: dict, window_frames: int):
+  """Raises ValueError naming every ``config.model`` field (and ``eval.window_frames``) that
+  differs from the source's, with the value to set."""
+  if export_io.is_export_dir(path):
+    values = export_io.read_config(path)
+    source_model, source_window = values["model"], values["export"].get("window_frames")
+  elif os.path.isfile(os.path.join(path, checkpoint.CONFIG_FILE)):
+    values = checkpoint.read_config(path)
+    source_model = values.get("model", {})
+    source_window = values.get("eval", {}).get("window_frames")
+  else:
+    read_source(path)  # raises the one-line error for a path that is neither
+    return
+  source = model.config_to_dict(model.config_from_dict(source_model))
+  run = model.config_to_dict(model.config_from_dict(dict(run_model)))
+  differ = [f"--config.model.{key}={source[key]!r} (not {run[key]!r})" for key in source
+            if key not in FREE_FIELDS and source[key] != run[key]]
+  if source_window is not None and source_window != window_frames:
+    differ.append(f"--config.eval.window_frames={source_window} (not {window_frames})")
+  if differ:
+    raise ValueError(f"config.train.init_from={path}: this run's encoder must compute what the "
+                     f"source's does: set {', '.join(differ)}")
+
+
 
 
 def merge(fresh: dict, source: dict, name: str) -> tuple[dict, list[str]]:

@@ -92,6 +92,8 @@ def train_and_evaluate(config, workdir: str):
     start_step, state, rng, train_seconds = run_setup.resume(config, workdir, checkpointer,
                                                              state, rng)
     if start_step == 0 and config.train.init_from:  # a resumed fine-tune keeps its own steps
+      finetune.check_source_config(config.train.init_from, config.model,
+                                   config.eval.window_frames)
       params = finetune.initial_params(config.train.init_from, jax.device_get(params))
       state = train.replicate(train.init_state(params, optimizer), mesh)
   except BaseException:

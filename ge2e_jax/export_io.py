@@ -54,14 +54,20 @@ def write_params(directory: str, config: model.EncoderConfig, encoder_params, me
     json.dump(values, f, indent=2, sort_keys=True)
 
 
-def read_export(directory: str):
-  """(EncoderConfig, {"encoder": params}, export metadata) of an export dir."""
+def read_config(directory: str) -> dict:
+  """config.json of an export dir: {"model": encoder config dict, "export": metadata}."""
   config_path = os.path.join(directory, CONFIG_FILE)
   with open(config_path) as f:
     values = json.load(f)
   if "model" not in values or values.get("export", {}).get("format") != FORMAT:
     raise ValueError(f"{config_path} is not a ge2e_jax export config: expected keys 'model' and "
                      f"'export' with format {FORMAT!r}, got keys {sorted(values)}")
+  return values
+
+
+def read_export(directory: str):
+  """(EncoderConfig, {"encoder": params}, export metadata) of an export dir."""
+  values = read_config(directory)
   config = model.config_from_dict(values["model"])
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(os.path.join(os.path.abspath(directory), PARAMS_DIR),

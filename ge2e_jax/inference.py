@@ -19,6 +19,14 @@ compiles a handful of shapes, not one per file. ``embed_waveforms`` is the same
 computation as one traceable function of a ``(batch, samples)`` waveform batch with
 symbolic shapes: it is what ``experiments/export.py`` serialises.
 
+``config.window_rule="partials"`` (imported Resemblyzer encoders, ``model.RESEMBLYZER``)
+cuts windows as Resemblyzer's ``VoiceEncoder.embed_utterance`` does instead: one every
+``round(SAMPLE_RATE / partial_rate / HOP_LENGTH)`` frames (77 at 1.3 per second) while the
+window starts within the utterance's centred frames, the last dropped when it covers less
+than ``min_coverage`` of a window (one is always kept), frames centred (a window starts half
+a frame before its first frame) and audio beyond either end read as zeros. Volume
+normalisation (``config.target_dbfs``) applies to the whole utterance before windowing.
+
 Window starts sit on the 10 ms frame grid and frames use no centre padding, so a window's
 log-mel equals the matching 160 frames of the whole utterance's log-mel.
 
@@ -47,13 +55,38 @@ MIN_SAMPLES = audio.MIN_SPEECH_SAMPLES  # one 25 ms frame, as the builders requi
 MIN_BUCKET = 4
 
 
-def num_windows(num_samples, window_frames: int = WINDOW_FRAMES, hop_frames: int | None = None):
+def num_windows(num_samples, window_frames: int = WINDOW_FRAMES, hop_frames: int | None = None,
+                config: model.EncoderConfig | None = None):
   """Windows of an utterance of ``num_samples`` samples; ints or jax.export symbolic dims.
 
-  ``hop_frames`` defaults to half a window (50 % overlap).
+  ``hop_frames`` defaults to half a window (50 % overlap), or for ``config``'s "partials"
+  rule to ``partial_hop_frames(config)``.
   """
+  if _partials(config):
+    return _num_partials(num_samples, window_frames, hop_frames or partial_hop_frames(config),
+                         config.min_coverage)
   hop = hop_frames or window_frames // 2
   return 1 + (_last_start_frame(num_samples, window_frames) + hop - 1) // hop
+
+
+def _partials(config) -> bool:
+  return config is not None and config.window_rule == "partials"
+
+
+def partial_hop_frames(config: model.EncoderConfig) -> int:
+  """Frames between Resemblyzer partials: ``partial_rate`` windows per second."""
+  return max(1, int(np.round(SAMPLE_RATE / config.partial_rate / features.HOP_LENGTH)))
+
+
+def _num_partials(num_samples, window_frames, hop, min_coverage):
+  """``VoiceEncoder.compute_partial_slices``'s count in integer (symbolic-safe) arithmetic."""
+  max_, min_ = jax.core.max_dim, jax.core.min_dim
+  frames = (num_samples + features.HOP_LENGTH) // features.HOP_LENGTH  # ceil((n + 1) / hop)
+  count = (max_(1, frames - window_frames + hop + 1) + hop - 1) // hop
+  covered = num_samples - (count - 1) * hop * features.HOP_LENGTH
+  needed = int(np.ceil(min_coverage * window_frames * features.HOP_LENGTH))
+  short = min_(1, max_(0, needed - covered))  # 1 when the last window covers too little
+  return max_(1, count - short)  # at least one window (and provably so for jax.export)
 
 
 def _last_start_frame(num_samples, window_frames):
@@ -63,23 +96,39 @@ def _last_start_frame(num_samples, window_frames):
 
 
 def window_start_frames(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
-                        hop_frames: int | None = None):
-  """(num_windows,) first frame of each window: every ``hop_frames``, the last end-aligned."""
+                        hop_frames: int | None = None, config: model.EncoderConfig | None = None):
+  """(num_windows,) first frame of each window: every ``hop_frames``, the last end-aligned
+  (for the "partials" rule: every hop, none end-aligned)."""
+  if _partials(config):
+    hop = hop_frames or partial_hop_frames(config)
+    return xp.arange(num_windows(num_samples, window_frames, hop, config)) * hop
   hop = hop_frames or window_frames // 2
   return xp.minimum(xp.arange(num_windows(num_samples, window_frames, hop)) * hop,
                     _last_start_frame(num_samples, window_frames))
 
 
 def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
-                   hop_frames: int | None = None):
+                   hop_frames: int | None = None, config: model.EncoderConfig | None = None):
   """(num_windows, window samples) sample indices of each window, in numpy (xp=np) or jnp.
 
   ``% num_samples`` is a no-op for utterances of at least one window and repeats a
-  shorter utterance from its start.
+  shorter utterance from its start. For the "partials" rule frames are centred: indices
+  start half a frame early and may fall outside the utterance (``gather_windows`` reads
+  zeros there).
   """
-  starts = window_start_frames(num_samples, xp, window_frames, hop_frames) * features.HOP_LENGTH
+  starts = window_start_frames(num_samples, xp, window_frames, hop_frames,
+                               config) * features.HOP_LENGTH
   window = features.samples_for_frames(window_frames)
+  if _partials(config):
+    return starts[:, None] - features.WIN_LENGTH // 2 + xp.arange(window)[None, :]
   return (starts[:, None] + xp.arange(window)[None, :]) % num_samples
+
+
+def gather_windows(wav, indices, xp=np):
+  """``wav[..., indices]`` with zeros where an index lies outside ``wav``."""
+  n = wav.shape[-1]
+  inside = (indices >= 0) & (indices < n)
+  return xp.where(inside, wav[..., xp.clip(indices, 0, n - 1)], 0).astype(wav.dtype)
 
 
 def embed_waveforms(config: model.EncoderConfig, encoder_params, waveform,
@@ -90,7 +139,9 @@ def embed_waveforms(config: model.EncoderConfig, encoder_params, waveform,
   sample counts (``jax.export.symbolic_shape("b, s")``).
   """
   batch, samples = waveform.shape
-  windows = waveform[:, window_indices(samples, jnp, window_frames)]  # (batch, windows, W)
+  waveform = features.normalize_volume(waveform, config.target_dbfs)
+  windows = gather_windows(waveform, window_indices(samples, jnp, window_frames, config=config),
+                           jnp)  # (batch, windows, W)
   per_window = model.SpeakerEncoder(config).apply(
       {"params": encoder_params}, windows.reshape(-1, windows.shape[-1]))
   return l2_normalize(per_window.reshape(batch, -1, per_window.shape[-1]).mean(axis=1))
@@ -131,7 +182,8 @@ class Embedder:
       raise ValueError(f"window_frames must be an even number >= 2, got {window_frames}")
     self.window_frames = window_frames
     self.window_samples = features.samples_for_frames(window_frames)
-    self.hop_frames = hop_frames or window_frames // 2
+    self.hop_frames = hop_frames or (partial_hop_frames(config) if _partials(config)
+                                     else window_frames // 2)
     if not 1 <= self.hop_frames <= window_frames:
       raise ValueError(f"hop_frames must be in [1, window_frames={window_frames}], "
                        f"got {hop_frames}")
@@ -145,19 +197,23 @@ class Embedder:
 
   @property
   def dim(self) -> int:
-    return self.config.projection
+    return model.embedding_dim(self.config)
 
   def prepare(self, wav, sample_rate: int, name: str = "waveform") -> np.ndarray:
-    """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono.
+    """float audio (samples,) or (samples, channels) at any rate -> trimmed 16 kHz mono
+    (at ``config.target_dbfs`` when the model sets one).
 
     Raises ValueError (naming ``name``) for audio the builders would not take either
     (``audio.speech_16k``): non-float, non-finite, a sample rate out of range, too short
     or too quiet to be speech.
     """
     try:
-      return audio.speech_16k(wav, sample_rate, self.trim)[0]
+      speech, _, untrimmed = audio.speech_16k(wav, sample_rate, self.trim)
     except ValueError as err:
       raise ValueError(f"{name}: {err}") from None
+    # The level of the whole recording, as Resemblyzer sets it before trimming (the trimmed
+    # silence holds next to no energy); embedding then finds it at the target already.
+    return features.normalize_volume(speech, self.config.target_dbfs, np, untrimmed)
 
   def read(self, path: str | os.PathLike) -> np.ndarray:
     """A wav/flac/ogg file -> trimmed 16 kHz mono; AudioReadError names the file."""
@@ -180,8 +236,8 @@ class Embedder:
     """
     if not len(wavs):
       return np.zeros((0, self.dim), np.float32)
-    counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames) for w in wavs],
-                      np.int64)
+    counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames, self.config)
+                       for w in wavs], np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
     starts = np.cumsum(counts) - counts
     rows = l2_normalize_np(np.add.reduceat(per_window.astype(np.float64), starts,
@@ -204,11 +260,12 @@ class Embedder:
     """
     buf, n = np.zeros((self.max_windows, self.window_samples), np.float32), 0
     for wav in wavs:
+      wav = features.normalize_volume(np.asarray(wav, np.float32), self.config.target_dbfs, np)
       idx = window_indices(len(wav), window_frames=self.window_frames,
-                           hop_frames=self.hop_frames)
+                           hop_frames=self.hop_frames, config=self.config)
       while len(idx):
         take = min(len(idx), self.max_windows - n)
-        buf[n:n + take] = wav[idx[:take]]
+        buf[n:n + take] = gather_windows(wav, idx[:take])
         n, idx = n + take, idx[take:]
         if n == self.max_windows:
           yield buf
@@ -244,7 +301,8 @@ class Embedder:
     windows = np.concatenate([self._encode(chunk) for chunk in self._window_chunks([prepared])])
     self._check_finite(windows, [name] * len(windows))
     starts = window_start_frames(len(prepared), window_frames=self.window_frames,
-                                 hop_frames=self.hop_frames) * features.HOP_LENGTH
+                                 hop_frames=self.hop_frames,
+                                 config=self.config) * features.HOP_LENGTH
     d_vector = l2_normalize_np(windows.astype(np.float64).sum(0)).astype(np.float32)
     return UtteranceWindows(d_vector, windows, (offset + starts) / SAMPLE_RATE)
 

@@ -104,3 +104,23 @@ def _recurrence_bwd(unroll, residuals, dr_out):
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def lstm_recurrence(x_gates, w_rec, unroll: int = 1):
+  """h (T, B, H) of a plain LSTM (no projection) for precomputed input gates.
+
+  Inference-first (imported encoders): a ``lax.scan`` with plain autodiff, no custom VJP.
+  """
+  scale, offset = _gate_affine(x_gates.shape[-1], x_gates.dtype)
+
+  def step(carry, xg):
+    c_prev, h = carry
+    t = jnp.tanh((xg + h @ w_rec) * scale)
+    i, f, g, o = jnp.split(t * scale + offset, 4, axis=-1)
+    c = f * c_prev + i * g
+    h = o * jnp.tanh(c)
+    return (c, h), h
+
+  cells = w_rec.shape[0]
+  init = (jnp.zeros_like(x_gates[0, :, :cells]), jnp.zeros_like(x_gates[0, :, :cells]))
+  return jax.lax.scan(step, init, x_gates, unroll=unroll)[1]

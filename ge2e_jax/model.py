@@ -1,5 +1,12 @@
 """The speaker encoder: log-mel -> 3 LSTMP layers -> last frame -> L2 norm (Wan et al. 2018, §3).
 
+Variants are fields of ``EncoderConfig``, not other modules: LSTM layers without projection
+(``projection=0``), a dense + ReLU head after the last frame (``head``), mel power instead
+of log-mel, librosa's Slaney filters and n_fft, no per-utterance feature normalisation, volume
+normalisation and Resemblyzer's partial-utterance windows (``window_rule``, used by
+``ge2e_jax.inference``). The defaults are the paper's; ``RESEMBLYZER`` is the encoder of
+Resemblyzer / Real-Time-Voice-Cloning (``experiments/import_encoder.py`` fills its weights).
+
 LSTMP is an LSTM whose output h_t = o_t * tanh(c_t) is projected to a smaller r_t = h_t W_p,
 and r_t (not h_t) is what the next time step and the next layer see -- as in the paper and
 in ``torch.nn.LSTM(proj_size=...)``. The input-to-gates matmul of all frames is done once,
@@ -18,15 +25,55 @@ from ge2e_jax import features, lstmp
 from ge2e_jax.normalize import l2_normalize
 
 
+WINDOW_RULES = ("overlap", "partials")
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-  """Shape of the encoder; ``td`` and ``ti`` are the paper's presets."""
+  """Shape of the encoder and its frontend; ``td`` and ``ti`` are the paper's presets.
+
+  cells, projection   LSTM cells and LSTMP projection per layer; ``projection=0``: plain LSTM
+                      layers (their output is the cells)
+  head                > 0: a dense layer of ``head`` units + ReLU after the last frame
+  n_fft, mel_scale,   the mel frontend (``features.mel_spectrogram``): FFT size (>= the
+  log_mel             400-sample window), "htk" or librosa's "slaney" filters, log or power
+  normalize_features  per-utterance mean/variance normalisation of the features over time
+  target_dbfs         utterances are scaled up to this RMS level first (None: as they are)
+  window_rule         how ``ge2e_jax.inference`` cuts an utterance into windows: "overlap"
+                      (50 %, an end-aligned last window, short input repeated) or
+                      "partials" (Resemblyzer's: a window every ``SAMPLE_RATE /
+                      partial_rate`` samples on the 10 ms grid, frames centred on it, zero
+                      padding, the last window only if it covers ``min_coverage`` of a
+                      window with audio)
+  """
   cells: int
   projection: int
   layers: int = 3
   n_mels: int = features.N_MELS
   forget_bias: float = 1.0
   scan_unroll: int = 1
+  head: int = 0
+  n_fft: int = features.N_FFT
+  mel_scale: str = "htk"
+  log_mel: bool = True
+  normalize_features: bool = True
+  target_dbfs: float | None = None
+  window_rule: str = "overlap"
+  partial_rate: float = 1.3
+  min_coverage: float = 0.75
+
+  def __post_init__(self):
+    if self.mel_scale not in features.MEL_SCALES:
+      raise ValueError(f"mel_scale must be one of {features.MEL_SCALES}, got {self.mel_scale!r}")
+    if self.window_rule not in WINDOW_RULES:
+      raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {self.window_rule!r}")
+    if not 0 < self.min_coverage <= 1:
+      raise ValueError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+
+
+def embedding_dim(config: EncoderConfig) -> int:
+  """Size of the d-vector: the head's, else the projection's, else the cells'."""
+  return config.head or config.projection or config.cells
 
 
 def config_to_dict(config: EncoderConfig) -> dict:
@@ -46,6 +93,12 @@ PRESETS = {
     "td": EncoderConfig(cells=128, projection=64),
     "ti": EncoderConfig(cells=768, projection=256),
 }
+# Resemblyzer's VoiceEncoder (hparams.py, voice_encoder.py, audio.py of resemblyzer 0.1.4):
+# 3 x LSTM(256), Linear(256, 256) + ReLU on the last frame; librosa mel power (n_fft 400,
+# 25 ms / 10 ms, 40 Slaney mels), volume to -30 dBFS, 160-frame partials at 1.3 per second.
+RESEMBLYZER = EncoderConfig(cells=256, projection=0, head=256, forget_bias=0.0, n_fft=400,
+                            mel_scale="slaney", log_mel=False, normalize_features=False,
+                            target_dbfs=-30.0, window_rule="partials")
 
 
 def preset(name: str, **overrides) -> EncoderConfig:
@@ -80,6 +133,28 @@ class LSTMP(nn.Module):
     steps, batch, _ = x.shape
     x_gates = (x.astype(dtype).reshape(steps * batch, -1) @ w_in + bias).reshape(steps, batch, -1)
     return lstmp.lstmp_recurrence(x_gates, w_rec, w_proj, self.scan_unroll)
+
+
+class LSTM(nn.Module):
+  """One LSTM layer without projection, time-major: (time, batch, features) -> (time, batch, cells).
+
+  The parameters are LSTMP's without ``projection_kernel`` (gate order i, f, g, o, as in
+  ``torch.nn.LSTM``; its two biases summed into ``bias``).
+  """
+  cells: int
+  forget_bias: float = 1.0
+  scan_unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    h = self.cells
+    w_in = self.param("input_kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * h))
+    w_rec = self.param("recurrent_kernel", _stacked_orthogonal(4), (h, 4 * h))
+    bias = self.param("bias", _lstm_bias(self.forget_bias), (4 * h,))
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    steps, batch, _ = x.shape
+    x_gates = (x.astype(dtype).reshape(steps * batch, -1) @ w_in + bias).reshape(steps, batch, -1)
+    return lstmp.lstm_recurrence(x_gates, w_rec, self.scan_unroll)
 
 
 def _stacked_orthogonal(n_gates: int):
@@ -122,19 +197,32 @@ class SpeakerEncoder(nn.Module):
 
   def setup(self):
     cfg = self.config
-    self.lstms = [LSTMP(cfg.cells, cfg.projection, cfg.forget_bias, cfg.scan_unroll,
-                        name=f"lstmp_{i}") for i in range(cfg.layers)]
+    if cfg.projection:
+      self.lstms = [LSTMP(cfg.cells, cfg.projection, cfg.forget_bias, cfg.scan_unroll,
+                          name=f"lstmp_{i}") for i in range(cfg.layers)]
+    else:
+      self.lstms = [LSTM(cfg.cells, cfg.forget_bias, cfg.scan_unroll, name=f"lstm_{i}")
+                    for i in range(cfg.layers)]
+    self.head = nn.Dense(cfg.head, name="head") if cfg.head else None
 
   def __call__(self, audio):
-    return self.embed_features(features.log_mel(audio, n_mels=self.config.n_mels))
+    cfg = self.config
+    return self.embed_features(features.mel_spectrogram(
+        audio, n_mels=cfg.n_mels, n_fft=cfg.n_fft, mel_scale=cfg.mel_scale, log=cfg.log_mel))
 
-  def embed_features(self, logmel):
-    """(..., frames, n_mels) log-mel -> (..., projection) unit d-vectors."""
-    lead = logmel.shape[:-2]
-    x = normalize_features(logmel.reshape((-1,) + logmel.shape[-2:])).swapaxes(0, 1)
+  def embed_features(self, mel):
+    """(..., frames, n_mels) features -> (..., embedding_dim) unit d-vectors."""
+    lead = mel.shape[:-2]
+    x = mel.reshape((-1,) + mel.shape[-2:])
+    if self.config.normalize_features:
+      x = normalize_features(x)
+    x = x.swapaxes(0, 1)
     for lstm in self.lstms:
       x = lstm(x)
-    emb = l2_normalize(x[-1])
+    x = x[-1]
+    if self.head is not None:
+      x = nn.relu(self.head(x))
+    emb = l2_normalize(x)
     return emb.reshape(lead + (emb.shape[-1],))
 
 

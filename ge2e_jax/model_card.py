@@ -67,9 +67,15 @@ def new(step: int | None = None, window_frames: int | None = None,
         encoder: dict | None = None, training: dict | None = None) -> dict:
   model = {"step": step, "window_frames": window_frames,
            "hop_frames": None if window_frames is None else window_frames // 2,
-           "embedding_dim": (encoder or {}).get("projection"), "encoder": encoder}
+           "embedding_dim": model_dim(encoder), "encoder": encoder}
   return {"format": FORMAT, "model": model, "training": training, "versions": package_versions(),
           "evaluations": [], "note": NOTE}
+
+
+def model_dim(encoder: dict | None) -> int | None:
+  """The d-vector size of an encoder config dict (``model.embedding_dim``, without jax)."""
+  encoder = encoder or {}
+  return encoder.get("head") or encoder.get("projection") or encoder.get("cells")
 
 
 def package_versions() -> dict:

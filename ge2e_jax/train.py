@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ge2e_jax import losses
+from ge2e_jax import features, losses
 from ge2e_jax.model import EncoderConfig, SpeakerEncoder, init_encoder_params
 
 AXIS = "data"
@@ -146,6 +146,8 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
     return audio
 
   def embed(encoder_params, audio):
+    # Volume normalisation (imported encoders) per crop: training sees no whole utterance.
+    audio = features.normalize_volume(audio, config.target_dbfs)
     return encoder.apply({"params": encoder_params}, audio)
 
   def loss_fn(params, batch, rng):

@@ -1,0 +1,22 @@
+"""`make demo-pretrained`: td_demo's phrase, corpus, augmentation and step budget, fine-tuned
+from the imported Resemblyzer encoder (`make pretrained` -> runs/pretrained/resemblyzer).
+
+The encoder fields (architecture, frontend, volume, partial windows) are the imported
+model's (``model.RESEMBLYZER``) and evaluation uses its 160-frame windows: the trainer
+checks both against the source's config.json (``experiments/finetune.py``). Adam at a tenth
+of td_demo's learning rate, so the first steps do not undo what the source learnt.
+"""
+
+from experiments.configs import td_demo
+from ge2e_jax import model
+
+SOURCE = "runs/pretrained/resemblyzer"
+
+
+def get_config():
+  c = td_demo.get_config()
+  c.model = model.config_to_dict(model.RESEMBLYZER)
+  c.train.init_from = SOURCE
+  c.eval.window_frames = 160
+  c.optimizer.learning_rate = 1e-4
+  return c
