@@ -3,8 +3,8 @@
   python -m experiments.diarize --model=runs/ti_cpu meeting.wav            # RTTM to stdout
   python -m experiments.diarize --model=runs/ti_cpu --num_speakers=2 --output=out.rttm a.wav b/
 
-``--model`` is a training workdir or an export dir. Folders are walked for audio files as in
-``experiments.embed``. Each recording is cut into windows (the model's window length, a
+``--model`` is a training workdir or an export dir. Folders are walked (sorted) for audio
+files. Each recording is cut into windows (the model's window length, a
 --hop_frames hop), its window d-vectors are clustered by refined spectral clustering (Wang
 et al. 2018; ``ge2e_jax.diarization``, ``ge2e_jax.spectral_clustering``) into --num_speakers
 speakers, or as many as the eigen-gap says within [--min_speakers, --max_speakers], and each
@@ -21,7 +21,7 @@ import sys
 from absl import app, flags
 
 from experiments import cli
-from experiments.embed import find_audio
+from experiments import trial_lists
 from ge2e_jax import atomic_file
 from ge2e_jax.diarization import DiarizationOptions  # numpy/scipy; jax comes with inference
 from ge2e_jax.spectral_clustering import ClusteringOptions
@@ -66,10 +66,8 @@ def main(argv):
   from ge2e_jax import audio, diarization, inference  # pylint: disable=g-import-not-at-top
 
   with cli.one_line_errors("diarize"):
-    paths, unlistable = find_audio(argv[1:])
-    if unlistable:
-      folder, reason = next(iter(unlistable.items()))
-      raise ValueError(f"{folder}: {reason}")
+    paths = [p for arg in argv[1:]
+             for p in (trial_lists.list_audio(arg) if os.path.isdir(arg) else [arg])]
     if not paths:
       raise ValueError(f"no audio files in {argv[1:]}; name files or folders after the flags")
     if FLAGS.output and any(os.path.exists(p) and os.path.exists(FLAGS.output)

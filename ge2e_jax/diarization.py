@@ -117,7 +117,7 @@ def segments_from_frames(labels: np.ndarray, speech: np.ndarray,
   segments = []
   for label in np.unique(labels[labels >= 0]):
     name = names[label] if names else f"spk{label}"
-    segments += [Segment(round(s * FRAME_S, 3), round(e * FRAME_S, 3), name)
+    segments += [Segment(round(float(s * FRAME_S), 3), round(float(e * FRAME_S), 3), name)
                  for s, e in _runs(labels == label)]
   return sorted(segments)
 
