@@ -22,8 +22,8 @@ from absl import app, flags
 
 from experiments import cli
 from experiments import trial_lists
-from ge2e_jax import atomic_file
-from ge2e_jax.diarization import DiarizationOptions  # numpy/scipy; jax comes with inference
+from ge2e_jax import atomic_file, audio, diarization, inference
+from ge2e_jax.diarization import DiarizationOptions
 from ge2e_jax.spectral_clustering import ClusteringOptions
 
 _OPTIONS, _CLUSTERING = DiarizationOptions(), ClusteringOptions()
@@ -62,8 +62,6 @@ def options_from_flags() -> DiarizationOptions:
 
 
 def main(argv):
-  # jax loads after flag parsing: --help stays fast.
-  from ge2e_jax import audio, diarization, inference  # pylint: disable=g-import-not-at-top
 
   with cli.one_line_errors("diarize"):
     paths = [p for arg in argv[1:]

@@ -28,9 +28,11 @@ import sys
 from absl import app, flags
 import numpy as np
 
+from data_pipelines import corpus as corpora
 from experiments import cli
 from experiments import diarize as diarize_cli  # its window/clustering flags, defined once
-from ge2e_jax import atomic_file
+from ge2e_jax import atomic_file, audio, augment, der, diarization, inference
+from ge2e_jax.features import SAMPLE_RATE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus", "synthetic_voices/ti", "Held-out speech corpus (TFDS name).")
@@ -51,8 +53,6 @@ PAUSE_S = 0.15  # between the utterances of one turn
 
 def speaker_utterances(corpus, split, data_dir) -> dict:
   """{speaker: [float32 16 kHz waveforms]} of a prepared corpus split."""
-  from data_pipelines import corpus as corpora  # pylint: disable=g-import-not-at-top  # TF
-  from ge2e_jax import audio  # pylint: disable=g-import-not-at-top
   by_speaker = {}
   for example in corpora.iterate(corpus, split, data_dir):
     by_speaker.setdefault(example["speaker"], []).append(audio.from_int16(example["audio"]))
@@ -92,15 +92,18 @@ def summarise(rows: list[dict]) -> list[dict]:
   for row in rows:
     for key in ((row["condition"], row["speakers"]), (row["condition"], "all")):
       groups.setdefault(key, []).append(row)
+  order = lambda key: (FLAGS.conditions.index(key[0]), key[1] == "all", str(key[1]))
   table = []
-  for (condition, speakers), group in groups.items():
-    line = {"condition": condition, "speakers": speakers, "conversations": len(group)}
+  for (condition, speakers) in sorted(groups, key=order):
+    group = groups[(condition, speakers)]
+    line = {"condition": condition, "speakers": speakers, "conversations": len(group),
+            "seconds": sum(r["seconds"] for r in group)}
     for mode in ("known", "estimated"):
-      errors = sum(r[mode]["missed"] + r[mode]["false_alarm"] + r[mode]["confusion"]
-                   for r in group)
-      line[f"der_{mode}"] = errors / sum(r[mode]["reference"] for r in group)
-      line[f"confusion_{mode}"] = (sum(r[mode]["confusion"] for r in group)
-                                   / sum(r[mode]["reference"] for r in group))
+      reference = sum(r[mode]["reference"] for r in group)
+      for part in ("missed", "false_alarm", "confusion"):
+        line[f"{part}_{mode}"] = sum(r[mode][part] for r in group) / reference
+      line[f"der_{mode}"] = sum(line[f"{p}_{mode}"] for p in ("missed", "false_alarm",
+                                                             "confusion"))
     line["count_correct"] = float(np.mean([r["estimated_count"] == r["speakers"]
                                            for r in group]))
     line["mean_estimated_count"] = float(np.mean([r["estimated_count"] for r in group]))
@@ -109,23 +112,23 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(table: list[dict], collar: float) -> str:
-  lines = [f"| condition | speakers | conversations | DER, count known | DER, count "
-           f"estimated | estimated count right | mean estimated count |",
-           "|---|---|---|---|---|---|---|"]
+  lines = ["| condition | speakers | conversations (min) | DER, count known (of which "
+           "confusion) | DER, count estimated (of which confusion) | count right | "
+           "mean estimated count |", "|---|---|---|---|---|---|---|"]
   for t in table:
-    lines.append(f"| {t['condition']} | {t['speakers']} | {t['conversations']} | "
-                 f"{100 * t['der_known']:.1f} % | {100 * t['der_estimated']:.1f} % | "
-                 f"{100 * t['count_correct']:.0f} % | {t['mean_estimated_count']:.2f} |")
-  lines.append(f"\nDER: missed + false alarm + confusion over reference speech, collar "
-               f"{collar:g} s on each side of reference boundaries, overlap scored.")
+    lines.append(f"| {t['condition']} | {t['speakers']} | {t['conversations']} "
+                 f"({t['seconds'] / 60:.1f}) | {100 * t['der_known']:.1f} % "
+                 f"({100 * t['confusion_known']:.1f} %) | {100 * t['der_estimated']:.1f} % "
+                 f"({100 * t['confusion_estimated']:.1f} %) | {100 * t['count_correct']:.0f} % | "
+                 f"{t['mean_estimated_count']:.2f} |")
+  lines.append(f"\nDER = (missed + false alarm + confusion) / reference speech, pooled over "
+               f"the conversations; collar {collar:g} s on each side of reference boundaries.")
   return "\n".join(lines)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  from ge2e_jax import augment, der, diarization, inference  # pylint: disable=g-import-not-at-top
-  from ge2e_jax.features import SAMPLE_RATE  # pylint: disable=g-import-not-at-top
 
   with cli.one_line_errors("eval_diarization"):
     counts = [int(c) for c in FLAGS.speaker_counts]
