@@ -36,8 +36,12 @@ from ge2e_jax.normalize import l2_normalize_np
 class ClusteringOptions:
   """Settings of the refinements, the speaker-count search and k-means."""
   blur_sigma: float = 1.0         # Gaussian blur's standard deviation, in windows (0: off)
-  p_percentile: float = 0.95      # row threshold: values below this quantile of the row...
-  soft_multiplier: float = 0.01   # ...are multiplied by this (0: the hard threshold)
+  # Row threshold: values below this quantile of their row are multiplied by soft_multiplier
+  # (0: the hard threshold). The paper's 0.95 suits long recordings of many short segments;
+  # with tens of windows per speaker it keeps too few neighbours per row. This default was
+  # chosen on conversations of held-out dev speakers (RESULTS.md, "Diarization").
+  p_percentile: float = 0.5
+  soft_multiplier: float = 0.01
   min_speakers: int = 1           # eigen-gap search range when the count is not given
   max_speakers: int = 8
   kmeans_restarts: int = 10       # k-means runs from different k-means++ starts; best kept
