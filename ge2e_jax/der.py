@@ -8,8 +8,8 @@ full width). Reference and hypothesis speakers are mapped one-to-one to maximise
 they share in the scored region (Hungarian algorithm). At each instant with R reference and
 H hypothesis speakers active, C of them mapped pairs: missed max(0, R - H), false alarm
 max(0, H - R), confusion min(R, H) - C, reference R (overlapped speech counts once per
-speaker). Segments are anything with ``start``, ``end``, ``speaker`` (e.g.
-``ge2e_jax.diarization.Segment``).
+speaker). Segments are anything with ``start``, ``end``, ``speaker`` (``Segment``;
+``read_rttm`` reads them from RTTM lines). NumPy and SciPy only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
+
+
+class Segment(NamedTuple):
+  """A stretch of one speaker's speech, in seconds from the start of the recording."""
+  start: float
+  end: float
+  speaker: str
 
 
 class DerResult(NamedTuple):
@@ -82,3 +89,22 @@ def diarization_error_rate(reference, hypothesis, collar: float = 0.25,
   der = errors / total if total > 0 else (0.0 if errors == 0 else float("inf"))
   return DerResult(der, missed, false_alarm, confusion, total,
                    {ref_names[r]: hyp_names[c] for r, c in pairs})
+
+
+def read_rttm(lines) -> dict[str, list[Segment]]:
+  """{file id: its Segments in time order} from the SPEAKER lines of an RTTM.
+
+  ValueError naming the line for a SPEAKER line without a numeric onset and duration.
+  """
+  files = {}
+  for number, line in enumerate(lines, 1):
+    fields = line.split()
+    if not fields or fields[0] != "SPEAKER":
+      continue
+    try:
+      onset, duration, speaker = float(fields[3]), float(fields[4]), fields[7]
+    except (IndexError, ValueError):
+      raise ValueError(f"RTTM line {number}: expected 'SPEAKER file channel onset duration "
+                       f"<NA> <NA> speaker <NA> <NA>', got {line.strip()!r}") from None
+    files.setdefault(fields[1], []).append(Segment(onset, onset + duration, speaker))
+  return {name: sorted(segments) for name, segments in files.items()}

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ge2e_jax import audio, inference, spectral_clustering
+from ge2e_jax.der import Segment  # re-exported: diarization.Segment
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE
 from ge2e_jax.spectral_clustering import ClusteringOptions
 
@@ -46,13 +47,6 @@ class DiarizationOptions:
     if not (self.vad_top_db > 0 and self.min_pause_s >= 0):
       raise ValueError(f"need vad_top_db > 0 and min_pause_s >= 0, got {self.vad_top_db}, "
                        f"{self.min_pause_s}")
-
-
-class Segment(NamedTuple):
-  """A stretch of one speaker's speech, in seconds from the start of the recording."""
-  start: float
-  end: float
-  speaker: str
 
 
 def windowed_embedder(embedder: inference.Embedder,
@@ -175,23 +169,3 @@ def rttm_lines(segments, file_id: str) -> list[str]:
   file_id = _FIELD.sub("_", file_id) or "_"
   return [f"SPEAKER {file_id} 1 {s.start:.3f} {s.end - s.start:.3f} <NA> <NA> "
           f"{_FIELD.sub('_', s.speaker)} <NA> <NA>" for s in segments]
-
-
-def read_rttm(lines, file_id: str | None = None) -> list[Segment]:
-  """SPEAKER lines of an RTTM (of ``file_id`` only, when given) -> Segments in time order.
-
-  ValueError naming the line for a SPEAKER line without numeric onset and duration.
-  """
-  segments = []
-  for number, line in enumerate(lines, 1):
-    fields = line.split()
-    if not fields or fields[0] != "SPEAKER" or (file_id is not None and fields[1] != file_id):
-      continue
-    try:
-      onset, duration = float(fields[3]), float(fields[4])
-      speaker = fields[7]
-    except (IndexError, ValueError):
-      raise ValueError(f"RTTM line {number}: expected 'SPEAKER file channel onset duration "
-                       f"<NA> <NA> speaker <NA> <NA>', got {line.strip()!r}") from None
-    segments.append(Segment(onset, onset + duration, speaker))
-  return sorted(segments)

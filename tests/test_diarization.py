@@ -97,11 +97,12 @@ def test_rttm_lines_and_read_back():
   lines = diarization.rttm_lines(segments, "my meeting")
   assert lines == ["SPEAKER my_meeting 1 0.310 2.160 <NA> <NA> spk0 <NA> <NA>",
                    "SPEAKER my_meeting 1 2.470 0.530 <NA> <NA> spk_1 <NA> <NA>"]
-  back = diarization.read_rttm(["SPKR-INFO x", *lines, "SPEAKER other 1 0 1 <NA> <NA> z <NA> <NA>"],
-                               "my_meeting")
-  assert back == [Segment(0.31, pytest.approx(2.47), "spk0"), Segment(2.47, 3.0, "spk_1")]
+  back = der.read_rttm(["SPKR-INFO x", *lines, "SPEAKER other 1 0 1 <NA> <NA> z <NA> <NA>"])
+  assert back == {"my_meeting": [Segment(0.31, pytest.approx(2.47), "spk0"),
+                                 Segment(2.47, 3.0, "spk_1")],
+                  "other": [Segment(0.0, 1.0, "z")]}
   with pytest.raises(ValueError, match="RTTM line 1"):
-    diarization.read_rttm(["SPEAKER f 1 zero 1 <NA> <NA> a <NA> <NA>"])
+    der.read_rttm(["SPEAKER f 1 zero 1 <NA> <NA> a <NA> <NA>"])
 
 
 # ---------------------------------------------------------------- real audio, a tiny model
@@ -159,7 +160,7 @@ def test_cli_writes_rttm_and_refuses_bad_input(workdir, conversation, tmp_path):
   done = run_diarize(f"--model={workdir}", "--num_speakers=2", f"--output={out}", path)
   assert done.returncode == 0, done.stderr
   lines = out.read_text().splitlines()
-  segments = diarization.read_rttm(lines, "two_voices")
+  segments = der.read_rttm(lines)["two_voices"]
   assert len(segments) == len(lines) >= 2 and {s.speaker for s in segments} == {"spk0", "spk1"}
   assert segments[0].start >= 0.2 and segments[-1].end <= turns[-1].end + 0.4
   assert "2 speaker(s)" in done.stderr
