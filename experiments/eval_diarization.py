@@ -168,6 +168,8 @@ def main(argv):
               f"{100 * row['known']['der']:.1f} %, estimated {100 * row['estimated']['der']:.1f} "
               f"% ({row['estimated_count']} speakers)", file=sys.stderr, flush=True)
     table = summarise(rows)
+    print(f"model {embedder.source}, windows of {embedder.window_frames} frames every "
+          f"{embedder.hop_frames}", file=sys.stderr)
     print(markdown(table, FLAGS.collar))
     if FLAGS.output_dir:
       os.makedirs(FLAGS.output_dir, exist_ok=True)
@@ -176,7 +178,7 @@ def main(argv):
           "turn_seconds", "gap_seconds", "conditions", "collar", "seed", "window_frames",
           "hop_frames", "p_percentile", "blur_sigma", "min_speakers", "max_speakers",
           "vad_top_db", "min_pause_s")}
-      settings["window_frames_used"] = embedder.window_frames
+      settings.update(window_frames_used=embedder.window_frames, model_source=embedder.source)
       with atomic_file.atomic_write(os.path.join(FLAGS.output_dir, "results.json")) as f:
         json.dump({"settings": settings, "command": " ".join(sys.argv), "table": table,
                    "conversations": rows}, f, indent=1)
