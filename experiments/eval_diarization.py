@@ -168,7 +168,7 @@ def main(argv):
               f"{100 * row['known']['der']:.1f} %, estimated {100 * row['estimated']['der']:.1f} "
               f"% ({row['estimated_count']} speakers)", file=sys.stderr, flush=True)
     table = summarise(rows)
-    print(f"model {embedder.source}, windows of {embedder.window_frames} frames every "
+    print(f"eval_diarization: model {embedder.source}, windows of {embedder.window_frames} frames every "
           f"{embedder.hop_frames}", file=sys.stderr)
     print(markdown(table, FLAGS.collar))
     if FLAGS.output_dir:
