@@ -40,7 +40,7 @@ class ClusteringOptions:
   # (0: the hard threshold). The paper's 0.95 suits long recordings of many short segments;
   # with tens of windows per speaker it keeps too few neighbours per row. This default was
   # chosen on conversations of held-out dev speakers (RESULTS.md, "Diarization").
-  p_percentile: float = 0.5
+  p_percentile: float = 0.7
   soft_multiplier: float = 0.01
   min_speakers: int = 1           # eigen-gap search range when the count is not given
   max_speakers: int = 8
