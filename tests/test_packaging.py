@@ -13,7 +13,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEEL_PACKAGES = {"ge2e_jax", "ge2e_jax_experiments", "ge2e_jax_data"}
-SCRIPTS = {"ge2e-train", "ge2e-evaluate", "ge2e-embed", "ge2e-verify", "ge2e-export"}
+SCRIPTS = {"ge2e-train", "ge2e-evaluate", "ge2e-embed", "ge2e-verify", "ge2e-export",
+           "ge2e-diarize"}
 
 IMPORT_CHECK = """
 import sys
