@@ -3,7 +3,7 @@ crops, batch, augmentation and held-out conditions, the import's encoder.
 
 As td_pretrained does for td_demo: the encoder fields are the imported model's
 (``model.RESEMBLYZER``, checked against the source's config.json by experiments/finetune.py)
-and Adam at a tenth of ti_cpu's rate. A short budget (a tenth of ti_cpu's 3000 steps, warmed
+and Adam at a tenth of ti_cpu's rate. A short budget (200 of ti_cpu's 3000 steps, warmed
 up and decayed over it): the source already separates speakers, and on the TD phrase longer
 fine-tuning over-fitted the 120 training voices (RESULTS.md, "Pretrained encoders").
 
@@ -21,9 +21,9 @@ def get_config():
   c.train.init_from = td_pretrained.SOURCE
   c.optimizer.learning_rate = 1e-4
   c.optimizer.warmup_steps = 20
-  c.optimizer.decay_steps = 300
-  c.train.num_steps = 300
-  c.train.checkpoint_every = 150
-  c.eval.every = 150
+  c.optimizer.decay_steps = 200
+  c.train.num_steps = 200
+  c.train.checkpoint_every = 100
+  c.eval.every = 100
   c.train.log_every = 50
   return c
