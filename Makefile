@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean ti-cpu
+.PHONY: setup test test-fast demo bench voices clean ti-cpu onnx
 
 setup: $(VENV)/.installed
 
@@ -45,3 +45,10 @@ voices:
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The ONNX export's converter and runtime (docs/onnx.md) without the onnx extra's orbax-checkpoint
+# downgrade: jax2onnx without its dependencies, then its tests.
+onnx: setup
+	$(PY) -m pip install -q 'onnx>=1.16' onnx-ir 'onnxruntime>=1.17'
+	$(PY) -m pip install -q --no-deps 'jax2onnx>=0.17.1'
+	$(PY) -m pytest -q -ra tests/test_export_onnx.py

@@ -12,6 +12,8 @@ Writes the export dir described in ``ge2e_jax/export_io.py``:
   params/, config.json  so ``ge2e_jax.inference.load(dir)`` works too.
   d_vector.tflite       with --tflite: a static-shape LiteRT model for phones
                         (``experiments/export_tflite.py``).
+  d_vector.onnx         with --onnx: an ONNX model for ONNX Runtime, dynamic batch of
+                        fixed-length windows (``experiments/export_onnx.py``, docs/onnx.md).
 
 The graph holds log-mel, 160-frame windows (the workdir's ``eval.window_frames``) with 50 % overlap (plus an end-aligned last
 window; one repeat-padded window for short input), per-window normalisation, averaging and
@@ -36,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import cli, export_tflite
+from experiments import cli, export_onnx, export_tflite
 from ge2e_jax import checkpoint, export_io, inference, model, model_card
 from ge2e_jax.features import SAMPLE_RATE
 
@@ -53,6 +55,10 @@ flags.DEFINE_bool("tflite", False, "Also write d_vector.tflite, a static-shape L
 flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samples; "
                      "0 = one window of the model's window_frames.")
 flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
+flags.DEFINE_bool("onnx", False, "Also write d_vector.onnx for ONNX Runtime: a dynamic batch of "
+                  "fixed-length windows (experiments/export_onnx.py; needs the onnx extra).")
+flags.DEFINE_integer("onnx_samples", 0, "Its fixed row length in 16 kHz samples; "
+                     "0 = one window of the model's window_frames.")
 flags.mark_flag_as_required("workdir")
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
@@ -98,13 +104,17 @@ def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
 
 def export_model(workdir: str, output: str | None = None, which: str = "best",
                  platforms=("cpu", "cuda"), overwrite: bool = False,
-                 tflite_shape: tuple[int, int] | None = None) -> str:
+                 tflite_shape: tuple[int, int] | None = None,
+                 onnx_samples: int | None = None) -> str:
   """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path.
 
-  ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``.
+  ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``,
+  ``onnx_samples`` (row length; 0 = one window) ``d_vector.onnx``.
   """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
   _check_output(output, workdir, overwrite)
+  if onnx_samples is not None:
+    export_onnx.check_installed()  # before the minutes of the other artifacts
   embedder = inference.load(workdir, which)  # checks config and params agree
   os.makedirs(os.path.dirname(output), exist_ok=True)
   staging = _new_dir_beside(output)
@@ -125,6 +135,9 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
     if tflite_shape is not None:
       export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
                                   *tflite_shape)
+    if onnx_samples is not None:
+      export_onnx.add_to_export(staging, embedder.config, params, embedder.window_frames,
+                                onnx_samples)
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
@@ -175,9 +188,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
+  onnx_samples = FLAGS.onnx_samples if FLAGS.onnx else None
   with cli.one_line_errors("export failed"):
     output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
-                          FLAGS.overwrite, tflite_shape)
+                          FLAGS.overwrite, tflite_shape, onnx_samples)
   logging.info("exported %s to %s", FLAGS.workdir, output)
   print(output)
 
