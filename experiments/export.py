@@ -59,7 +59,10 @@ flags.DEFINE_bool("onnx", False, "Also write d_vector.onnx for ONNX Runtime: a d
                   "fixed-length windows (experiments/export_onnx.py; needs the onnx extra).")
 flags.DEFINE_integer("onnx_samples", 0, "Its fixed row length in 16 kHz samples; "
                      "0 = one window of the model's window_frames.")
+flags.DEFINE_integer("onnx_rows", export_onnx.ROWS, "Rows its graph encodes together (the "
+                     "batch is padded to a multiple): 1 for the lowest latency on one window.")
 flags.mark_flag_as_required("workdir")
+flags.register_validator("onnx_rows", lambda v: v >= 1, "--onnx_rows must be >= 1")
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
                          f"--platforms must name some of {', '.join(PLATFORMS)}")
@@ -105,15 +108,15 @@ def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
 def export_model(workdir: str, output: str | None = None, which: str = "best",
                  platforms=("cpu", "cuda"), overwrite: bool = False,
                  tflite_shape: tuple[int, int] | None = None,
-                 onnx_samples: int | None = None) -> str:
+                 onnx_shape: tuple[int, int] | None = None) -> str:
   """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path.
 
   ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``,
-  ``onnx_samples`` (row length; 0 = one window) ``d_vector.onnx``.
+  ``onnx_shape`` (rows per step, row length; 0 = one window) ``d_vector.onnx``.
   """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
   _check_output(output, workdir, overwrite)
-  if onnx_samples is not None:
+  if onnx_shape is not None:
     export_onnx.check_installed()  # before the minutes of the other artifacts
   embedder = inference.load(workdir, which)  # checks config and params agree
   os.makedirs(os.path.dirname(output), exist_ok=True)
@@ -135,9 +138,9 @@ def export_model(workdir: str, output: str | None = None, which: str = "best",
     if tflite_shape is not None:
       export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
                                   *tflite_shape)
-    if onnx_samples is not None:
+    if onnx_shape is not None:
       export_onnx.add_to_export(staging, embedder.config, params, embedder.window_frames,
-                                onnx_samples)
+                                *onnx_shape)
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
@@ -188,10 +191,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
-  onnx_samples = FLAGS.onnx_samples if FLAGS.onnx else None
+  onnx_shape = (FLAGS.onnx_rows, FLAGS.onnx_samples) if FLAGS.onnx else None
   with cli.one_line_errors("export failed"):
     output = export_model(FLAGS.workdir, FLAGS.output, FLAGS.which, FLAGS.platforms,
-                          FLAGS.overwrite, tflite_shape, onnx_samples)
+                          FLAGS.overwrite, tflite_shape, onnx_shape)
   logging.info("exported %s to %s", FLAGS.workdir, output)
   print(output)
 

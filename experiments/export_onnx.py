@@ -40,6 +40,7 @@ from ge2e_jax import export_io, inference, model, model_card
 ONNX_FILE = "d_vector.onnx"
 OPSET = 20  # DFT with the axis as an input (opset 20); ONNX Runtime >= 1.17
 INPUT, OUTPUT = "waveform", "d_vectors"
+ROWS = 8  # rows per step of the graph's outer loop (BENCHMARKS.md: throughput vs one window)
 PACKAGES = ("jax2onnx", "onnx", "onnxruntime")
 INSTALL = ("pip install -e '.[onnx]' (or, keeping orbax-checkpoint as it is: "
            "pip install onnx onnx-ir onnxruntime && pip install --no-deps jax2onnx)")
@@ -53,69 +54,92 @@ def check_installed():
 
 
 def convert(config: model.EncoderConfig, encoder_params, *, window_frames: int,
-            samples: int = 0) -> bytes:
-  """The ONNX model of waveform (batch, samples) -> (batch, D) d-vectors, batch dynamic."""
+            samples: int = 0, rows: int = ROWS) -> bytes:
+  """The ONNX model of waveform (batch, samples) -> (batch, D) d-vectors, batch dynamic.
+
+  ``rows``: rows encoded together per step of the outer loop (the batch is zero-padded to a
+  multiple of it, the padding's d-vectors dropped).
+  """
   # jax2onnx's example plugins import equinox, dm_pix, ... (absent after `make onnx`) and log
   # a traceback for each; its lowerings of jax primitives do not need them.
   logging.getLogger("jax2onnx.plugins.plugin_system").setLevel(logging.ERROR)
   from jax2onnx import to_onnx  # pylint: disable=g-import-not-at-top  # optional: the onnx extra
 
+  if rows < 1:
+    raise ValueError(f"onnx rows must be >= 1, got {rows}")
   samples = export_tflite.input_samples(samples, window_frames)
-  row = to_onnx(
+  chunk = to_onnx(
       functools.partial(inference.embed_waveforms, config, encoder_params,
                         window_frames=window_frames),
-      inputs=[jax.ShapeDtypeStruct((1, samples), jnp.float32)], model_name="d_vector_row",
-      opset=OPSET, input_names=["row_waveform"], output_names=["row_d_vector"])
-  return _over_rows(row, samples, config.projection).SerializeToString()
+      inputs=[jax.ShapeDtypeStruct((rows, samples), jnp.float32)], model_name="d_vector_rows",
+      opset=OPSET, input_names=["chunk_waveform"], output_names=["chunk_d_vectors"])
+  return _over_chunks(chunk, rows, samples, config.projection).SerializeToString()
 
 
-def _over_rows(row, samples: int, dim: int):
-  """A model running the one-row graph ``row`` on each row of a (batch, samples) input.
+def _over_chunks(chunk, rows: int, samples: int, dim: int):
+  """A model running the static graph ``chunk`` ((rows, samples) -> (rows, dim)) on a
+  (batch, samples) input, ``rows`` rows at a time.
 
-  The row graph becomes the body of a ``Loop`` with the batch size as trip count; its
-  initializers move to the outer graph, which the body reads by name.
+  The batch is zero-padded to whole chunks and reshaped to (chunks, rows, samples); the chunk
+  graph becomes the body of a ``Loop`` over them, its initializers move to the outer graph
+  (the body reads them by name), and the padding rows are sliced off the result.
   """
   import onnx  # pylint: disable=g-import-not-at-top  # optional: the onnx extra
   from onnx import TensorProto, helper  # pylint: disable=g-import-not-at-top
 
-  (row_in,), (row_out,) = row.graph.input, row.graph.output
+  node = helper.make_node
+  (chunk_in,), (chunk_out,) = chunk.graph.input, chunk.graph.output
   body = helper.make_graph(
-      [helper.make_node("Unsqueeze", ["loop_i", "loop_axis0"], ["loop_i1"]),
-       helper.make_node("Gather", [INPUT, "loop_i1"], [row_in.name], axis=0),
-       *row.graph.node,
-       helper.make_node("Squeeze", [row_out.name, "loop_axis0"], ["loop_d_vector"]),
-       helper.make_node("Identity", ["loop_cond"], ["loop_cond_out"])],
-      "d_vector_of_row",
+      [node("Gather", ["rows_chunked", "loop_i"], [chunk_in.name], axis=0),
+       *chunk.graph.node,
+       node("Identity", ["loop_cond"], ["loop_cond_out"])],
+      "d_vectors_of_chunk",
       [helper.make_tensor_value_info("loop_i", TensorProto.INT64, []),
        helper.make_tensor_value_info("loop_cond", TensorProto.BOOL, [])],
       [helper.make_tensor_value_info("loop_cond_out", TensorProto.BOOL, []),
-       helper.make_tensor_value_info("loop_d_vector", TensorProto.FLOAT, [dim])])
+       helper.make_tensor_value_info(chunk_out.name, TensorProto.FLOAT, [rows, dim])])
+  const = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
   graph = helper.make_graph(
-      [helper.make_node("Shape", [INPUT], ["rows_batch"], start=0, end=1),
-       helper.make_node("Squeeze", ["rows_batch", "loop_axis0"], ["rows_trip_count"]),
-       helper.make_node("Loop", ["rows_trip_count", ""], [OUTPUT], body=body)],
+      [node("Shape", [INPUT], ["rows_batch"], start=0, end=1),
+       node("Add", ["rows_batch", "rows_rows_less_1"], ["rows_ceil"]),
+       node("Div", ["rows_ceil", "rows_rows"], ["rows_chunks"]),
+       node("Mul", ["rows_chunks", "rows_rows"], ["rows_padded"]),
+       node("Sub", ["rows_padded", "rows_batch"], ["rows_extra"]),
+       node("Concat", ["rows_zero", "rows_zero", "rows_extra", "rows_zero"], ["rows_pads"],
+            axis=0),
+       node("Pad", [INPUT, "rows_pads"], ["rows_waveform"]),
+       node("Concat", ["rows_chunks", "rows_chunk_shape"], ["rows_shape"], axis=0),
+       node("Reshape", ["rows_waveform", "rows_shape"], ["rows_chunked"]),
+       node("Squeeze", ["rows_chunks", "rows_zero"], ["rows_trip_count"]),
+       node("Loop", ["rows_trip_count", ""], ["rows_stacked"], body=body),
+       node("Reshape", ["rows_stacked", "rows_flat_shape"], ["rows_flat"]),
+       node("Slice", ["rows_flat", "rows_zero", "rows_batch", "rows_zero"], [OUTPUT])],
       "d_vector",
       [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", samples])],
       [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", dim])],
-      initializer=[*row.graph.initializer,
-                   helper.make_tensor("loop_axis0", TensorProto.INT64, [1], [0])])
-  result = helper.make_model(graph, opset_imports=row.opset_import,
-                             functions=row.functions, ir_version=row.ir_version,
-                             producer_name=row.producer_name,
-                             producer_version=row.producer_version)
+      initializer=[*chunk.graph.initializer, const("rows_zero", [0]),
+                   const("rows_rows", [rows]), const("rows_rows_less_1", [rows - 1]),
+                   const("rows_chunk_shape", [rows, samples]),
+                   const("rows_flat_shape", [-1, dim])])
+  result = helper.make_model(graph, opset_imports=chunk.opset_import,
+                             functions=chunk.functions, ir_version=chunk.ir_version,
+                             producer_name=chunk.producer_name,
+                             producer_version=chunk.producer_version)
   onnx.checker.check_model(result)
   return result
 
 
 def add_to_export(directory: str, config: model.EncoderConfig, encoder_params,
-                  window_frames: int, samples: int = 0) -> str:
+                  window_frames: int, rows: int = ROWS, samples: int = 0) -> str:
   """Writes ``d_vector.onnx`` into an export dir; names it in config.json and the model card."""
   samples = export_tflite.input_samples(samples, window_frames)
   path = os.path.join(directory, ONNX_FILE)
   with open(path, "wb") as f:
-    f.write(convert(config, encoder_params, window_frames=window_frames, samples=samples))
+    f.write(convert(config, encoder_params, window_frames=window_frames, samples=samples,
+                    rows=rows))
   described = {
-      "file": ONNX_FILE, "samples": samples, "window_frames": window_frames, "opset": OPSET,
+      "file": ONNX_FILE, "samples": samples, "window_frames": window_frames, "rows": rows,
+      "opset": OPSET,
       "input": f"{INPUT} float32 (batch, {samples}), 16 kHz mono, resampled and trimmed; "
                "batch dynamic",
       "output": f"{OUTPUT} float32 (batch, {config.projection}), unit L2 norm",

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY = 1e-4
 VOICES = ("en-us+m3", "en-gb+f2", "en-gb-scotland+m1", "en-us+f4")
 LINES = ("the quick brown fox jumps over the lazy dog", "open the window and let the air in")
-WINDOW_FRAMES = {"td": 80, "ti": 160}  # the presets' configs' eval.window_frames
+WINDOW_FRAMES = {"td": 80, "ti": 160}  # the presets' configs' eval.window_frames; else 80
+ROWS = {"td": 2}  # td: 5 rows run as 3 steps of 2, the last one padded; else 1 row per step
 NO_TRIM = inference.TrimOptions(enabled=False)
 
 
@@ -47,14 +48,16 @@ def random_windows(samples: int, n: int, seed: int = 0) -> np.ndarray:
   return np.random.default_rng(seed).uniform(-0.5, 0.5, (n, samples)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=sorted(WINDOW_FRAMES))
+@pytest.fixture(scope="module", params=sorted(model.PRESETS))
 def converted(request, tmp_path_factory):
-  """(config, params, window_frames, onnxruntime fn) of a freshly initialised preset."""
-  config = model.preset(request.param)
+  """(config, params, window_frames, onnxruntime fn) of a freshly initialised preset: every
+  encoder the presets define must export the same way."""
+  config, window_frames = model.preset(request.param), WINDOW_FRAMES.get(request.param, 80)
   params = jax.device_get(train.init_params(jax.random.key(3), config)["encoder"])
   path = tmp_path_factory.mktemp("onnx") / "m.onnx"
-  path.write_bytes(export_onnx.convert(config, params, window_frames=WINDOW_FRAMES[request.param]))
-  return config, params, WINDOW_FRAMES[request.param], export_onnx.load(os.fspath(path))
+  path.write_bytes(export_onnx.convert(config, params, window_frames=window_frames,
+                                       rows=ROWS.get(request.param, 1)))
+  return config, params, window_frames, export_onnx.load(os.fspath(path))
 
 
 def test_onnx_matches_the_jax_embedder_on_real_and_random_windows(converted, speech):
@@ -111,7 +114,7 @@ def onnx_export(trained_workdir):
   out = trained_workdir / "export"
   result = subprocess.run(
       [sys.executable, "-m", "experiments.export", f"--workdir={trained_workdir}",
-       f"--output={out}", "--platforms=cpu", "--onnx"],
+       f"--output={out}", "--platforms=cpu", "--onnx", "--onnx_rows=4"],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   return out
@@ -122,7 +125,8 @@ def test_export_cli_writes_the_onnx_model_of_a_trained_run(onnx_export, speech):
   with open(onnx_export / "config.json") as f:
     described = json.load(f)["export"]["onnx"]
   samples = features.samples_for_frames(WINDOW_FRAMES["td"])
-  assert (described["file"], described["samples"]) == ("d_vector.onnx", samples)
+  assert (described["file"], described["samples"], described["rows"]) == ("d_vector.onnx",
+                                                                      samples, 4)
   assert model_card.read(onnx_export)["files"]["onnx"] == described
   waveform = np.concatenate([real_windows(speech, samples, 4), random_windows(samples, 2, 1)])
   embedder = inference.load(onnx_export, trim=NO_TRIM)
