@@ -1,6 +1,6 @@
 """ONNX export: the d-vector function for ONNX Runtime (and Triton, OpenVINO, ... on top of it).
 
-  python -m experiments.export --workdir=runs/td --onnx [--onnx_samples=0]
+  python -m experiments.export --workdir=runs/td --onnx [--onnx_samples=0] [--onnx_rows=8]
 
 writes ``d_vector.onnx`` into the export dir. Its one input is ``waveform`` float32
 (batch, samples): 16 kHz mono audio, one fixed-length window per row (default: exactly one
@@ -13,8 +13,9 @@ function itself, so every encoder ``embed_waveforms`` runs exports the same way.
 cannot: the SavedModel holds the whole function as one ``XlaCallModule`` (jax2tf's only
 serialisation), which it has no conversion for. jax2onnx 0.17 lowers the LSTMP scan to an
 ONNX ``Loop`` and the FFT to ``DFT``, but not with a symbolic batch (its ``pad``, ``fft``
-and complex-part lowerings need static shapes), so the function is converted for one row
-and the graph runs it inside an outer ``Loop`` over the rows of the batch.
+and complex-part lowerings need static shapes), so the function is converted for a static
+chunk of ``rows`` rows (``--onnx_rows``) and the graph runs it inside an outer ``Loop`` over
+the batch, zero-padded to whole chunks.
 
 A dynamic number of samples is not offered for the same reason: the window gather's
 indices would be symbolic. ``load`` runs the file with onnxruntime.
@@ -41,7 +42,7 @@ ONNX_FILE = "d_vector.onnx"
 OPSET = 20  # DFT with the axis as an input (opset 20); ONNX Runtime >= 1.17
 INPUT, OUTPUT = "waveform", "d_vectors"
 ROWS = 8  # rows per step of the graph's outer loop (BENCHMARKS.md: throughput vs one window)
-PACKAGES = ("jax2onnx", "onnx", "onnxruntime")
+PACKAGES = ("jax2onnx", "onnx", "onnx_ir", "onnxruntime")
 INSTALL = ("pip install -e '.[onnx]' (or, keeping orbax-checkpoint as it is: "
            "pip install onnx onnx-ir onnxruntime && pip install --no-deps jax2onnx)")
 
