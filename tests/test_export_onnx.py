@@ -2,6 +2,7 @@
 on real (espeak-ng) and random windows, for the td and ti presets and a trained td model
 exported by the CLI; docs/onnx.md's verify snippet must run with neither jax nor TensorFlow."""
 
+import importlib.util
 import json
 import os
 import re
@@ -16,8 +17,9 @@ from data_pipelines.builders import espeak
 from experiments import export_onnx
 from ge2e_jax import audio, checkpoint, features, inference, model, model_card, optim, train
 
-for _name in export_onnx.PACKAGES:
-  pytest.importorskip(_name, reason=f"the ONNX export needs the onnx extra: {export_onnx.INSTALL}")
+MISSING = [name for name in export_onnx.PACKAGES if importlib.util.find_spec(name) is None]
+needs_onnx = pytest.mark.skipif(bool(MISSING), reason=f"the ONNX export needs {MISSING}: "
+                                f"{export_onnx.INSTALL}")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY = 1e-4
@@ -60,6 +62,7 @@ def converted(request, tmp_path_factory):
   return config, params, window_frames, export_onnx.load(os.fspath(path))
 
 
+@needs_onnx
 def test_onnx_matches_the_jax_embedder_on_real_and_random_windows(converted, speech):
   config, params, window_frames, run = converted
   samples = features.samples_for_frames(window_frames)
@@ -74,6 +77,7 @@ def test_onnx_matches_the_jax_embedder_on_real_and_random_windows(converted, spe
   assert np.abs(want[0] - want[3]).max() > 100 * PARITY  # rows differ: the check can fail
 
 
+@needs_onnx
 def test_onnx_rejects_another_row_length(converted):
   *_, window_frames, run = converted
   with pytest.raises(ValueError, match=r"takes waveform of shape \(batch, \d+\)"):
@@ -121,6 +125,7 @@ def onnx_export(trained_workdir):
 
 
 @pytest.mark.slow
+@needs_onnx
 def test_export_cli_writes_the_onnx_model_of_a_trained_run(onnx_export, speech):
   with open(onnx_export / "config.json") as f:
     described = json.load(f)["export"]["onnx"]
@@ -143,6 +148,7 @@ def docs_snippet() -> str:
 
 
 @pytest.mark.slow
+@needs_onnx
 def test_docs_verify_snippet_runs_without_jax_or_tensorflow(onnx_export, speech, tmp_path):
   """docs/onnx.md's snippet, as written, in a fresh interpreter: the score is the JAX one."""
   import soundfile as sf  # pylint: disable=g-import-not-at-top
@@ -161,3 +167,19 @@ def test_docs_verify_snippet_runs_without_jax_or_tensorflow(onnx_export, speech,
   want = float(np.dot(*embedder.embed_prepared(wavs)))
   assert abs(score - want) < 1e-3, (result.stdout, want)  # printed with 4 decimals
   assert "threshold 0.6000" in result.stdout
+
+
+def test_export_without_the_onnx_packages_says_what_to_install(tmp_path):
+  """Checked before any artifact is written: one line, nothing left behind."""
+  out = tmp_path / "export"
+  script = ("import sys\n"
+            "sys.modules['jax2onnx'] = None  # as if not installed\n"
+            "from experiments import export\n"
+            f"sys.argv = ['export', '--workdir={tmp_path}', '--output={out}', '--onnx']\n"
+            "export.run()\n")
+  result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      "export failed: --onnx needs jax2onnx"), result.stderr[-2000:]
+  assert "Traceback" not in result.stderr and not out.exists()
