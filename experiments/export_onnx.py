@@ -17,8 +17,8 @@ and complex-part lowerings need static shapes), so the function is converted for
 chunk of ``rows`` rows (``--onnx_rows``) and the graph runs it inside an outer ``Loop`` over
 the batch, zero-padded to whole chunks.
 
-A dynamic number of samples is not offered for the same reason: the window gather's
-indices would be symbolic. ``load`` runs the file with onnxruntime.
+A dynamic number of samples is not offered for the same reason: the number of windows, and
+with it the FFT's input shape, would be symbolic. ``load`` runs the file with onnxruntime.
 """
 
 from __future__ import annotations
