@@ -12,10 +12,10 @@ Route (chosen by measurement, BENCHMARKS.md "ONNX export"): jax2onnx converts th
 function itself, so every encoder ``embed_waveforms`` runs exports the same way. tf2onnx
 cannot: the SavedModel holds the whole function as one ``XlaCallModule`` (jax2tf's only
 serialisation), which it has no conversion for. jax2onnx 0.17 lowers the LSTMP scan to an
-ONNX ``Loop`` and the FFT to ``DFT``, but not with a symbolic batch (its ``pad``, ``fft``
-and complex-part lowerings need static shapes), so the function is converted for a static
-chunk of ``rows`` rows (``--onnx_rows``) and the graph runs it inside an outer ``Loop`` over
-the batch, zero-padded to whole chunks.
+ONNX ``Loop`` and the FFT to ``DFT``, but not with a symbolic batch (its ``pad`` and ``fft``
+lowerings need static shapes; with both patched the graph still fails after ``real``), so
+the function is converted for a static chunk of ``rows`` rows (``--onnx_rows``) and the
+graph runs it inside an outer ``Loop`` over the batch, zero-padded to whole chunks.
 
 A dynamic number of samples is not offered for the same reason: the number of windows, and
 with it the FFT's input shape, would be symbolic. ``load`` runs the file with onnxruntime.
