@@ -8,7 +8,7 @@ BASE_VENV := .venv-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained
+.PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained onnx
 
 setup: $(VENV)/.installed
 
@@ -72,3 +72,10 @@ demo-pretrained: pretrained
 	$(PY) -m experiments.train --config=experiments/configs/td_pretrained.py --workdir=runs/demo_pretrained
 	$(PY) -m experiments.export --model=runs/demo_pretrained --output=runs/demo_pretrained/export \
 	  --overwrite --platforms=cpu
+
+# The ONNX export's converter and runtime (docs/onnx.md) without the onnx extra's orbax-checkpoint
+# downgrade: jax2onnx without its dependencies, then its tests.
+onnx: setup
+	$(PY) -m pip install -q 'onnx>=1.16' onnx-ir 'onnxruntime>=1.17'
+	$(PY) -m pip install -q --no-deps 'jax2onnx>=0.17.1'
+	$(PY) -m pytest -q -ra tests/test_export_onnx.py

@@ -14,6 +14,7 @@ evaluations on the user's own trials, and with ``--calibrate`` makes one the ope
                     "eer_threshold", "min_dcf", "p_target", "far_target", "far_threshold",
                     "trials", "target_trials", "calibration", "operating_point",
                     "calibrated_on", "written"}],
+   "files":     {"onnx": what d_vector.onnx takes and gives} (exports with --onnx only),
    "note": what a threshold does and does not carry over to}
 
 ``operating_point(card, step, score_norm)`` is the evaluation ``verify`` takes its threshold
