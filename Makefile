@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean ti-cpu
+.PHONY: setup test test-fast demo bench voices clean ti-cpu recorded-voices
 
 setup: $(VENV)/.installed
 
@@ -45,3 +45,12 @@ voices:
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Recorded human voices (docs/recorded_voices.md): the Debian packages the recorded_voices
+# builder allows, apt-downloaded and unpacked into third_party/recorded_voices (the system's
+# apt state stays as it is), then the corpus in runs/tfds.
+recorded-voices: setup
+	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
+	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
+	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
+	  --data_dir=runs/tfds
