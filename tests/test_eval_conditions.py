@@ -24,10 +24,12 @@ def evaluator(synthetic_td, synthetic_ti):
 
 def test_conditions_parse_into_corpus_split_and_channel():
   assert evaluation.parse_conditions(
-      "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,") == [
-          (None, "test_unseen_lang", ""), (None, "test", "noise_snr5+reverb"),
-          ("synthetic_voices/ti", "test", "telephone")]
-  for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:"):
+      "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,"
+      "?recorded_voices:test+reverb") == [
+          (None, "test_unseen_lang", "", False), (None, "test", "noise_snr5+reverb", False),
+          ("synthetic_voices/ti", "test", "telephone", False),
+          ("recorded_voices", "test", "reverb", True)]
+  for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:", "?"):
     with pytest.raises(ValueError, match="names no split or corpus"):
       evaluation.parse_conditions(bad)
 
