@@ -37,7 +37,6 @@ The packages it reads: ALLOWED_PACKAGES (the Makefile passes them to the fetch s
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import glob
 import hashlib
 import os
@@ -301,7 +300,8 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       groups = groups[:config.max_utterances_per_speaker]
       rates = sorted({p.orig_sample_rate for _, p in items})
       self._rows[speaker].update(
-          sample_rates=rates, band_limit_hz=band_limit_hz(rates[0]), upsampled=rates[0] < SAMPLE_RATE,
+          sample_rates=rates, band_limit_hz=band_limit_hz(rates[0]),
+          upsampled=rates[0] < SAMPLE_RATE,
           clips=sum(map(len, groups)), utterances=len(groups),
           seconds=round(sum(len(items[i][1].audio) for g in groups for i in g) / SAMPLE_RATE, 1))
       for n, group in enumerate(groups):
