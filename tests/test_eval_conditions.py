@@ -67,3 +67,15 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   assert [e["operating_point"] for e in entries] == [True, False, False, False]
   assert entries[2]["data"].endswith("+ noise_snr5")
 
+
+
+def test_an_optional_condition_is_skipped_where_its_corpus_is_not_prepared(synthetic_td):
+  c = td_demo.get_config()  # the demo: real speakers only where recorded_voices is built
+  c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
+  assert "?recorded_voices:test" in c.eval.conditions
+  c.eval.max_utterances_per_speaker = 4
+  c.eval.conditions = "?recorded_voices:test,?recorded_voices:test+reverb,test_unseen_lang"
+  assert set(evaluation.HeldOutEvaluator(c, TINY).conditions) == {"test_unseen_lang"}
+  c.eval.conditions = "recorded_voices:test"
+  with pytest.raises(FileNotFoundError, match="'recorded_voices' is not prepared"):
+    evaluation.HeldOutEvaluator(c, TINY)
