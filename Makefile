@@ -54,6 +54,6 @@ recorded-voices: setup third_party/recorded_voices/packages.txt
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
 	  --data_dir=runs/tfds
 
-third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh
+third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh | $(VENV)/.installed
 	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
 	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
