@@ -61,11 +61,15 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   history = reporting.read_eval_history(str(tmp_path))
   assert history[0]["conditions"]["test+noise_snr5"]["eer"] == summary["conditions"][
       "test+noise_snr5"]["eer"]
+  for record in (history[0], *history[0]["conditions"].values()):  # eer_ci95 reaches it too
+    low, high = record["eer_ci95"]
+    assert 0.0 <= low <= high <= 1.0
   model_card.record_training_eval(str(tmp_path), td_demo.get_config().to_dict(), 5, summary,
                                   evaluator.description)
   entries = model_card.read(str(tmp_path))["evaluations"]
   assert [e["operating_point"] for e in entries] == [True, False, False, False]
   assert entries[2]["data"].endswith("+ noise_snr5")
+  assert entries[0]["eer_ci95"] == history[0]["eer_ci95"]
 
 
 
