@@ -81,7 +81,7 @@ def sha256(path: str) -> str:
 def measure(embedder: inference.Embedder, card: dict, conditions: str, data_dir: str | None,
             enroll: int, max_utterances: int) -> dict:
   """``card`` with one evaluation per condition (the first marked as the operating point)."""
-  for i, (corpus, split, channel) in enumerate(evaluation.parse_conditions(conditions)):
+  for i, (corpus, split, channel, _) in enumerate(evaluation.parse_conditions(conditions)):
     if corpus is None:
       raise ValueError(f"--conditions: {split!r} names no corpus; expected tfds_name:split")
     eval_set = evaluation.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,

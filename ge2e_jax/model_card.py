@@ -104,7 +104,8 @@ def evaluation(result: dict, *, step: int | None, condition: str, data: str,
   """A card evaluation from a ``scoring.summary`` (or trainer eval) result dict."""
   threshold = result.get("eer_threshold", result.get("threshold"))
   entry = {"step": step, "condition": condition, "data": data, "score_norm": score_norm,
-           "cohort": cohort, "eer": result["eer"], "eer_threshold": threshold,
+           "cohort": cohort, "eer": result["eer"], "eer_ci95": result.get("eer_ci95"),
+           "eer_threshold": threshold,
            "min_dcf": result["min_dcf"], "p_target": result.get("p_target", 0.01),
            "far_target": result.get("far_target"), "far_threshold": result.get("far_threshold"),
            "trials": result["trials"], "target_trials": result["target_trials"],
