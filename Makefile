@@ -8,7 +8,8 @@ BASE_VENV := .venv-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
-.PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained
+.PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained onnx \
+  recorded-voices
 
 setup: $(VENV)/.installed
 
@@ -32,8 +33,9 @@ test-fast: setup
 demo: setup
 	$(PY) -m experiments.demo
 
-# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpus, then about 31 minutes of training.
-ti-cpu: setup
+# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpora (synthetic; recorded voices for
+# the real held-out speakers), then about 31 minutes of training.
+ti-cpu: setup recorded-voices
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
 	  --config=ti --data_dir=runs/tfds
 	$(PY) -m experiments.train --config=experiments/configs/ti_cpu.py --workdir=runs/ti_cpu
@@ -72,3 +74,21 @@ demo-pretrained: pretrained
 	$(PY) -m experiments.train --config=experiments/configs/td_pretrained.py --workdir=runs/demo_pretrained
 	$(PY) -m experiments.export --model=runs/demo_pretrained --output=runs/demo_pretrained/export \
 	  --overwrite --platforms=cpu
+
+# The ONNX export's converter and runtime (docs/onnx.md) without the onnx extra's orbax-checkpoint
+# downgrade: jax2onnx without its dependencies, then its tests.
+onnx: setup
+	$(PY) -m pip install -q 'onnx>=1.16' onnx-ir 'onnxruntime>=1.17'
+	$(PY) -m pip install -q --no-deps 'jax2onnx>=0.17.1'
+	$(PY) -m pytest -q -ra tests/test_export_onnx.py
+
+# Recorded human voices (docs/recorded_voices.md): the Debian packages the recorded_voices
+# builder allows, apt-downloaded and unpacked into third_party/recorded_voices (the system's
+# apt state stays as it is), then the corpus in runs/tfds.
+recorded-voices: setup third_party/recorded_voices/packages.txt
+	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
+	  --data_dir=runs/tfds
+
+third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh | $(VENV)/.installed
+	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
+	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')

@@ -11,10 +11,14 @@ them to the same features and to speaker-disjoint ``train`` / ``test`` splits:
   speaker    string, unique within the corpus
   utterance  string, unique within the corpus
   text       string, "" when unknown
+
+Naive pooling: ``"a+b"`` names the union of corpora ``a`` and ``b`` (same split of each),
+one speaker pool; ids become ``"a:<id>"``, so speakers of two corpora never merge.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import tensorflow as tf
@@ -22,6 +26,9 @@ import tensorflow_datasets as tfds
 
 import data_pipelines.builders  # pylint: disable=unused-import  # registers our builders
 from data_pipelines.builders import adapters
+
+
+POOL_SEPARATOR = "+"
 
 
 def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
@@ -48,7 +55,17 @@ def open_split(name: str, split: str, data_dir: str | None = None, *,
   ``with_audio=False`` gives only speaker, utterance and text (this package's builders then
   skip decoding the audio; adapted TFDS corpora still read it).
   """
+  parts = name.split(POOL_SEPARATOR)
+  if len(parts) > 1:
+    return functools.reduce(tf.data.Dataset.concatenate, [
+        open_split(part, split, data_dir, with_audio=with_audio).map(
+            functools.partial(_prefixed, f"{part}:")) for part in parts])
   return adapters.as_dataset(builder(name, data_dir), split, with_audio=with_audio)
+
+
+def _prefixed(prefix: str, example: dict) -> dict:
+  return {**example, "speaker": prefix + example["speaker"],
+          "utterance": prefix + example["utterance"]}
 
 
 def iterate(name: str, split: str, data_dir: str | None = None) -> Iterator[dict]:

@@ -35,8 +35,10 @@ flags.DEFINE_string("workdir", "runs/ablations/augment", "Root; one workdir per 
 flags.DEFINE_list("speakers", list(SPEAKERS), f"Training corpora, some of {SPEAKERS}.")
 flags.DEFINE_list("arms", [], "Arms to run (all, none, no_<kind>); empty = every arm.")
 flags.DEFINE_list("conditions", ["test", "test_unseen_lang", "test_unseen_lang+noise_snr5..15",
-                                 "test_unseen_lang+reverb", "test+telephone"],
-                  "Held-out [split][+channel] conditions of the procedural corpus.")
+                                 "test_unseen_lang+reverb", "test+telephone",
+                                 "?recorded_voices:test", "?recorded_voices:test+noise_snr5..15"],
+                  "Held-out [split][+channel] conditions of the procedural corpus, or of a "
+                  "named corpus ([?]tfds_name:split[+channel], e.g. the real speakers).")
 
 
 def arms(base) -> list[str]:
@@ -64,7 +66,8 @@ def arm_config(base, speakers: str, arm: str, conditions, steps: int, eval_every
       options.prob = 0.0
   if arm not in arms(base):
     raise ValueError(f"--arms: {arm!r} is not one of {arms(base)}")
-  config.eval.conditions = ",".join(f"{corpus}:{c}" for c in conditions)
+  config.eval.conditions = ",".join(
+      c if ":" in c.partition("+")[0] else f"{corpus}:{c}" for c in conditions)
   return config
 
 

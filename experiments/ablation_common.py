@@ -40,7 +40,7 @@ def run_arm(config, workdir: str) -> list[dict]:
   steps = config.train.num_steps
   if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
     old = run_setup.flatten(checkpoint.read_config(workdir))
-    new = run_setup.flatten(config.to_dict())
+    new = run_setup.flatten(json.loads(json.dumps(config.to_dict())))  # tuples as stored
     differing = sorted(k for k in old.keys() & new.keys()  # a field added since: not compared
                        if k != "train.num_steps" and old[k] != new[k])
     if differing:

@@ -29,7 +29,7 @@ def compare(model: str, conditions: str, data_dir: str | None, enroll: int,
   embedder = inference.load(model)
   webrtcvad = audio.TrimOptions(method="webrtcvad")
   rows = []
-  for corpus, split, channel in evaluation.parse_conditions(conditions):
+  for corpus, split, channel, _ in evaluation.parse_conditions(conditions):
     if corpus is None:
       raise ValueError(f"--conditions: {split!r} names no corpus; expected tfds_name:split")
     eval_set = evaluation.with_channel(

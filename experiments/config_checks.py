@@ -95,7 +95,7 @@ FIELDS = {
     "train.init_from": (_str, "a training workdir or export dir to fine-tune from, or ''"),
     "eval.source": (_str, "a source name of config.data.sources"),
     "eval.split": (lambda v: _str(v) and v != "", "a split name, e.g. 'test'"),
-    "eval.conditions": (_str, "'[tfds_name:]split[+channel]' items, comma-separated, or ''"),
+    "eval.conditions": (_str, "'[?][tfds_name:]split[+channel]' items, comma-separated, or ''"),
     "eval.every": (_int(0), "an integer >= 0 (steps; 0 = no evaluation)"),
     "eval.enroll": (_int(1), "an integer >= 1"),
     "eval.window_frames": (_even, "an even integer >= 2"),

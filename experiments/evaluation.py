@@ -8,7 +8,9 @@ and scores all test utterances against all enrolled speakers.
 
 import collections
 import dataclasses
+from typing import NamedTuple
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -16,6 +18,7 @@ from data_pipelines.source_specs import parse_sources
 from ge2e_jax import audio, features, inference, metrics, model, scoring
 
 FAR_TARGET = 0.01  # false-accept rate of the second threshold in the summary
+EER_CI_LEVEL, EER_CI_BOOTSTRAPS = 0.95, 200  # metrics.eer_interval: resampling speakers
 
 
 @dataclasses.dataclass
@@ -67,15 +70,18 @@ def embed(eval_set: EvalSet, embedder: inference.Embedder) -> np.ndarray:
 
 
 def score(embeddings: np.ndarray, speakers: np.ndarray, enroll: int, seed: int = 0):
-  """(summary dict, Trials): EER (fraction), its threshold, minDCF(p=0.01), the threshold at
-  a false-accept rate of FAR_TARGET, trial counts."""
+  """(summary dict, Trials): EER (fraction), its threshold, its 95 % confidence interval
+  (a bootstrap over speakers), minDCF(p=0.01), the threshold at a false-accept rate of
+  FAR_TARGET, trial and speaker counts."""
   trials = metrics.speaker_trials(embeddings, speakers, enroll=enroll, seed=seed)
   eer, threshold = metrics.eer(trials.scores, trials.labels)
   at_far = scoring.threshold_at_far(trials.scores, trials.labels, FAR_TARGET)
   summary = {"eer": float(eer), "threshold": float(threshold), "far_target": FAR_TARGET,
              "far_threshold": at_far.threshold,
              "min_dcf": float(metrics.min_dcf(trials.scores, trials.labels, p_target=0.01)),
-             "trials": int(trials.labels.size), "target_trials": int(trials.labels.sum())}
+             "eer_ci95": list(metrics.eer_interval(trials, EER_CI_LEVEL, EER_CI_BOOTSTRAPS, seed)),
+             "trials": int(trials.labels.size), "target_trials": int(trials.labels.sum()),
+             "speakers": int(trials.speakers.size)}
   return summary, trials
 
 
@@ -92,24 +98,38 @@ def log_mel_statistics(waves) -> np.ndarray:
   return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
-def parse_conditions(spec: str) -> list[tuple[str | None, str, str]]:
-  """``"test_unseen_lang,test+noise_snr5..15,librispeech:test"`` -> [(corpus, split, channel)].
+class Condition(NamedTuple):
+  corpus: str | None  # None = the evaluation corpus
+  split: str
+  channel: str        # "" = clean
+  optional: bool      # "?" prefix: scored only where its corpus is prepared
+
+  @property
+  def name(self) -> str:
+    return (f"{self.corpus}:" if self.corpus else "") + self.split + (
+        f"+{self.channel}" if self.channel else "")
+
+
+def parse_conditions(spec: str) -> list[Condition]:
+  """``"test_unseen_lang,test+noise_snr5..15,librispeech:test"`` -> [Condition].
 
   A condition is a split of the evaluation corpus, or of another prepared TFDS corpus when
   prefixed ``tfds_name:`` (corpus None = the evaluation corpus), optionally followed by
   ``+`` and a channel for ``ge2e_jax.augment.apply_condition`` (which may itself join kinds
-  with ``+``); channel "" = clean.
+  with ``+``); channel "" = clean. A leading ``?`` makes it optional: skipped, with a
+  warning, where its corpus is not prepared (``?recorded_voices:test`` in the demo).
   """
   conditions = []
   for item in (part.strip() for part in spec.split(",")):
     if not item:
       continue
-    where, _, channel = item.partition("+")
+    optional = item.startswith("?")
+    where, _, channel = item.removeprefix("?").partition("+")
     corpus, _, split = where.rpartition(":")
     if not split or (":" in where and not corpus):
       raise ValueError(f"config.eval.conditions: {item!r} names no split or corpus "
-                       f"(in {spec!r}); expected [tfds_name:]split[+channel]")
-    conditions.append((corpus or None, split, channel))
+                       f"(in {spec!r}); expected [?][tfds_name:]split[+channel]")
+    conditions.append(Condition(corpus or None, split, channel, optional))
   return conditions
 
 
@@ -140,12 +160,18 @@ class HeldOutEvaluator:
     self.description = self.eval_set.description
     splits = {(tfds_name, config.eval.split): self.eval_set}
     self.conditions = {}
-    for corpus, split, channel in parse_conditions(config.eval.conditions):
-      key = (corpus or tfds_name, split)
+    for condition in parse_conditions(config.eval.conditions):
+      key = (condition.corpus or tfds_name, condition.split)
       if key not in splits:
-        splits[key] = load(split, key[0])
-      name = (f"{corpus}:" if corpus else "") + split + (f"+{channel}" if channel else "")
-      self.conditions[name] = with_channel(splits[key], channel, config.seed)
+        try:
+          splits[key] = load(condition.split, key[0])
+        except FileNotFoundError as err:  # corpus.builder: not prepared
+          if not condition.optional:
+            raise
+          logging.warning("Held-out condition %s skipped: %s", condition.name, err)
+          continue
+      self.conditions[condition.name] = with_channel(splits[key], condition.channel,
+                                                     config.seed)
     self.encoder_config = encoder_config
     self.enroll, self.seed = config.eval.enroll, config.seed
     self.window_frames = config.eval.window_frames

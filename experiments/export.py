@@ -14,6 +14,8 @@ Writes the export dir described in ``ge2e_jax/export_io.py``:
   params/, config.json  so ``ge2e_jax.inference.load(dir)`` works too.
   d_vector.tflite       with --tflite: a static-shape LiteRT model for phones
                         (``experiments/export_tflite.py``).
+  d_vector.onnx         with --onnx: an ONNX model for ONNX Runtime, dynamic batch of
+                        fixed-length windows (``experiments/export_onnx.py``, docs/onnx.md).
 
 The graph holds log-mel, 160-frame windows (the workdir's ``eval.window_frames``) with 50 % overlap (plus an end-aligned last
 window; one repeat-padded window for short input), per-window normalisation, averaging and
@@ -32,7 +34,7 @@ import os
 
 from absl import app, flags, logging
 
-from experiments import cli
+from experiments import cli, export_onnx
 from experiments.export_writer import PLATFORMS, check_output, write_export
 from ge2e_jax import inference, model, model_card
 
@@ -50,6 +52,13 @@ flags.DEFINE_bool("tflite", False, "Also write d_vector.tflite, a static-shape L
 flags.DEFINE_integer("tflite_samples", 0, "Its fixed input length in 16 kHz samples; "
                      "0 = one window of the model's window_frames.")
 flags.DEFINE_integer("tflite_batch", 1, "Its fixed batch size.")
+flags.DEFINE_bool("onnx", False, "Also write d_vector.onnx for ONNX Runtime: a dynamic batch of "
+                  "fixed-length windows (experiments/export_onnx.py; needs the onnx extra).")
+flags.DEFINE_integer("onnx_samples", 0, "Its fixed row length in 16 kHz samples; "
+                     "0 = one window of the model's window_frames.")
+flags.DEFINE_integer("onnx_rows", export_onnx.ROWS, "Rows its graph encodes together (the "
+                     "batch is padded to a multiple): 1 for the lowest latency on one window.",
+                     lower_bound=1)
 flags.mark_flag_as_required("model")
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFORMS),
                          f"--platforms must name some of {', '.join(PLATFORMS)}")
@@ -57,18 +66,22 @@ flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(PLATFO
 
 def export_model(workdir: str, output: str | None = None, which: str = "best",
                  platforms=("cpu", "cuda"), overwrite: bool = False,
-                 tflite_shape: tuple[int, int] | None = None) -> str:
+                 tflite_shape: tuple[int, int] | None = None,
+                 onnx_shape: tuple[int, int] | None = None) -> str:
   """Writes the export dir of ``workdir``'s ``which`` checkpoint; returns its path.
 
-  ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``.
+  ``tflite_shape`` (batch, samples; samples 0 = one window) adds ``d_vector.tflite``,
+  ``onnx_shape`` (rows per step, row length; 0 = one window) ``d_vector.onnx``.
   """
   output = os.path.abspath(output or os.path.join(workdir, "export"))
   check_output(output, workdir, overwrite)
+  if onnx_shape is not None:
+    export_onnx.check_installed()  # before the minutes of the other artifacts
   embedder = inference.load(workdir, which)  # checks config and params agree
   card = model_card.for_step(embedder.card, embedder.step, embedder.window_frames,  # thresholds
                              model.config_to_dict(embedder.config))
   return write_export(embedder, output, {"source": embedder.source, "which": which}, card,
-                      platforms, tflite_shape)
+                      platforms, tflite_shape, onnx_shape)
 
 
 def main(argv):
@@ -76,9 +89,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   cli.require("export", "tensorflow", "export", "for saved_model/")
   tflite_shape = (FLAGS.tflite_batch, FLAGS.tflite_samples) if FLAGS.tflite else None
+  onnx_shape = (FLAGS.onnx_rows, FLAGS.onnx_samples) if FLAGS.onnx else None
   with cli.one_line_errors("export failed"):
     output = export_model(FLAGS.model, FLAGS.output, FLAGS.which, FLAGS.platforms,
-                          FLAGS.overwrite, tflite_shape)
+                          FLAGS.overwrite, tflite_shape, onnx_shape)
   logging.info("exported %s to %s", FLAGS.model, output)
   print(output)
 

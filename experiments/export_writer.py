@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import export_tflite
+from experiments import export_onnx, export_tflite
 from ge2e_jax import checkpoint, export_io, inference, model_card
 from ge2e_jax.features import SAMPLE_RATE
 
@@ -59,11 +59,14 @@ def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
 
 
 def write_export(embedder: inference.Embedder, output: str, metadata: dict, card: dict,
-                 platforms=("cpu", "cuda"), tflite_shape: tuple[int, int] | None = None) -> str:
+                 platforms=("cpu", "cuda"), tflite_shape: tuple[int, int] | None = None,
+                 onnx_shape: tuple[int, int] | None = None) -> str:
   """Writes ``embedder``'s export dir to ``output`` (staged beside it, renamed into place).
 
   ``metadata`` (where the params came from) joins the export metadata in config.json;
-  ``card`` is its model_card.json.
+  ``card`` is its model_card.json. ``tflite_shape`` (batch, samples; samples 0 = one window)
+  adds ``d_vector.tflite``, ``onnx_shape`` (rows per step, row length; 0 = one window)
+  ``d_vector.onnx``.
   """
   os.makedirs(os.path.dirname(output), exist_ok=True)
   staging = _new_dir_beside(output)
@@ -82,6 +85,9 @@ def write_export(embedder: inference.Embedder, output: str, metadata: dict, card
     if tflite_shape is not None:
       export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
                                   *tflite_shape)
+    if onnx_shape is not None:
+      export_onnx.add_to_export(staging, embedder.config, params, embedder.window_frames,
+                                *onnx_shape)
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)

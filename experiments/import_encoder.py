@@ -23,7 +23,7 @@ import os
 from absl import app, flags, logging
 import jax
 
-from experiments import cli, evaluation, export_writer
+from experiments import cli, evaluation, export_onnx, export_writer
 from ge2e_jax import inference, model, model_card, pretrained
 
 FLAGS = flags.FLAGS
@@ -36,11 +36,13 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
 flags.DEFINE_list("platforms", ["cpu", "cuda"], "Platforms of the serialised functions "
                   f"({', '.join(export_writer.PLATFORMS)}).")
 flags.DEFINE_bool("tflite", False, "Also write d_vector.tflite (one window, batch 1).")
+flags.DEFINE_bool("onnx", False, "Also write d_vector.onnx (a dynamic batch of one-window rows; "
+                  "needs the onnx extra).")
 flags.DEFINE_string("conditions", "", "Held-out conditions measured for the model card's "
                     "thresholds: 'tfds_name:split[+channel]', comma-separated (the first is the "
                     "operating point); '' writes a card without thresholds.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir of the --conditions corpora.")
-flags.DEFINE_integer("enroll", 3, "Enrollment utterances per speaker in those evaluations.")
+flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker in those evaluations.")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.mark_flags_as_required(["format", "checkpoint", "output"])
 flags.register_validator("platforms", lambda v: bool(v) and set(v) <= set(export_writer.PLATFORMS),
@@ -79,7 +81,7 @@ def sha256(path: str) -> str:
 def measure(embedder: inference.Embedder, card: dict, conditions: str, data_dir: str | None,
             enroll: int, max_utterances: int) -> dict:
   """``card`` with one evaluation per condition (the first marked as the operating point)."""
-  for i, (corpus, split, channel) in enumerate(evaluation.parse_conditions(conditions)):
+  for i, (corpus, split, channel, _) in enumerate(evaluation.parse_conditions(conditions)):
     if corpus is None:
       raise ValueError(f"--conditions: {split!r} names no corpus; expected tfds_name:split")
     eval_set = evaluation.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,
@@ -97,12 +99,15 @@ def measure(embedder: inference.Embedder, card: dict, conditions: str, data_dir:
 
 
 def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = False,
-                   platforms=("cpu", "cuda"), tflite: bool = False, conditions: str = "",
+                   platforms=("cpu", "cuda"), tflite: bool = False, onnx: bool = False,
+                   conditions: str = "",
                    data_dir: str | None = None, enroll: int = 3,
                    max_utterances: int = 20) -> str:
   """Writes the export dir of ``checkpoint`` to ``output``; returns its path."""
   output = os.path.abspath(output)
   export_writer.check_output(output, os.path.dirname(os.path.abspath(checkpoint)), overwrite)
+  if onnx:
+    export_onnx.check_installed()  # before the evaluations and the other artifacts
   config, params = pretrained.load(checkpoint, fmt)
   embedder = inference.Embedder(config, jax.device_put(params), source=f"{fmt} {checkpoint}")
   source = {**SOURCES[fmt], "format": fmt, "file": os.path.abspath(checkpoint),
@@ -112,7 +117,8 @@ def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = 
   card["model"]["hop_frames"] = embedder.hop_frames
   card = measure(embedder, card, conditions, data_dir, enroll, max_utterances)
   return export_writer.write_export(embedder, output, {"source": source["file"], "imported": fmt},
-                             card, platforms, (1, 0) if tflite else None)
+                                    card, platforms, (1, 0) if tflite else None,
+                                    (export_onnx.ROWS, 0) if onnx else None)
 
 
 def main(argv):
@@ -122,14 +128,14 @@ def main(argv):
   with cli.one_line_errors("import_encoder"):
     output = import_encoder(FLAGS.format, FLAGS.checkpoint, FLAGS.output,
                             overwrite=FLAGS.overwrite, platforms=FLAGS.platforms,
-                            tflite=FLAGS.tflite, conditions=FLAGS.conditions,
-                            data_dir=FLAGS.data_dir, enroll=FLAGS.enroll,
+                            tflite=FLAGS.tflite, onnx=FLAGS.onnx, conditions=FLAGS.conditions,
+                            data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
                             max_utterances=FLAGS.max_utterances_per_speaker)
   print(output)
 
 
 def run():
-  cli.run(main, "import_encoder")
+  cli.run(main, "import_encoder", renamed={"enroll": "num_enroll"})
 
 
 if __name__ == "__main__":

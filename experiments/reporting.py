@@ -58,19 +58,21 @@ class Reporter:
     self.restart_window()
 
   def evaluation(self, step: int, train_seconds: float, result: dict, description: str):
-    logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, description,
-                 100 * result["eer"], result["min_dcf"], result["trials"])
+    logging.info("step %d eval on %s: EER %.2f%%%s minDCF %.4f (%d trials)", step, description,
+                 100 * result["eer"], _interval(result), result["min_dcf"], result["trials"])
     scalars = {"eval/eer": result["eer"], "eval/min_dcf": result["min_dcf"]}
-    conditions = {name: {"eer": r["eer"], "min_dcf": r["min_dcf"]}
+    conditions = {name: {"eer": r["eer"], "min_dcf": r["min_dcf"],
+                         **({"eer_ci95": r["eer_ci95"]} if "eer_ci95" in r else {})}
                   for name, r in result.get("conditions", {}).items()}
     for name, r in result.get("conditions", {}).items():
-      logging.info("step %d eval on %s: EER %.2f%% minDCF %.4f (%d trials)", step, r["data"],
-                   100 * r["eer"], r["min_dcf"], r["trials"])
+      logging.info("step %d eval on %s: EER %.2f%%%s minDCF %.4f (%d trials)", step, r["data"],
+                   100 * r["eer"], _interval(r), r["min_dcf"], r["trials"])
       scalars.update({f"eval/{name}/eer": r["eer"], f"eval/{name}/min_dcf": r["min_dcf"]})
     self._summaries(step, scalars)
     if self.history is not None:
       record = {"step": step, "train_seconds": train_seconds,
-                "eer": result["eer"], "min_dcf": result["min_dcf"]}
+                "eer": result["eer"], "min_dcf": result["min_dcf"],
+                **({"eer_ci95": result["eer_ci95"]} if "eer_ci95" in result else {})}
       self.history.append(dict(record, conditions=conditions) if conditions else record)
 
   def _summaries(self, step: int, scalars: dict):
@@ -82,6 +84,14 @@ class Reporter:
   def close(self):
     if self.writer is not None:
       self.writer.flush()
+
+
+def _interval(result: dict) -> str:
+  """" [low, high]" of the EER's 95 % interval in percent, "" when the result has none."""
+  if "eer_ci95" not in result:
+    return ""
+  low, high = result["eer_ci95"]
+  return f" [{100 * low:.2f}, {100 * high:.2f}]"
 
 
 class EvalHistory:

@@ -146,3 +146,31 @@ def speaker_trials(embeddings, speakers, enroll: int, seed: int = 0) -> Trials:
   scores = unit[test_index] @ models.T
   labels = (speaker_of[test_index, None] == np.arange(unique.size)[None, :]).astype(int)
   return Trials(scores.ravel(), labels.ravel(), unique, enroll_index, test_index)
+
+
+def eer_interval(trials: Trials, level: float = 0.95, n_boot: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+  """A ``level`` percentile-bootstrap confidence interval of the EER, resampling speakers.
+
+  Trials of one speaker are not independent (its enrolment model scores every test
+  utterance, its utterances are scored against every model), so the speakers are the
+  sampling unit: each round draws the K speakers with replacement, and trial
+  (utterance of speaker a, model of speaker b) counts n_a * n_b times, n = the draws of
+  each. Rounds with fewer than 2 distinct speakers (no non-target trial) are drawn again.
+  """
+  if not 0.0 < level < 1.0 or n_boot < 1:
+    raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got {level} and {n_boot}")
+  k = trials.speakers.size
+  scores = np.asarray(trials.scores, np.float64).reshape(-1, k)
+  labels = np.asarray(trials.labels).reshape(-1, k)
+  utterance_speaker = labels.argmax(axis=1)
+  rng = np.random.default_rng(seed)
+  rates = []
+  while len(rates) < n_boot:
+    draws = np.bincount(rng.integers(0, k, k), minlength=k)
+    if np.count_nonzero(draws) < 2:
+      continue
+    weight = (draws[utterance_speaker, None] * draws[None, :]).ravel()
+    rates.append(eer(np.repeat(scores.ravel(), weight), np.repeat(labels.ravel(), weight))[0])
+  low, high = np.quantile(rates, [(1.0 - level) / 2, (1.0 + level) / 2])
+  return float(low), float(high)

@@ -14,6 +14,7 @@ evaluations on the user's own trials, and with ``--calibrate`` makes one the ope
                     "eer_threshold", "min_dcf", "p_target", "far_target", "far_threshold",
                     "trials", "target_trials", "calibration", "operating_point",
                     "calibrated_on", "written"}],
+   "files":     {"onnx": what d_vector.onnx takes and gives} (exports with --onnx only),
    "note": what a threshold does and does not carry over to}
 
 ``operating_point(card, step, score_norm)`` is the evaluation ``verify`` takes its threshold
@@ -103,7 +104,8 @@ def evaluation(result: dict, *, step: int | None, condition: str, data: str,
   """A card evaluation from a ``scoring.summary`` (or trainer eval) result dict."""
   threshold = result.get("eer_threshold", result.get("threshold"))
   entry = {"step": step, "condition": condition, "data": data, "score_norm": score_norm,
-           "cohort": cohort, "eer": result["eer"], "eer_threshold": threshold,
+           "cohort": cohort, "eer": result["eer"], "eer_ci95": result.get("eer_ci95"),
+           "eer_threshold": threshold,
            "min_dcf": result["min_dcf"], "p_target": result.get("p_target", 0.01),
            "far_target": result.get("far_target"), "far_threshold": result.get("far_threshold"),
            "trials": result["trials"], "target_trials": result["target_trials"],

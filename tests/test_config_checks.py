@@ -8,12 +8,12 @@ import pytest
 
 from experiments import config_checks, run_setup
 from experiments.configs import (default, td, td_demo, td_multireader, td_pretrained, ti, ti_cpu,
-                                 ti_pretrained)
+                                 ti_cpu_real, ti_pretrained)
 from ge2e_jax import checkpoint
 
 
 @pytest.mark.parametrize("module", [default, td, td_demo, td_multireader, td_pretrained, ti,
-                                    ti_cpu, ti_pretrained])
+                                    ti_cpu, ti_cpu_real, ti_pretrained])
 def test_shipped_configs_are_valid(module):
   config_checks.validate(module.get_config())
 

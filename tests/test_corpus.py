@@ -32,6 +32,24 @@ def test_unknown_or_unprepared_corpora_are_named(tmp_path):
     corpus.open_split("synthetic_voices/td_ok_computer", "train", str(tmp_path))
 
 
+def test_a_plus_b_pools_two_corpora_keeping_their_speakers_apart(synthetic_td, synthetic_ti):
+  assert synthetic_td.data_dir == synthetic_ti.data_dir
+  parts = {name: list(corpus.iterate(name, "train", synthetic_td.data_dir))
+           for name in (synthetic_td.name, synthetic_ti.name)}
+  pooled = list(corpus.iterate(f"{synthetic_td.name}+{synthetic_ti.name}", "train",
+                               synthetic_td.data_dir))
+  expected = {(f"{name}:{ex['speaker']}", f"{name}:{ex['utterance']}"): ex["audio"]
+              for name, found in parts.items() for ex in found}
+  assert {(ex["speaker"], ex["utterance"]) for ex in pooled} == set(expected)
+  for ex in pooled:
+    np.testing.assert_array_equal(ex["audio"], expected[ex["speaker"], ex["utterance"]])
+  # The synthetic configs share voices: pooled, a voice of each corpus is its own speaker.
+  shared = {ex["speaker"] for ex in parts[synthetic_td.name]} & {
+      ex["speaker"] for ex in parts[synthetic_ti.name]}
+  assert shared and len({ex["speaker"] for ex in pooled}) == sum(
+      len({ex["speaker"] for ex in found}) for found in parts.values())
+
+
 @pytest.fixture(scope="module")
 def librispeech_run(fake_librispeech, tmp_path_factory):
   config = td_demo.get_config()  # what --config=experiments/configs/td_demo.py loads

@@ -24,10 +24,12 @@ def evaluator(synthetic_td, synthetic_ti):
 
 def test_conditions_parse_into_corpus_split_and_channel():
   assert evaluation.parse_conditions(
-      "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,") == [
-          (None, "test_unseen_lang", ""), (None, "test", "noise_snr5+reverb"),
-          ("synthetic_voices/ti", "test", "telephone")]
-  for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:"):
+      "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,"
+      "?recorded_voices:test+reverb") == [
+          (None, "test_unseen_lang", "", False), (None, "test", "noise_snr5+reverb", False),
+          ("synthetic_voices/ti", "test", "telephone", False),
+          ("recorded_voices", "test", "reverb", True)]
+  for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:", "?"):
     with pytest.raises(ValueError, match="names no split or corpus"):
       evaluation.parse_conditions(bad)
 
@@ -59,9 +61,25 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   history = reporting.read_eval_history(str(tmp_path))
   assert history[0]["conditions"]["test+noise_snr5"]["eer"] == summary["conditions"][
       "test+noise_snr5"]["eer"]
+  for record in (history[0], *history[0]["conditions"].values()):  # eer_ci95 reaches it too
+    low, high = record["eer_ci95"]
+    assert 0.0 <= low <= high <= 1.0
   model_card.record_training_eval(str(tmp_path), td_demo.get_config().to_dict(), 5, summary,
                                   evaluator.description)
   entries = model_card.read(str(tmp_path))["evaluations"]
   assert [e["operating_point"] for e in entries] == [True, False, False, False]
   assert entries[2]["data"].endswith("+ noise_snr5")
+  assert entries[0]["eer_ci95"] == history[0]["eer_ci95"]
 
+
+
+def test_an_optional_condition_is_skipped_where_its_corpus_is_not_prepared(synthetic_td):
+  c = td_demo.get_config()  # the demo: real speakers only where recorded_voices is built
+  c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
+  assert "?recorded_voices:test" in c.eval.conditions
+  c.eval.max_utterances_per_speaker = 4
+  c.eval.conditions = "?recorded_voices:test,?recorded_voices:test+reverb,test_unseen_lang"
+  assert set(evaluation.HeldOutEvaluator(c, TINY).conditions) == {"test_unseen_lang"}
+  c.eval.conditions = "recorded_voices:test"
+  with pytest.raises(FileNotFoundError, match="'recorded_voices' is not prepared"):
+    evaluation.HeldOutEvaluator(c, TINY)

@@ -208,3 +208,52 @@ def test_speaker_trials_errors(utterances):
     metrics.speaker_trials(embeddings[:3], np.array(["a"] * 3), enroll=1)
   with pytest.raises(ValueError, match="non-zero"):
     metrics.speaker_trials(np.zeros_like(embeddings), speakers, enroll=1)
+
+
+def _bootstrap_reference(trials, level, n_boot, seed):
+  """The speaker bootstrap written out: copies of drawn speakers, trials listed one by one."""
+  k = len(trials.speakers)
+  rng = np.random.default_rng(seed)
+  rates = []
+  while len(rates) < n_boot:
+    drawn = rng.integers(0, k, k).tolist()
+    if len(set(drawn)) < 2:
+      continue
+    scores, labels = [], []
+    for a in drawn:  # every copy of a test speaker ...
+      for t in range(len(trials.test_index)):
+        if trials.labels[t * k + a] != 1:
+          continue  # utterance t is not speaker a's
+        for b in drawn:  # ... against every copy's model
+          scores.append(trials.scores[t * k + b])
+          labels.append(int(a == b))
+    rates.append(brute_force_eer(np.array(scores), np.array(labels))[0])
+  return np.quantile(rates, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_eer_interval_matches_written_out_speaker_bootstrap(utterances):
+  embeddings, speakers = utterances
+  trials = metrics.speaker_trials(embeddings, speakers, enroll=2, seed=0)
+  low, high = metrics.eer_interval(trials, level=0.9, n_boot=40, seed=5)
+  np.testing.assert_allclose([low, high], _bootstrap_reference(trials, 0.9, 40, 5), atol=1e-12)
+  assert low <= metrics.eer(trials.scores, trials.labels)[0] <= high
+
+
+def test_eer_interval_narrows_with_more_speakers():
+  rng = np.random.default_rng(0)
+
+  def interval(n_speakers):
+    speakers = np.repeat(np.arange(n_speakers), 8)
+    centres = rng.normal(size=(n_speakers, 16))
+    embeddings = centres[speakers] + 0.9 * rng.normal(size=(len(speakers), 16))
+    trials = metrics.speaker_trials(embeddings, speakers, enroll=3, seed=0)
+    low, high = metrics.eer_interval(trials, n_boot=200)
+    return high - low
+
+  assert interval(40) < interval(5)
+  with pytest.raises(ValueError, match="level"):
+    metrics.eer_interval(metrics.speaker_trials(*_two_speakers(), enroll=1), level=1.5)
+
+
+def _two_speakers():
+  return np.eye(4)[[0, 0, 1, 1]] + 0.1, np.array([0, 0, 1, 1])

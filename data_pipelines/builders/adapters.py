@@ -26,7 +26,7 @@ from ge2e_jax import audio
 LIBRISPEECH_SPLITS = {"train": "train_clean100+train_clean360+train_other500",
                       "test": "test_clean"}
 VOXCELEB_SPLITS = "train+validation+test"
-NATIVE_BUILDERS = ("synthetic_voices", "speaker_folders", "manifest")
+NATIVE_BUILDERS = ("synthetic_voices", "speaker_folders", "manifest", "recorded_voices")
 
 
 def as_dataset(builder: tfds.core.DatasetBuilder, split: str, shuffle_files: bool = False,

@@ -81,9 +81,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.source = "ok"                      # held-out speakers of this source's "test" split
   c.eval.split = "test"
   # More held-out conditions, scored at every evaluation beside eval.split (which alone picks
-  # the best checkpoint): "[tfds_name:]split[+channel]", comma-separated; the split is the
+  # the best checkpoint): "[?][tfds_name:]split[+channel]", comma-separated; the split is the
   # evaluation corpus's unless another prepared corpus is named; a channel is an
-  # augment.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb".
+  # augment.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb";
+  # "?" = scored only where that corpus is prepared.
   c.eval.conditions = ""
   c.eval.every = 1000
   c.eval.enroll = 3                         # enrolment utterances per speaker

@@ -2,11 +2,19 @@
 
 Trained with augmentation (noise at 0-20 dB, reverberation, babble, telephone channel, gain)
 and scored at every evaluation on voices of language families never in train, clean and in
-noise: without augmentation the demo model's noisy unseen-family EER was twice as high
-(RESULTS.md §0, which also has each kind's share).
+noise (without augmentation the demo model's noisy unseen-family EER was twice as high:
+RESULTS.md §0, which also has each kind's share), and on real human speakers.
 """
 
 from experiments.configs import default
+
+# Held-out voices of language families never in train, clean and in noise.
+SYNTHETIC_CONDITIONS = "test_unseen_lang,test_unseen_lang+noise_snr5..15"
+# Real human speakers (recorded_voices:test, `make recorded-voices`; docs/recorded_voices.md):
+# clean, in noise and reverberant. RECORDED_IF_PREPARED skips them where not built.
+RECORDED_CONDITIONS = ("recorded_voices:test,recorded_voices:test+noise_snr5..15,"
+                       "recorded_voices:test+reverb")
+RECORDED_IF_PREPARED = ",".join("?" + c for c in RECORDED_CONDITIONS.split(","))
 
 
 def get_config():
@@ -17,5 +25,5 @@ def get_config():
   c.augment.babble.prob = 0.2
   c.augment.channel.prob = 0.2
   c.augment.gain.prob = 0.3
-  c.eval.conditions = "test_unseen_lang,test_unseen_lang+noise_snr5..15"
+  c.eval.conditions = f"{SYNTHETIC_CONDITIONS},{RECORDED_CONDITIONS}"
   return c

@@ -20,6 +20,7 @@ def get_config():
   c.optimizer.warmup_steps = 50
   c.optimizer.decay_steps = 600
   c.optimizer.final_fraction = 0.05
+  c.eval.conditions = f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_IF_PREPARED}"  # runs without them
   c.train.num_steps = 600
   c.train.log_every = 50
   c.train.checkpoint_every = 200

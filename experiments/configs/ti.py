@@ -1,6 +1,6 @@
 """TI-SV, the paper's setting: 768 cells / projection 256, crops of [140, 180] frames."""
 
-from experiments.configs import default
+from experiments.configs import default, td
 from ge2e_jax import model
 
 
@@ -11,4 +11,5 @@ def get_config():
   c.data.crop = "ti"
   c.eval.source = "ti"
   c.eval.window_frames = 160
+  c.eval.conditions = td.RECORDED_CONDITIONS
   return c

@@ -15,7 +15,7 @@ EER on them where SGD ended at 8.1 % and 7.5 % (RESULTS.md, "ti_cpu").
   python -m experiments.train --config=experiments/configs/ti_cpu.py --workdir=runs/ti_cpu
 """
 
-from experiments.configs import td_demo
+from experiments.configs import td, td_demo
 from ge2e_jax import model
 
 
@@ -26,6 +26,7 @@ def get_config():
   c.data.crop = "ti"
   c.eval.source = "ti"
   c.eval.window_frames = 160
+  c.eval.conditions = f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_CONDITIONS}"
   c.optimizer.warmup_steps = 100  # td_demo's Adam, warmed up and decayed over 3000 steps
   c.optimizer.decay_steps = 3000
   c.train.num_steps = 3000  # ~0.6 s a step on the 2-core VM: about 30 minutes

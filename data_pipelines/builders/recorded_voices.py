@@ -1,0 +1,318 @@
+"""recorded_voices: real human speech from Debian packages, for training and held-out tests.
+
+Every other corpus here is espeak-ng; this one is people. `make recorded-voices` fetches
+the packages of SPEAKERS (fetch_recorded_voices.sh: apt download, `dpkg -x` into
+third_party/recorded_voices/<package>/, versions in packages.txt) and builds this:
+
+  telephone prompts   asterisk-core-sounds-{en,es,fr,it,ru}-wav, asterisk-prompt-es-co,
+                      asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav: one
+                      professional voice each, 8 kHz (upsampled to 16 kHz here: nothing
+                      above 4 kHz; es-co and fr-armelle also GSM 06.10 coded)
+  game voice packs    hedgewars-data: a pack is a character; packs of one credited actor
+                      are one speaker, the processed Robot pack is left out
+  spoken words        qabcs-data (only its English set, a microphone recording; the other
+                      sets are synthesised), gcin-voice (two Mandarin syllable voices)
+
+Speakers are the credited voices of the packages' copyright files (or the game's credits),
+never guessed from the folder: a speaker may span packages (Allison Smith recorded both
+the US English and the Mexican Spanish prompts) and a package may hold several speakers.
+
+Utterances: the clips are short (a word to a sentence), so each speaker's clips, read,
+resampled and trimmed like every builder's (common.prepare), are shuffled with a seed of
+the speaker and joined back to back until an utterance lasts `utterance_seconds` (a clip
+longer than that stays alone; a remainder under half of it joins the previous utterance).
+A speaker is in one split only, so no utterance joins clips across train and test.
+
+Splits: speaker-disjoint; `test` is `test_speakers` (fixed, chosen to hold telephone and
+wide-band, male and female, several languages), everything else `train`. The build report
+records per speaker its voice, languages, packages and versions, licences, the sample rates
+it was recorded at and its band limit, and per utterance the clips it joins.
+
+Build:  make recorded-voices
+or      python -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
+            --data_dir=runs/tfds     (after fetch_recorded_voices.sh)
+The packages it reads: ALLOWED_PACKAGES (the Makefile passes them to the fetch script).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import os
+
+import numpy as np
+import soundfile as sf
+import tensorflow_datasets as tfds
+
+from data_pipelines.builders import common
+from ge2e_jax import audio
+from ge2e_jax.features import SAMPLE_RATE
+
+LOCAL_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "third_party", "recorded_voices")
+PACKAGES_FILE = "packages.txt"
+GSM_SAMPLE_RATE = 8000  # Asterisk's raw .gsm prompts: headerless GSM 06.10 at 8 kHz
+ASTERISK = "usr/share/asterisk/sounds"
+HEDGEWARS = "usr/share/games/hedgewars/Data/Sounds/voices"
+
+
+@dataclasses.dataclass(frozen=True)
+class Clips:
+  """A speaker's clips in one package: a recursive glob under `<root>/<package>/`."""
+  package: str
+  pattern: str
+  language: str  # BCP 47
+  licence: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedSpeaker:
+  id: str
+  voice: str  # as credited (copyright file or the game's credits)
+  clips: tuple[Clips, ...]
+
+
+def _hedgewars(pack: str, language: str) -> Clips:
+  return Clips("hedgewars-data", f"{HEDGEWARS}/{pack}/*.ogg", language, "GFDL-1.3")
+
+
+SPEAKERS = (
+    RecordedSpeaker("asterisk-allison", "Allison Smith", (
+        Clips("asterisk-core-sounds-en-wav", f"{ASTERISK}/en_US_f_Allison/**/*.wav", "en-US",
+              "CC-BY-SA-3.0"),
+        Clips("asterisk-core-sounds-es-wav", f"{ASTERISK}/es_MX_f_Allison/**/*.wav", "es-MX",
+              "CC-BY-SA-3.0"))),
+    RecordedSpeaker("asterisk-june", "June Wallack", (
+        Clips("asterisk-core-sounds-fr-wav", f"{ASTERISK}/fr_CA_f_June/**/*.wav", "fr-CA",
+              "CC-BY-SA-3.0"),)),
+    RecordedSpeaker("asterisk-carlo", "Carlo Flora", (
+        Clips("asterisk-core-sounds-it-wav", f"{ASTERISK}/it_IT_m_Carlo/**/*.wav", "it-IT",
+              "CC-BY-3.0"),)),
+    RecordedSpeaker("asterisk-ivrvoice-ru", "ivrvoice.ru (provided by Maxim Topal)", (
+        Clips("asterisk-core-sounds-ru-wav", f"{ASTERISK}/ru_RU_f_IvrvoiceRU/**/*.wav", "ru-RU",
+              "CC-BY-3.0"),)),
+    RecordedSpeaker("asterisk-menardi", "Paola Dal Zot (Marco Menardi's prompts)", (
+        Clips("asterisk-prompt-it-menardi-wav", f"{ASTERISK}/it_IT_f_Menardi/**/*.wav", "it-IT",
+              "CC-BY-SA-3.0"),)),
+    RecordedSpeaker("asterisk-es-co", "July E. Jimenez (Avatar Ltda.)", (
+        Clips("asterisk-prompt-es-co", f"{ASTERISK}/**/*.gsm", "es-CO", "GPL-2"),)),
+    RecordedSpeaker("asterisk-armelle", "Armelle Desjardins", (
+        Clips("asterisk-prompt-fr-armelle", f"{ASTERISK}/**/*.gsm", "fr-FR", "BSD-like"),)),
+    # The game's credits: "Hedgehogs voice: Stephen Alexander" (the English character packs)
+    # and one contributor for "Default_pl, Russian_pl voices"; the other packs are uncredited.
+    RecordedSpeaker("hedgewars-stephen-alexander", "Stephen Alexander", tuple(
+        _hedgewars(pack, "en") for pack in ("British", "Classic", "Default", "Mobster",
+                                            "Pirate", "Russian", "Singer", "Surfer"))),
+    RecordedSpeaker("hedgewars-mtg90pl", "mtg90pl", (_hedgewars("Default_pl", "pl"),
+                                                     _hedgewars("Russian_pl", "pl"))),
+    RecordedSpeaker("hedgewars-default-es", "uncredited (pack Default_es)",
+                    (_hedgewars("Default_es", "es"),)),
+    RecordedSpeaker("hedgewars-default-ru", "uncredited (pack Default_ru)",
+                    (_hedgewars("Default_ru", "ru"),)),
+    RecordedSpeaker("hedgewars-default-uk", "uncredited (pack Default_uk)",
+                    (_hedgewars("Default_uk", "uk"),)),
+    RecordedSpeaker("hedgewars-hillbilly", "uncredited (pack HillBilly)",
+                    (_hedgewars("HillBilly", "en"),)),
+    RecordedSpeaker("qabcs-en", "Jordan Irwin (author of the English set)", (
+        Clips("qabcs-data", "usr/share/qabcs/abcs/en/sounds/**/*.ogg", "en-US", "GPL-3+"),)),
+    RecordedSpeaker("gcin-liu", "Edward Der-Hua Liu", (
+        Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/3.ogg", "zh", "GPL-3 or LGPL-3"),)),
+    RecordedSpeaker("gcin-chu-lo", "Chu Lo (ChionMeilin recording group)", (
+        Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/5.ogg", "zh", "CC-BY-3.0"),)),
+)
+# The only packages this builder reads; a package folder under the root that is not
+# listed here is refused.
+ALLOWED_PACKAGES = tuple(sorted({c.package for s in SPEAKERS for c in s.clips}))
+TEST_SPEAKERS = ("asterisk-carlo", "asterisk-armelle", "hedgewars-mtg90pl",
+                 "hedgewars-default-uk", "qabcs-en", "gcin-chu-lo")
+
+
+@dataclasses.dataclass(eq=False)
+class RecordedVoicesConfig(common.LocalCorpusConfig):
+  """Where the unpacked packages are and how clips become utterances (split: the base)."""
+  root: str = ""                          # "" = third_party/recorded_voices
+  utterance_seconds: float = 3.0          # join a speaker's clips up to this length
+  max_utterances_per_speaker: int = 200   # the long telephone sets would dominate otherwise
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  path: str
+  speaker: str
+  package: str
+
+
+def package_versions(root: str) -> dict[str, str]:
+  """{package: version} from fetch_recorded_voices.sh's packages.txt ({} when absent)."""
+  path = os.path.join(root, PACKAGES_FILE)
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return dict(line.split(maxsplit=1) for line in f.read().split("\n") if line.strip())
+
+
+def check_packages(root: str) -> list[str]:
+  """The allowed package folders present under `root`; ValueError (one line) for any other."""
+  names = sorted(n for n in os.listdir(root)
+                 if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+  for name in names + sorted(package_versions(root)):
+    if name not in ALLOWED_PACKAGES:
+      raise ValueError(f"recorded_voices: package {name!r} under {root} is not on the "
+                       f"allow-list of source packages ({', '.join(ALLOWED_PACKAGES)})")
+  if not names:
+    raise FileNotFoundError(f"recorded_voices: no package folder under {root}; run "
+                            "`make recorded-voices` (fetch_recorded_voices.sh)")
+  return names
+
+
+def scan(root: str, report: common.BuildReport) -> list[Clip]:
+  """Every speaker's clips in sorted order; links are skipped (a package links shared clips)."""
+  present = set(check_packages(root))
+  clips = []
+  for speaker in SPEAKERS:
+    for source in speaker.clips:
+      if source.package not in present:
+        continue
+      base = os.path.join(root, source.package)
+      for path in sorted(glob.glob(os.path.join(base, source.pattern), recursive=True)):
+        if os.path.islink(path):
+          report.skip(path, "symbolic link (its target is read as its own clip)")
+        elif os.path.isfile(path):
+          clips.append(Clip(path, speaker.id, source.package))
+  return clips
+
+
+def read_clip(path: str) -> tuple[np.ndarray, int]:
+  """(float32 (samples, channels), rate); headerless .gsm is GSM 06.10 at 8 kHz."""
+  if path.endswith(".gsm"):
+    try:
+      wav, rate = sf.read(path, format="RAW", subtype="GSM610", samplerate=GSM_SAMPLE_RATE,
+                          channels=1, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.SoundFileError) as e:
+      raise audio.AudioReadError(path, f"unreadable GSM 06.10 ({e})") from None
+    return wav, rate
+  return audio.read_audio_channels(path)
+
+
+def join_plan(seconds: list[float], target: float, seed: str) -> list[list[int]]:
+  """Groups of clip indices in a seeded order, each lasting about `target` seconds.
+
+  Clips are added until a group reaches `target`; a last group under target / 2 joins the
+  one before it (or stays alone when it is the only one).
+  """
+  order = np.random.default_rng(
+      int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")).permutation(
+          len(seconds))
+  groups, current, length = [], [], 0.0
+  for i in order:
+    current.append(int(i))
+    length += seconds[i]
+    if length >= target:
+      groups.append(current)
+      current, length = [], 0.0
+  if current:
+    if groups and length < target / 2:
+      groups[-1].extend(current)
+    else:
+      groups.append(current)
+  return groups
+
+
+def band_limit_hz(orig_sample_rate: int) -> int:
+  """The highest frequency a clip recorded at `orig_sample_rate` holds at 16 kHz."""
+  return min(orig_sample_rate, SAMPLE_RATE) // 2
+
+
+def speaker_table(present: set[str], versions: dict[str, str], root: str) -> list[dict]:
+  """Per speaker (with clips in a present package): who, languages, packages, licences."""
+  rows = []
+  for speaker in SPEAKERS:
+    sources = [c for c in speaker.clips if c.package in present]
+    if not sources:
+      continue
+    packages = sorted({c.package for c in sources})
+    rows.append({
+        "speaker": speaker.id, "voice": speaker.voice,
+        "split": "test" if speaker.id in TEST_SPEAKERS else "train",
+        "languages": sorted({c.language for c in sources}),
+        "licences": sorted({c.licence for c in sources}),
+        "packages": {p: versions.get(p, "unknown") for p in packages},
+        "copyright_files": [os.path.join(root, p, "usr/share/doc", p, "copyright")
+                            for p in packages]})
+  return rows
+
+
+class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
+  """Recorded human voices from Debian packages with the common ge2e_jax features."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release: Asterisk prompts, Hedgewars voices, qABCs, gcin."}
+  BUILDER_CONFIGS = [RecordedVoicesConfig(
+      name="default", test_speakers=TEST_SPEAKERS,
+      description="Every allowed package present; clips joined into ~3 s utterances.")]
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, description=__doc__, features=common.features(),
+        supervised_keys=None, homepage="https://packages.debian.org/")
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Fetched by fetch_recorded_voices.sh.
+    config = self.builder_config
+    root = os.fspath(config.root or LOCAL_DIR)
+    if not os.path.isdir(root):
+      raise FileNotFoundError(f"recorded_voices: {root!r} is not a directory; run "
+                              "`make recorded-voices` (fetch_recorded_voices.sh)")
+    clips = scan(root, self.report)
+    by_split = common.group_by_split(config, clips, f"recorded_voices: the clips of {root!r}")
+    versions = package_versions(root)
+    self.report.extra["root"] = root
+    self.report.extra["packages"] = versions
+    rows = speaker_table({c.package for c in clips}, versions, root)
+    self._rows = {row["speaker"]: row for row in rows}
+    self.report.extra["speakers"] = rows
+    self.report.extra["utterance_seconds"] = config.utterance_seconds
+    return {split: self._generate_examples(split, found) for split, found in by_split.items()}
+
+  def _generate_examples(self, split, clips):
+    config = self.builder_config
+    trim = config.trim()
+
+    def run(clip: Clip):
+      try:
+        wav, rate = read_clip(clip.path)
+        return clip, common.prepare(wav, rate, trim), None
+      except (ValueError, OSError) as e:  # AudioReadError is a ValueError.
+        return clip, None, getattr(e, "reason", str(e))
+
+    by_speaker: dict[str, list] = {}
+    for clip, prepared, error in common.ordered_map(run, clips, config.num_workers):
+      if error is not None:
+        self.report.skip(clip.path, error)
+        continue
+      by_speaker.setdefault(clip.speaker, []).append((clip, prepared))
+    for speaker, items in sorted(by_speaker.items()):
+      groups = join_plan([len(p.audio) / SAMPLE_RATE for _, p in items],
+                         config.utterance_seconds, f"{config.seed}/{speaker}")
+      groups = groups[:config.max_utterances_per_speaker]
+      rates = sorted({p.orig_sample_rate for _, p in items})
+      self._rows[speaker].update(
+          sample_rates=rates, band_limit_hz=band_limit_hz(rates[0]),
+          upsampled=rates[0] < SAMPLE_RATE,
+          clips=sum(map(len, groups)), utterances=len(groups),
+          seconds=round(sum(len(items[i][1].audio) for g in groups for i in g) / SAMPLE_RATE, 1))
+      for n, group in enumerate(groups):
+        parts = [items[i] for i in group]
+        utterance = f"{speaker}/{n:04d}"
+        joined = common.PreparedAudio(
+            np.concatenate([p.audio for _, p in parts]),
+            sum(p.cut_start_s for _, p in parts), sum(p.cut_end_s for _, p in parts),
+            min(p.orig_sample_rate for _, p in parts),
+            max(p.orig_channels for _, p in parts))
+        self.report.add(split, speaker, utterance, " + ".join(c.path for c, _ in parts), joined)
+        self.report.utterances[-1]["band_limit_hz"] = band_limit_hz(joined.orig_sample_rate)
+        yield utterance, {"audio": joined.audio, "speaker": speaker, "utterance": utterance,
+                          "text": ""}

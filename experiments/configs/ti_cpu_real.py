@@ -1,0 +1,29 @@
+"""ti_cpu on real and synthetic speech: MultiReader (Wan et al. 2018, §2.3) of the recorded
+human voices (recorded_voices:train, 10 speakers) and the procedural espeak-ng voices
+(synthetic_voices/ti:train, 120 speakers).
+
+Every MultiReader source shares the batch N x M, and the recorded corpus has only 10
+training speakers, so each step carries one 8 x 6 batch of each (96 utterances, as
+ti_cpu's 16 x 6). The recorded corpus's weight is what experiments/ablate_real.py sweeps;
+held-out: ti_cpu's conditions (synthetic unseen families, real speakers clean, noisy,
+reverberant).
+
+  make recorded-voices
+  python -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
+      --config=ti --data_dir=runs/tfds
+  python -m experiments.train --config=experiments/configs/ti_cpu_real.py \
+      --workdir=runs/ti_cpu_real
+"""
+
+from experiments.configs import ti_cpu
+
+RECORDED_WEIGHT = 1.0  # MultiReader weight of recorded_voices beside synthetic_voices/ti's 1.0
+
+
+def get_config():
+  c = ti_cpu.get_config()
+  c.data.sources = "ti:synthetic_voices/ti,real:recorded_voices"
+  c.data.weights = f"ti:1.0,real:{RECORDED_WEIGHT}"
+  c.data.mode = "stacked"
+  c.data.n_speakers = 8
+  return c

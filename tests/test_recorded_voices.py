@@ -1,0 +1,182 @@
+"""recorded_voices on a tiny generated package tree laid out as `dpkg -x` leaves the real ones."""
+
+import collections
+import fnmatch
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow_datasets as tfds
+
+from data_pipelines.builders import common
+from data_pipelines.builders import recorded_voices as rv
+
+NO_GCS = tfds.download.DownloadConfig(try_download_gcs=False)
+SOUNDS = "usr/share/asterisk/sounds"
+VOICES = "usr/share/games/hedgewars/Data/Sounds/voices"
+# (package, file relative to the package folder, rate, channels, seconds, pitch Hz)
+CLIPS = (
+    *[("asterisk-core-sounds-en-wav", f"{SOUNDS}/en_US_f_Allison/p{i}.wav", 8000, 1, 1.2, 210)
+      for i in range(4)],
+    *[("asterisk-core-sounds-es-wav", f"{SOUNDS}/es_MX_f_Allison/digits/{i}.wav", 8000, 1,
+       0.7, 215) for i in range(3)],
+    *[("asterisk-prompt-fr-armelle", f"{SOUNDS}/fr/m{i}.gsm", 8000, 1, 0.9, 190)
+      for i in range(6)],
+    *[("hedgewars-data", f"{VOICES}/{pack}/{word}.ogg", 44100, 2, 0.6, pitch)
+      for pack, pitch in (("Default", 150), ("Pirate", 120), ("Robot", 100),
+                          ("Default_pl", 170), ("Russian_pl", 175))
+      for word in ("Hello", "Ouch", "Boring", "Victory", "Oops")],
+    *[("gcin-voice", f"usr/share/gcin-voice/ogg/s{i}/{k}.ogg", 44100, 1, 0.4, pitch)
+      for i in range(8) for k, pitch in (("3", 110), ("5", 240))],
+)
+TEST_SPEAKERS = ("asterisk-armelle", "hedgewars-mtg90pl", "gcin-chu-lo")
+
+
+def _voice(seconds, rate, channels, pitch, seed):
+  """A voiced, amplitude-modulated harmonic tone with a little noise: passes speech_16k."""
+  t = np.arange(int(seconds * rate)) / rate
+  rng = np.random.default_rng(seed)
+  wave = sum(np.sin(2 * np.pi * pitch * h * t + rng.uniform(0, 6)) / h for h in range(1, 6))
+  wave *= 0.3 * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) * np.hanning(len(t))
+  wave += 0.003 * rng.normal(size=len(t))
+  return np.repeat(wave[:, None], channels, axis=1) if channels > 1 else wave
+
+
+def _write_tree(root):
+  for n, (package, rel, rate, channels, seconds, pitch) in enumerate(CLIPS):
+    path = os.path.join(root, package, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    wave = _voice(seconds, rate, channels, pitch, n)
+    if path.endswith(".gsm"):
+      sf.write(path, wave, rate, format="RAW", subtype="GSM610")
+    else:
+      sf.write(path, wave, rate, subtype="VORBIS" if path.endswith(".ogg") else "PCM_16")
+  # What the real packages also hold: a silence prompt, a link to a shared clip, licences.
+  sf.write(os.path.join(root, "asterisk-core-sounds-en-wav", SOUNDS, "en_US_f_Allison",
+                        "silence1.wav"), np.zeros(8000), 8000)
+  os.symlink("m0.gsm", os.path.join(root, "asterisk-prompt-fr-armelle", SOUNDS, "fr", "link.gsm"))
+  packages = sorted({c[0] for c in CLIPS})
+  for package in packages:
+    doc = os.path.join(root, package, "usr/share/doc", package)
+    os.makedirs(doc)
+    with open(os.path.join(doc, "copyright"), "w") as f:
+      f.write("Files: *\nLicense: test\n")
+  with open(os.path.join(root, "packages.txt"), "w") as f:
+    f.writelines(f"{p} 1.0-{i}\n" for i, p in enumerate(packages))
+  return packages
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  root = tmp_path_factory.mktemp("recorded_voices")
+  packages = _write_tree(root)
+  config = rv.RecordedVoicesConfig(name="tiny", root=str(root), test_speakers=TEST_SPEAKERS,
+                                   utterance_seconds=2.0, num_workers=1)
+  builder = rv.RecordedVoices(config=config, data_dir=str(tmp_path_factory.mktemp("tfds")))
+  builder.download_and_prepare(download_config=NO_GCS)
+  examples = {split: [{k: (v.decode() if isinstance(v, bytes) else v) for k, v in ex.items()}
+                      for ex in tfds.as_numpy(builder.as_dataset(split=split))]
+              for split in common.SPLITS}
+  return builder, examples, common.read_report(builder), str(root), packages
+
+
+def test_speakers_are_the_credited_voices_and_splits_are_disjoint(built):
+  _, examples, report, _, _ = built
+  speakers = {split: {ex["speaker"] for ex in found} for split, found in examples.items()}
+  # Allison's two packages are one speaker; the two Polish packs one; Robot is left out;
+  # gcin-voice holds two speakers.
+  assert speakers["train"] == {"asterisk-allison", "hedgewars-stephen-alexander", "gcin-liu"}
+  assert speakers["test"] == set(TEST_SPEAKERS)
+  for found in examples.values():
+    for ex in found:
+      assert ex["audio"].dtype == np.int16 and ex["audio"].ndim == 1
+      assert ex["utterance"].startswith(ex["speaker"] + "/")
+  assert not any("Robot" in u["source"] for u in report["utterances"])
+  assert report["train_speakers"] == sorted(speakers["train"])
+
+
+def test_utterances_join_one_speakers_clips_within_one_split(built):
+  _, examples, report, root, _ = built
+  owner = {}  # clip path -> speaker, from the generated tree
+  for speaker in rv.SPEAKERS:
+    for source in speaker.clips:
+      for package, rel, *_ in CLIPS:
+        if package == source.package and _matches(rel, source.pattern):
+          owner[os.path.join(root, package, rel)] = speaker.id
+  seen = collections.Counter()
+  split_of = {s: split for split, found in examples.items() for s in {e["speaker"] for e in found}}
+  for u in report["utterances"]:
+    parts = u["source"].split(" + ")
+    assert {owner[p] for p in parts} == {u["speaker"]}
+    assert split_of[u["speaker"]] == u["split"]
+    seen.update(parts)
+  assert max(seen.values()) == 1  # every clip in at most one utterance
+  # Every generated clip of an allowed speaker is used, except the silent one (reported).
+  assert set(seen) == set(owner)
+  skipped = {os.path.basename(s["path"]): s["reason"] for s in report["skipped"]}
+  assert "silence trimming" in skipped["silence1.wav"] and "link" in skipped["link.gsm"]
+
+
+def _matches(rel, pattern):
+  return fnmatch.fnmatch(rel, pattern.replace("**/", "*"))
+
+
+def test_joined_audio_is_the_clips_back_to_back_at_16k(built):
+  _, examples, report, _, _ = built
+  by_id = {ex["utterance"]: ex for found in examples.values() for ex in found}
+  for u in report["utterances"]:
+    audio = by_id[u["utterance"]]["audio"]
+    assert len(audio) / 16000 == pytest.approx(u["seconds"], abs=1e-6)
+    n = len(u["source"].split(" + "))
+    # Clips are added until 2 s; a short remainder joins the last utterance.
+    assert u["seconds"] >= 1.0 or n == 1
+  armelle = [u for u in report["utterances"] if u["speaker"] == "asterisk-armelle"]
+  assert sum(len(u["source"].split(" + ")) for u in armelle) == 6  # the link is not a 7th clip
+  assert {u["band_limit_hz"] for u in armelle} == {4000}
+
+
+def test_report_holds_package_licence_and_band_limit_per_speaker(built):
+  _, _, report, root, packages = built
+  rows = {r["speaker"]: r for r in report["speakers"]}
+  assert report["packages"] == {p: f"1.0-{i}" for i, p in enumerate(packages)}
+  allison = rows["asterisk-allison"]
+  assert allison["languages"] == ["en-US", "es-MX"] and allison["sample_rates"] == [8000]
+  assert allison["band_limit_hz"] == 4000 and allison["upsampled"]
+  assert set(allison["packages"]) == {"asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav"}
+  assert all(os.path.isfile(p) for p in allison["copyright_files"])
+  hog = rows["hedgewars-stephen-alexander"]
+  assert hog["sample_rates"] == [44100] and hog["band_limit_hz"] == 8000 and not hog["upsampled"]
+  assert rows["asterisk-armelle"]["split"] == "test" and rows["gcin-liu"]["split"] == "train"
+  assert json.dumps(report)  # plain JSON throughout
+
+
+def test_join_plan_groups_to_the_target_and_is_seeded():
+  seconds = [0.5, 0.7, 1.6, 0.4, 2.5, 0.3, 0.2]
+  plan = rv.join_plan(seconds, 2.0, "s")
+  assert plan == rv.join_plan(seconds, 2.0, "s") and plan != rv.join_plan(seconds, 2.0, "t")
+  assert sorted(i for group in plan for i in group) == list(range(len(seconds)))
+  for group in plan[:-1]:
+    assert sum(seconds[i] for i in group) >= 2.0
+    assert sum(seconds[i] for i in group[:-1]) < 2.0  # stops at the first clip past 2 s
+
+
+def test_a_package_not_on_the_allow_list_is_refused(tmp_path):
+  os.makedirs(tmp_path / "gcin-voice")
+  assert rv.check_packages(str(tmp_path)) == ["gcin-voice"]
+  os.makedirs(tmp_path / "some-other-voices")
+  with pytest.raises(ValueError, match=r"^recorded_voices: package 'some-other-voices' .* "
+                                       r"not on the allow-list") as err:
+    rv.check_packages(str(tmp_path))
+  assert "\n" not in str(err.value)
+  os.rmdir(tmp_path / "some-other-voices")
+  (tmp_path / "packages.txt").write_text("gcin-voice 1\nunlisted-data 2\n")
+  with pytest.raises(ValueError, match="'unlisted-data'"):
+    rv.check_packages(str(tmp_path))
+
+
+def test_allow_list_is_the_speaker_table():
+  assert set(rv.ALLOWED_PACKAGES) == {c.package for s in rv.SPEAKERS for c in s.clips}
+  assert set(rv.TEST_SPEAKERS) <= {s.id for s in rv.SPEAKERS}
+  assert len({s.id for s in rv.SPEAKERS}) == len(rv.SPEAKERS)
