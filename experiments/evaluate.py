@@ -137,12 +137,14 @@ def plot_projection(embeddings, speakers, max_speakers, path):
 
 def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
   """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
-  from ge2e_jax import model, model_card  # pylint: disable=g-import-not-at-top
+  from ge2e_jax import export_io, model, model_card  # pylint: disable=g-import-not-at-top
   entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
                                 **fields)
   card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
                                          model.config_to_dict(embedder.config))
   model_card.write(FLAGS.model, model_card.add_evaluation(card, entry, FLAGS.calibrate))
+  if export_io.is_export_dir(FLAGS.model):  # verified when loaded: the new card joins its list
+    export_io.update_checksum(FLAGS.model, model_card.FILE)
   return entry
 
 

@@ -3,7 +3,9 @@
 Shared by ``experiments/export.py`` (a training run's checkpoint) and
 ``experiments/import_encoder.py`` (a PyTorch encoder's weights): both write the same
 params, config.json, model card, jax.export, SavedModel (and TFLite on request), staged in a
-temporary directory beside the output and renamed into place.
+temporary directory beside the output and renamed into place. The checksum list of every
+file in the staged dir (``export_io.write_checksums``) is written last, whatever files the
+steps before wrote.
 """
 
 import functools
@@ -82,6 +84,7 @@ def write_export(embedder: inference.Embedder, output: str, metadata: dict, card
     if tflite_shape is not None:
       export_tflite.add_to_export(staging, embedder.config, params, embedder.window_frames,
                                   *tflite_shape)
+    export_io.write_checksums(staging)  # last: it lists every file written above
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)

@@ -417,13 +417,16 @@ def _check_params(config, encoder_params, source):
                      f"expected shapes {expected}, got {shape(encoder_params)}")
 
 
-def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
+def load(path: str | os.PathLike, which: str = "best", verify: bool = True,
+         **options) -> Embedder:
   """An Embedder from a training workdir (``which`` checkpoint) or an export dir.
 
   A workdir holds ``config.json`` and ``checkpoints/`` (``ge2e_jax.checkpoint``); an export
   dir holds ``config.json`` and ``params/`` (``ge2e_jax.export_io``). ``options`` go to
   ``Embedder``; ``window_frames`` defaults to the one the model was evaluated (workdir:
-  config ``eval.window_frames``) or exported with.
+  config ``eval.window_frames``) or exported with. An export's files are checked against its
+  checksums first (``export_io.verify_checksums``: DamagedExportError names a damaged file)
+  unless ``verify`` is False.
   """
   path = os.fspath(path)
   expected = ("a training workdir (config.json + checkpoints/) or an export dir "
@@ -431,7 +434,7 @@ def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
   if not os.path.isdir(path):
     raise FileNotFoundError(f"model path {path} is not a directory; expected {expected}")
   if export_io.is_export_dir(path):
-    config, params, metadata = export_io.read_export(path)
+    config, params, metadata = export_io.read_export(path, verify)
     options.setdefault("window_frames", metadata.get("window_frames", WINDOW_FRAMES))
     card = model_card.read(path)
     return Embedder(config, params["encoder"], source=path, card=card,
