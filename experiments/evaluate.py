@@ -34,7 +34,7 @@ import sys
 from absl import app, flags
 import numpy as np
 
-from experiments import cli
+from experiments import cli, output_paths
 from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
 
 FLAGS = flags.FLAGS
@@ -218,6 +218,8 @@ def main(argv):
   if FLAGS.plots:  # before any work: a missing matplotlib would otherwise end the run late
     cli.require("evaluate", "matplotlib", "plots", "for det.png; --noplots writes none")
   with cli.one_line_errors("evaluate"):
+    output_paths.check("--output_dir", FLAGS.output_dir, models=[FLAGS.model], inputs=[
+        FLAGS.speaker_dir, FLAGS.audio_root, FLAGS.trials, FLAGS.cohort, FLAGS.data_dir])
     if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
         or FLAGS.score_norm != "none"):
       evaluate_own_trials()

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import export_tflite
-from ge2e_jax import checkpoint, export_io, inference, model_card
+from experiments import export_tflite, output_paths
+from ge2e_jax import export_io, inference, model_card
 from ge2e_jax.features import SAMPLE_RATE
 
 WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
@@ -92,15 +92,10 @@ def write_export(embedder: inference.Embedder, output: str, metadata: dict, card
   return output
 
 
-def check_output(output: str, workdir: str, overwrite: bool):
-  """Refuses an output that is, holds or lies inside the workdir's checkpoints or config, and
-  replacing anything but an export dir."""
-  real = os.path.realpath(output)
-  for kept in (checkpoint.CHECKPOINT_DIR, checkpoint.CONFIG_FILE):
-    protected = os.path.realpath(os.path.join(workdir, kept))
-    if os.path.commonpath([real, protected]) in (real, protected):
-      raise ValueError(f"--output={output} is, holds or lies inside the training run's "
-                       f"{protected}; choose another --output (the default is <workdir>/export)")
+def check_output(output: str, workdir: str, overwrite: bool, inputs=()):
+  """Refuses an output that is or holds an input, is, holds or lies inside the workdir's own
+  files (``output_paths.check``), and replacing anything but an export dir."""
+  output_paths.check("--output", output, inputs=inputs, models=[workdir])
   if os.path.lexists(output):
     if not overwrite:
       raise FileExistsError(f"{output} exists; pass --overwrite to replace it")

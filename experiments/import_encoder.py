@@ -102,7 +102,8 @@ def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = 
                    max_utterances: int = 20) -> str:
   """Writes the export dir of ``checkpoint`` to ``output``; returns its path."""
   output = os.path.abspath(output)
-  export_writer.check_output(output, os.path.dirname(os.path.abspath(checkpoint)), overwrite)
+  export_writer.check_output(output, os.path.dirname(os.path.abspath(checkpoint)), overwrite,
+                             inputs=[checkpoint, data_dir])
   config, params = pretrained.load(checkpoint, fmt)
   embedder = inference.Embedder(config, jax.device_put(params), source=f"{fmt} {checkpoint}")
   source = {**SOURCES[fmt], "format": fmt, "file": os.path.abspath(checkpoint),

@@ -12,7 +12,8 @@ Layout of an export dir:
 
 Readers (``read_export``, ``load_jax_export``, so ``inference.load`` and every CLI) check
 every file against checksums.json first and raise ``DamagedExportError`` naming the first
-file that is missing, changed or not listed: a damaged export is never used. An export
+file that is missing, changed or not listed inside one of its folders: a damaged export is
+never used (files added beside its own, e.g. an evaluation's eval_test/, are not read). An export
 written before checksums existed loads with one warning naming the missing list.
 
 Both serialised functions take float32 16 kHz waveforms of shape (batch, samples), every
@@ -121,6 +122,11 @@ def update_checksum(directory: str, rel: str):
     _write_list(directory, files)
 
 
+def listed_files(directory: str) -> list[str]:
+  """The files (relative paths) the export's checksums.json lists."""
+  return sorted(_read_list(directory))
+
+
 def _read_list(directory: str) -> dict:
   path = os.path.join(directory, CHECKSUMS_FILE)
   try:
@@ -142,7 +148,7 @@ def verify_checksums(directory: str) -> bool:
   """Checks every file of an export dir against its checksums.json; False if it has none.
 
   Raises DamagedExportError naming the first file that is missing, of another size or
-  sha256, or not listed (an export dir holds nothing its writer did not list).
+  sha256, or not listed inside one of the export's folders.
   """
   directory = os.fspath(directory)
   list_path = os.path.join(directory, CHECKSUMS_FILE)
@@ -164,7 +170,11 @@ def verify_checksums(directory: str) -> bool:
       raise DamagedExportError(f"{path}: {size} bytes, {entry['bytes']} expected; {again}")
     if _sha256(path) != entry["sha256"]:
       raise DamagedExportError(f"{path}: content changed (sha256 differs); {again}")
-  unlisted = [rel for rel in _files(directory) if rel not in files]
+  # Files beside the export's own (an evaluation's eval_test/, a README) are not read by
+  # any loader; inside its folders (params/, saved_model/) they would be.
+  folders = {rel.split(os.sep)[0] for rel in files if os.sep in rel}
+  unlisted = [rel for rel in _files(directory)
+              if rel not in files and rel.split(os.sep)[0] in folders]
   if unlisted:
     raise DamagedExportError(f"{os.path.join(directory, unlisted[0])}: not part of the export "
                              f"(not in {list_path}); {again}")

@@ -192,8 +192,8 @@ def test_export_never_replaces_or_enters_the_training_run(workdir):
   kept = sorted(os.listdir(workdir / "checkpoints")), (workdir / "config.json").read_bytes()
   result = run_export(f"--workdir={workdir}", f"--output={workdir}", "--overwrite")
   assert result.returncode == 1
-  assert (f"--output={workdir} is, holds or lies inside the training run's "
-          f"{workdir / 'checkpoints'}") in result.stderr
+  assert (f"--output={workdir} is, holds or lies inside {workdir / 'checkpoints'}, part of "
+          f"the model {workdir}") in result.stderr
   assert "Traceback" not in result.stderr
   assert (sorted(os.listdir(workdir / "checkpoints")),
           (workdir / "config.json").read_bytes()) == kept

@@ -131,6 +131,13 @@ def test_an_export_without_checksums_loads_with_one_warning(copy, caplog):
   assert record.levelname == "WARNING" and "loaded unverified" in record.getMessage()
 
 
+def test_files_beside_the_exports_own_are_allowed(copy):
+  os.makedirs(os.path.join(copy, "eval_test"))
+  open(os.path.join(copy, "eval_test", "eval.json"), "w").write("{}")
+  open(os.path.join(copy, "README"), "w").write("notes")
+  assert export_io.verify_checksums(copy) is True
+
+
 def test_verify_false_skips_the_check(copy):
   add_file(copy)
   assert inference.load(copy, verify=False).dim == CONFIG.projection
