@@ -101,6 +101,7 @@ def train_and_evaluate(config, workdir: str):
     raise
   if is_chief:  # only once the checks passed: a refused config must not replace the run's
     write_run_info(config, workdir)
+  run_config = json.loads(json.dumps(config.to_dict()))  # each step keeps the run's record
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
   reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,
@@ -146,7 +147,7 @@ def train_and_evaluate(config, workdir: str):
             model_card.record_training_eval(workdir, config.to_dict(), step, last_eval,
                                             evaluator.description)
         position = {"data_step": step, "seed": config.seed, "train_seconds": train_seconds,
-                    "rng": jax.random.key_data(rng).tolist()}
+                    "rng": jax.random.key_data(rng).tolist(), "config": run_config}
         checkpointer.save(step, state, position, metrics=scores, force=True)
         mark = time.perf_counter()
         reporter.restart_window()

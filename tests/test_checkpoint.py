@@ -190,3 +190,48 @@ def test_evaluate_cli_names_a_workdir_without_a_usable_checkpoint(workdir):
   assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
   assert listing(workdir) == ["1", "2"]
 
+
+
+def strip_checksums(workdir, step):
+  """A step as written before checksums existed: no checksums item, no file record."""
+  shutil.rmtree(step_dir(workdir, step) / checkpoint.CHECKSUMS)
+  os.remove(step_dir(workdir, step) / checkpoint.FILE_CHECKSUMS)
+
+
+def test_a_step_without_checksums_is_not_trained_on_unless_allowed(workdir, states):
+  strip_checksums(workdir, 2)
+  ck = checkpoint.Checkpointer(os.fspath(workdir))
+  with pytest.raises(checkpoint.UnverifiedCheckpointError,
+                     match=r"checkpoints/2 has no checksums .*nothing was changed.*"
+                           r"allow_unverified_checkpoint=True"):
+    ck.restore(make_state(CONFIG, 0))
+  assert listing(workdir) == ["1", "2"]
+  step, state, _ = ck.restore(make_state(CONFIG, 0), allow_unverified=True)
+  ck.close()
+  assert step == 2
+  for key, value in host(states[2]).items():
+    np.testing.assert_array_equal(host(state)[key], value, err_msg=key)
+  assert checkpoint.restore_params(workdir, "latest")[0] == 2  # readers: a warning, as before
+
+
+def test_an_unverified_step_with_non_finite_values_is_set_aside(workdir, caplog):
+  strip_checksums(workdir, 2)
+  overwrite_inside(workdir, 2)  # 0xff bytes: NaN floats
+  ck = checkpoint.Checkpointer(os.fspath(workdir))
+  with caplog.at_level(logging.ERROR):
+    step, _, _ = ck.restore(make_state(CONFIG, 0), allow_unverified=True)
+  ck.close()
+  assert step == 1 and "checkpoints/2 is unreadable" in caplog.text
+  assert "non-finite values" in caplog.text or "Error" in caplog.text, caplog.text
+  assert listing(workdir)[1].startswith("2.corrupt-")
+
+
+def test_each_step_keeps_the_run_config_and_the_newest_intact_copy_is_read(tmp_path, states):
+  ck = checkpoint.Checkpointer(os.fspath(tmp_path))
+  for step, lr in ((1, 0.1), (2, 0.2)):
+    ck.save(step, states[step], {"data_step": step, "seed": 0, "config": {"lr": lr}})
+  ck.close()
+  assert checkpoint.step_config(os.fspath(tmp_path)) == (2, {"lr": 0.2})
+  (step_dir(tmp_path, 2) / "data" / "metadata").write_text('{"config": {"lr": 9}}')
+  assert checkpoint.step_config(os.fspath(tmp_path)) == (1, {"lr": 0.1})
+  assert checkpoint.step_config(os.fspath(tmp_path / "nowhere")) is None

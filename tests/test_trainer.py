@@ -221,3 +221,21 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   entry = model_card.read(workdir)["evaluations"][-1]  # recorded, not the operating point
   assert entry["condition"].startswith("held-out corpus") and not entry["operating_point"]
   assert entry["eer"] == summary["eer"] and entry["far_threshold"] == summary["far_threshold"]
+
+
+@pytest.mark.slow
+def test_a_lost_config_json_does_not_let_another_config_resume(uninterrupted, synthetic_td,
+                                                               tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted[0], workdir)
+  os.remove(workdir / "config.json")
+  steps = sorted(os.listdir(workdir / "checkpoints"))
+  proc = run(train_command(workdir, synthetic_td, **{
+      "optimizer.learning_rate": 0.5, "train.num_steps": STEPS + 2}))
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("train: ") and (
+      f"(the config stored in its checkpoint step {STEPS}): optimizer.learning_rate") in last
+  assert "Traceback" not in proc.stderr
+  assert not (workdir / "config.json").exists()
+  assert sorted(os.listdir(workdir / "checkpoints")) == steps
