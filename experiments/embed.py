@@ -186,8 +186,8 @@ def main(argv):
     sys.exit(f"embed: --top_db: {err}")
   try:
     embedder = inference.load(FLAGS.model, FLAGS.which, trim=trim, hop_frames=FLAGS.hop_frames)
-  except (FileNotFoundError, ValueError) as err:
-    sys.exit(f"embed: cannot load --model: {err}")
+  except cli.user_errors() as err:  # NoUsableCheckpointError and damaged exports included
+    sys.exit(f"embed: cannot load --model: {' '.join(str(err).split())}")
   window_arrays = {}
   try:
     if FLAGS.windows:

@@ -207,6 +207,7 @@ class Embedder:
     (``audio.speech_16k``): non-float, non-finite, a sample rate out of range, too short
     or too quiet to be speech.
     """
+    _refuse_masked(wav, name)
     try:
       speech, _, untrimmed = audio.speech_16k(wav, sample_rate, self.trim)
     except ValueError as err:
@@ -236,6 +237,8 @@ class Embedder:
     """
     if not len(wavs):
       return np.zeros((0, self.dim), np.float32)
+    for i, wav in enumerate(wavs):
+      _refuse_masked(wav, names[i] if names is not None else f"waveform {i}")
     counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames, self.config)
                        for w in wavs], np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
@@ -348,6 +351,8 @@ class Embedder:
     if operating_point not in ("eer", "far"):
       raise ValueError(f"operating_point must be 'eer' or 'far', got {operating_point!r}")
     if threshold is not None:
+      if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold}")
       return float(threshold), "given"
     entry = self.operating_point(score_norm)
     if entry is None:
@@ -407,6 +412,13 @@ class Embedder:
       else:
         wavs.append(self.prepare(item, sample_rate, name=f"{what} waveform {i}"))
     return self.embed_prepared(wavs)
+
+
+def _refuse_masked(wav, name: str):
+  """A NumPy masked array would be embedded with its mask ignored: refused."""
+  if isinstance(wav, np.ma.MaskedArray):
+    raise ValueError(f"{name}: a NumPy masked array (its mask would be ignored); pass "
+                     "the samples to use, e.g. wav.compressed() or wav.filled(0)")
 
 
 def _check_params(config, encoder_params, source):
