@@ -239,3 +239,53 @@ def test_a_lost_config_json_does_not_let_another_config_resume(uninterrupted, sy
   assert "Traceback" not in proc.stderr
   assert not (workdir / "config.json").exists()
   assert sorted(os.listdir(workdir / "checkpoints")) == steps
+
+
+def _start_and_signal(cmd, workdir, signals):
+  """Starts ``cmd``, waits for its step-2 checkpoint, sends ``signals`` (0.05 s apart)."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not [s for s in complete_steps(workdir) if s >= 2] and proc.poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  for sig in signals:
+    proc.send_signal(sig)
+    time.sleep(0.05)
+  _, stderr = proc.communicate(timeout=240)
+  return proc.returncode, stderr
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_current_step_exits_0_and_resumes_bit_identical(
+    uninterrupted, synthetic_td, tmp_path):
+  workdir = tmp_path / "preempted"
+  cmd = train_command(workdir, synthetic_td)
+  returncode, stderr = _start_and_signal(cmd, workdir, [signal.SIGTERM])
+  assert returncode == 0, stderr[-3000:]
+  stopped = max(complete_steps(workdir))
+  assert stopped < STEPS, stderr[-2000:]  # really stopped early
+  assert (f"train: SIGTERM received: saved step {stopped} in {workdir / 'checkpoints'} and "
+          "stopped") in stderr
+  resumed = run(cmd)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"resumed from step {stopped}" in resumed.stderr
+  want, got = final_params(uninterrupted[0]), final_params(workdir)
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_ends_the_run_at_once_and_the_last_step_stays_usable(
+    synthetic_td, tmp_path):
+  workdir = tmp_path / "twice"
+  returncode, _ = _start_and_signal(train_command(workdir, synthetic_td),
+                                    workdir, [signal.SIGTERM, signal.SIGTERM])
+  steps = complete_steps(workdir)
+  assert steps and max(steps) < STEPS
+  ck = checkpoint.Checkpointer(os.fspath(workdir), read_only=True)
+  try:  # the newest complete step restores and verifies
+    assert ck.restore_params("latest")[0] == max(steps)
+  finally:
+    ck.close()
+  assert returncode in (0, -signal.SIGTERM)  # killed, or done before the second arrived
