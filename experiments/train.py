@@ -36,8 +36,18 @@ QUIET_LIBRARIES = ("/orbax/", "/tensorflow_datasets/")
 
 
 def _hide_library_info(record) -> bool:
+  if "/orbax/" in record.pathname and _disk_full_report(record):
+    return False  # the Checkpointer's CheckpointWriteError says it in one line
   return record.levelno > python_logging.INFO or not any(lib in record.pathname
                                                    for lib in QUIET_LIBRARIES)
+
+
+def _disk_full_report(record) -> bool:
+  """An orbax background thread's report (with traceback) of a save that ran out of space."""
+  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top  # keeps --help fast
+  error = record.exc_info[1] if record.exc_info else None
+  return checkpoint.disk_full(error) if error else "No space left on device" in (
+      record.getMessage())
 
 
 def main(argv):

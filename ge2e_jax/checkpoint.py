@@ -26,6 +26,8 @@ is found; readers (``restore_params``) only skip them. When no step is good noth
 moved and ``NoUsableCheckpointError`` is raised, unless a fresh start is explicitly allowed.
 """
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -66,6 +68,10 @@ class NoUsableCheckpointError(RuntimeError):
 
 class UnverifiedCheckpointError(NoUsableCheckpointError):
   """Training would resume from a step without checksums; nothing is touched."""
+
+
+class CheckpointWriteError(OSError):
+  """A save failed for lack of space; the complete steps before it are untouched."""
 
 
 class _Damaged(Exception):
@@ -148,7 +154,8 @@ class Checkpointer:
                               **{CHECKSUMS: ocp.args.JsonSave(checksums)})
     self.wait()  # orbax waits for the previous save anyway; then its files are final
     self._metrics[step] = metrics
-    saved = self._manager.save(step, args=args, metrics=metrics, force=force)
+    with self._disk_full_as_one_error():
+      saved = self._manager.save(step, args=args, metrics=metrics, force=force)
     if saved:
       self._unrecorded.add(step)
     return saved
@@ -319,8 +326,25 @@ class Checkpointer:
     self._manager = self._open()
 
   def wait(self):
-    self._manager.wait_until_finished()
-    self._record_files()
+    with self._disk_full_as_one_error():
+      self._manager.wait_until_finished()
+      self._record_files()
+
+  @contextlib.contextmanager
+  def _disk_full_as_one_error(self):
+    """A save that runs out of space (orbax raises it from its threads at the next wait)
+    becomes one CheckpointWriteError naming the complete steps, which stay usable."""
+    try:
+      yield
+    except Exception as err:  # pylint: disable=broad-except  # orbax wraps OSError variously
+      if not disk_full(err):
+        raise
+      self._unrecorded.clear()
+      first = str(err).strip().splitlines()[0][:300]
+      raise CheckpointWriteError(
+          f"saving a checkpoint in {self.directory} failed: no space left on "
+          f"device ({first}); the complete steps {self.steps()} are intact: free space, then "
+          "the same command resumes from the last of them") from None
 
   def close(self):
     self.wait()
@@ -362,6 +386,12 @@ def step_config(workdir: str) -> tuple[int, dict] | None:
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
       return step, data["config"]
   return None
+
+
+def disk_full(err: BaseException) -> bool:
+  """Whether ``err`` (or what orbax wrapped in it) is "no space left on device"."""
+  return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or (
+      "No space left on device" in str(err))
 
 
 def _path_name(path) -> str:
