@@ -3,6 +3,7 @@
   notice = preemption.Notice()        # before the loop
   if notice.reached(step): ...        # after each step: save this step and stop
   notice.close()                      # puts the previous handler back
+  raise preemption.Preempted(message) # ends the process with status 0, the line printed
 
 One process: the first SIGTERM sets a flag the loop reads after its current step; the
 handler then puts the default one back, so a second SIGTERM ends the process at once
@@ -12,10 +13,20 @@ step all processes save at (``multihost_utils.reached_preemption_sync_point``).
 """
 
 import signal
+import sys
 import threading
 
 import jax
 from jax.experimental import multihost_utils
+
+
+class Preempted(SystemExit):
+  """Raised once the preempted step is saved: the process (a train run, or an ablation of
+  several runs, all restartable) ends with status 0 after printing why."""
+
+  def __init__(self, message: str):
+    print(message, file=sys.stderr, flush=True)
+    super().__init__(0)
 
 
 class Notice:

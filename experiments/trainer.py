@@ -6,14 +6,13 @@ process, and runs it with periodic logs, TensorBoard summaries, held-out evaluat
 orbax checkpoints. Started again with the same command after any crash (SIGKILL
 included) it resumes from the last complete checkpoint -- train state, data position and
 RNG -- and ends with the same parameters as a run never interrupted. On SIGTERM
-(``experiments/preemption.py``) it finishes the current step, saves it and returns, saying
-so on stderr.
+(``experiments/preemption.py``) it finishes the current step, saves it, says so on stderr
+and ends the process with status 0 (``preemption.Preempted``).
 """
 
 import collections
 import json
 import os
-import sys
 import time
 
 import jax
@@ -164,10 +163,10 @@ def train_and_evaluate(config, workdir: str):
     notice.close()
     checkpointer.close()
     reporter.close()
-  if stopped_at is not None:
-    print(f"train: {notice.signal_name} received: saved step {stopped_at} in "
-          f"{checkpointer.directory} and stopped; the same command resumes from it",
-          file=sys.stderr, flush=True)
+  if stopped_at is not None:  # not a normal return: an ablation must not go on to its next arm
+    raise preemption.Preempted(
+        f"train: {notice.signal_name} received: saved step {stopped_at} in "
+        f"{checkpointer.directory} and stopped; the same command resumes from it")
   return state, last_eval
 
 
