@@ -91,6 +91,10 @@ class Checkpointer:
     self.read_only = read_only
     self._options = dict(keep_last=keep_last, keep_best=keep_best, best_metric=best_metric,
                          async_save=async_save)
+    if not read_only:
+      # Every process first: otherwise one process's probe below may find the directory
+      # another just created and enter another orbax sync point (a name-mismatch abort).
+      os.makedirs(self.directory, exist_ok=True)
     self._metrics, self._damaged = self._read_metrics()
     self._unrecorded = set()  # steps saved here whose files are not hashed yet
     self._manager = self._open()

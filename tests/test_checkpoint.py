@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from ge2e_jax import checkpoint, inference, model, optim, train
@@ -214,16 +215,23 @@ def test_a_step_without_checksums_is_not_trained_on_unless_allowed(workdir, stat
   assert checkpoint.restore_params(workdir, "latest")[0] == 2  # readers: a warning, as before
 
 
-def test_an_unverified_step_with_non_finite_values_is_set_aside(workdir, caplog):
-  strip_checksums(workdir, 2)
-  overwrite_inside(workdir, 2)  # 0xff bytes: NaN floats
+def test_an_unverified_step_with_non_finite_values_is_set_aside(workdir, states, caplog):
+  """Step 3 written as before checksums existed (plain orbax, state and data only), NaN."""
+  nan_state = states[2].replace(params=jax.tree.map(lambda x: np.full_like(x, np.nan),
+                                                    states[2].params))
+  manager = ocp.CheckpointManager(os.fspath(workdir / checkpoint.CHECKPOINT_DIR),
+                                  item_names=("state", "data"))
+  manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(nan_state),
+                                          data=ocp.args.JsonSave({"data_step": 3, "seed": 0})))
+  manager.wait_until_finished()
+  manager.close()
   ck = checkpoint.Checkpointer(os.fspath(workdir))
   with caplog.at_level(logging.ERROR):
     step, _, _ = ck.restore(make_state(CONFIG, 0), allow_unverified=True)
   ck.close()
-  assert step == 1 and "checkpoints/2 is unreadable" in caplog.text
-  assert "non-finite values" in caplog.text or "Error" in caplog.text, caplog.text
-  assert listing(workdir)[1].startswith("2.corrupt-")
+  assert step == 2 and "checkpoints/3 is unreadable (no checksums, and non-finite values in " \
+      "['params/" in caplog.text, caplog.text
+  assert listing(workdir)[2].startswith("3.corrupt-")
 
 
 def test_each_step_keeps_the_run_config_and_the_newest_intact_copy_is_read(tmp_path, states):

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -315,3 +316,49 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synt
     assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
   finally:
     subprocess.run(["umount", str(disk)], check=True)
+
+
+def _two_processes(workdir, corpus, tmp_path, tag):
+  """Starts the 2 processes of a jax.distributed CPU run (1 device each) of the tiny run."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  return [subprocess.Popen(train_command(workdir, corpus) + [
+      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={rank}",
+      f"--heartbeat_timeout_s={HEARTBEAT_S}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+      stderr=open(tmp_path / f"{tag}{rank}.log", "w")) for rank in (0, 1)]
+
+
+HEARTBEAT_S = 5
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_other_and_both_resume_bit_identical(synthetic_td,
+                                                                        tmp_path):
+  whole = tmp_path / "whole"
+  for proc in _two_processes(whole, synthetic_td, tmp_path, "whole"):
+    assert proc.wait(timeout=400) == 0, (tmp_path / "whole0.log").read_text()[-3000:]
+  workdir = tmp_path / "half_killed"
+  procs = _two_processes(workdir, synthetic_td, tmp_path, "killed")
+  deadline = time.time() + 300
+  while not [s for s in complete_steps(workdir) if s >= 4] and procs[0].poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGKILL)
+  start = time.time()
+  returncode = procs[0].wait(timeout=HEARTBEAT_S * 12)
+  took = time.time() - start
+  log = (tmp_path / "killed0.log").read_text()
+  assert returncode != 0 and took < HEARTBEAT_S * 6, (returncode, took, log[-3000:])
+  assert ("train: process 0 of 2 lost another process" in log
+          or "JAX distributed service detected fatal errors" in log), log[-3000:]
+  assert max(complete_steps(workdir)) < STEPS
+  for proc in _two_processes(workdir, synthetic_td, tmp_path, "resumed"):
+    assert proc.wait(timeout=400) == 0, (tmp_path / "resumed0.log").read_text()[-3000:]
+  assert "resumed from step" in (tmp_path / "resumed0.log").read_text()
+  # The final step's sha256 of every state array (this single process cannot restore a
+  # 2-process checkpoint: orbax refuses the other topology): equal hashes, equal bits.
+  want, got = (json.loads((path / "checkpoints" / str(STEPS) / checkpoint.CHECKSUMS /
+                           "metadata").read_text())["state"] for path in (whole, workdir))
+  assert len(want) > 5 and got == want
