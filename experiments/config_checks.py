@@ -91,6 +91,7 @@ FIELDS = {
     "train.max_nonfinite_streak": (_int(1), "an integer >= 1"),
     "train.encoder_chunks": (_int(1), "an integer >= 1 that divides each device's utterances"),
     "train.allow_fresh_start": (_bool, "True or False"),
+    "train.allow_unverified_checkpoint": (_bool, "True or False"),
     "train.allow_batch_change": (_bool, "True or False"),
     "train.init_from": (_str, "a training workdir or export dir to fine-tune from, or ''"),
     "eval.source": (_str, "a source name of config.data.sources"),

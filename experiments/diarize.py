@@ -20,7 +20,7 @@ import sys
 
 from absl import flags
 
-from experiments import cli
+from experiments import cli, output_paths
 from experiments import trial_lists
 from ge2e_jax import atomic_file, audio, diarization, inference, progress
 from ge2e_jax.diarization import DiarizationOptions
@@ -70,10 +70,9 @@ def main(argv):
              for p in (trial_lists.list_audio(arg) if os.path.isdir(arg) else [arg])]
     if not paths:
       raise ValueError(f"no audio files in {argv[1:]}; name files or folders after the flags")
-    if FLAGS.output and any(os.path.exists(p) and os.path.exists(FLAGS.output)
-                            and os.path.samefile(p, FLAGS.output) for p in paths):
-      raise ValueError(f"--output={FLAGS.output} is one of the input files; "
-                       "give another file name")
+    output_paths.check("--output", FLAGS.output, inputs=argv[1:] + paths,
+                       models=[FLAGS.model], same_kind=output_paths.is_rttm,
+                       kind="an RTTM file")
     options = options_from_flags()
     embedder = diarization.windowed_embedder(inference.load(FLAGS.model, FLAGS.which), options)
     lines, found = [], []

@@ -17,7 +17,9 @@ stops the run by default: exit status 1, a message naming the path and why, and 
 written. With --skip_unreadable such paths are left out instead, each reported on stderr,
 and listed in the npz as ``skipped`` with ``skipped_reasons``. The npz is written to a
 temporary file (with the umask's permissions) and renamed, so an existing output is never
-replaced by a partial one.
+replaced by a partial one; an --output that is one of the inputs, lies inside an input
+folder or the model, or exists and is not an npz (audio, a workdir file) is refused before
+any work (``experiments.output_paths``).
 
 With --windows the npz also holds every window's d-vector, e.g. for diarization or
 streaming: ``window_embeddings`` (W, D) float32, ``window_starts`` (W,) seconds from the
@@ -27,11 +29,12 @@ length); windows hop by --hop_frames (default half a window).
 
 import os
 import sys
+import zipfile
 
 from absl import flags, logging
 import numpy as np
 
-from experiments import cli
+from experiments import cli, output_paths
 
 # audio needs numpy, scipy, soundfile and (for features.SAMPLE_RATE) jax; the model, orbax
 # and the checkpoint code come with inference, imported after flag parsing.
@@ -166,6 +169,9 @@ def main(argv):
   problem = output_problem(FLAGS.output)
   if problem:
     sys.exit(f"embed: cannot write --output: {problem}")
+  with cli.one_line_errors("embed"):
+    output_paths.check("--output", FLAGS.output, inputs=argv[1:], models=[FLAGS.model],
+                       same_kind=zipfile.is_zipfile, kind="an npz file")
   paths, unlistable = find_audio(argv[1:])
   if unlistable and not FLAGS.skip_unreadable:
     folder, reason = next(iter(unlistable.items()))
@@ -180,8 +186,8 @@ def main(argv):
     sys.exit(f"embed: --top_db: {err}")
   try:
     embedder = inference.load(FLAGS.model, FLAGS.which, trim=trim, hop_frames=FLAGS.hop_frames)
-  except (FileNotFoundError, ValueError) as err:
-    sys.exit(f"embed: cannot load --model: {err}")
+  except cli.user_errors() as err:  # NoUsableCheckpointError and damaged exports included
+    sys.exit(f"embed: cannot load --model: {' '.join(str(err).split())}")
   window_arrays = {}
   try:
     if FLAGS.windows:

@@ -34,7 +34,7 @@ import sys
 from absl import app, flags
 import numpy as np
 
-from experiments import cli
+from experiments import cli, output_paths
 from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
 
 FLAGS = flags.FLAGS
@@ -137,12 +137,14 @@ def plot_projection(embeddings, speakers, max_speakers, path):
 
 def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
   """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
-  from ge2e_jax import model, model_card  # pylint: disable=g-import-not-at-top
+  from ge2e_jax import export_io, model, model_card  # pylint: disable=g-import-not-at-top
   entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
                                 **fields)
   card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
                                          model.config_to_dict(embedder.config))
   model_card.write(FLAGS.model, model_card.add_evaluation(card, entry, FLAGS.calibrate))
+  if export_io.is_export_dir(FLAGS.model):  # verified when loaded: the new card joins its list
+    export_io.update_checksum(FLAGS.model, model_card.FILE)
   return entry
 
 
@@ -216,6 +218,8 @@ def main(argv):
   if FLAGS.plots:  # before any work: a missing matplotlib would otherwise end the run late
     cli.require("evaluate", "matplotlib", "plots", "for det.png; --noplots writes none")
   with cli.one_line_errors("evaluate"):
+    output_paths.check("--output_dir", FLAGS.output_dir, models=[FLAGS.model], inputs=[
+        FLAGS.speaker_dir, FLAGS.audio_root, FLAGS.trials, FLAGS.cohort, FLAGS.data_dir])
     if (FLAGS.trials or FLAGS.speaker_dir or FLAGS.calibrate or FLAGS.cohort
         or FLAGS.score_norm != "none"):
       evaluate_own_trials()

@@ -3,7 +3,9 @@
 Shared by ``experiments/export.py`` (a training run's checkpoint) and
 ``experiments/import_encoder.py`` (a PyTorch encoder's weights): both write the same
 params, config.json, model card, jax.export, SavedModel (and TFLite on request), staged in a
-temporary directory beside the output and renamed into place.
+temporary directory beside the output and renamed into place. The checksum list of every
+file in the staged dir (``export_io.write_checksums``) is written last, whatever files the
+steps before wrote.
 """
 
 import functools
@@ -15,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import export_onnx, export_tflite
-from ge2e_jax import checkpoint, export_io, inference, model_card
+from experiments import export_onnx, export_tflite, output_paths
+from ge2e_jax import export_io, inference, model_card
 from ge2e_jax.features import SAMPLE_RATE
 
 WAVEFORM_SPEC = "b, s"  # symbolic (batch, samples)
@@ -88,6 +90,7 @@ def write_export(embedder: inference.Embedder, output: str, metadata: dict, card
     if onnx_shape is not None:
       export_onnx.add_to_export(staging, embedder.config, params, embedder.window_frames,
                                 *onnx_shape)
+    export_io.write_checksums(staging)  # last: it lists every file written above
     _replace_dir(staging, output)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
@@ -95,15 +98,10 @@ def write_export(embedder: inference.Embedder, output: str, metadata: dict, card
   return output
 
 
-def check_output(output: str, workdir: str, overwrite: bool):
-  """Refuses an output that is, holds or lies inside the workdir's checkpoints or config, and
-  replacing anything but an export dir."""
-  real = os.path.realpath(output)
-  for kept in (checkpoint.CHECKPOINT_DIR, checkpoint.CONFIG_FILE):
-    protected = os.path.realpath(os.path.join(workdir, kept))
-    if os.path.commonpath([real, protected]) in (real, protected):
-      raise ValueError(f"--output={output} is, holds or lies inside the training run's "
-                       f"{protected}; choose another --output (the default is <workdir>/export)")
+def check_output(output: str, workdir: str, overwrite: bool, inputs=()):
+  """Refuses an output that is or holds an input, is, holds or lies inside the workdir's own
+  files (``output_paths.check``), and replacing anything but an export dir."""
+  output_paths.check("--output", output, inputs=inputs, models=[workdir])
   if os.path.lexists(output):
     if not overwrite:
       raise FileExistsError(f"{output} exists; pass --overwrite to replace it")

@@ -105,7 +105,8 @@ def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = 
                    max_utterances: int = 20) -> str:
   """Writes the export dir of ``checkpoint`` to ``output``; returns its path."""
   output = os.path.abspath(output)
-  export_writer.check_output(output, os.path.dirname(os.path.abspath(checkpoint)), overwrite)
+  export_writer.check_output(output, os.path.dirname(os.path.abspath(checkpoint)), overwrite,
+                             inputs=[checkpoint, data_dir])
   if onnx:
     export_onnx.check_installed()  # before the evaluations and the other artifacts
   config, params = pretrained.load(checkpoint, fmt)

@@ -3,8 +3,11 @@
 ``resume`` runs before the first step: it refuses a config that differs from the one the
 workdir's checkpoints were written with (one line naming the fields; nothing touched),
 restores the newest checkpoint that verifies (``ge2e_jax.checkpoint``: damaged steps are
-set aside, a workdir with no usable step stops unless ``train.allow_fresh_start``) and only
-then lets the caller write ``config.json``.
+set aside, a workdir with no usable step stops unless ``train.allow_fresh_start``, a step
+without checksums is used only with ``train.allow_unverified_checkpoint``) and only then lets
+the caller write ``config.json``. The config is compared with the copy every checkpoint step
+stores (``position["config"]``) as well as with config.json, so a lost or edited config.json
+never lets another experiment resume the run.
 """
 
 import json
@@ -23,7 +26,7 @@ from ge2e_jax import checkpoint
 # Any other change would make the resumed run another experiment.
 MAY_CHANGE = ("train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_last",
               "train.keep_best", "train.max_nonfinite_streak", "train.allow_fresh_start",
-              "train.allow_batch_change", "train.init_from", "train.encoder_chunks", "eval.",
+              "train.allow_unverified_checkpoint", "train.allow_batch_change", "train.init_from", "train.encoder_chunks", "eval.",
               "data.data_dir", "data.storage", "data.cache_dir")
 # The batch shape: changes only with train.allow_batch_change (the loss scale and the
 # speakers per step change, so the run no longer matches one trained with either shape).
@@ -44,20 +47,40 @@ def config_changes(old: dict, new: dict, allow_batch_change: bool = False) -> li
 
 def check_config(workdir: str, config):
   """Raises CheckpointMismatchError when the workdir's checkpoints were written for another
-  config (per its config.json). A workdir without checkpoints may take any config."""
+  config: per the copy stored in its newest step (``checkpoint.step_config``) and per its
+  config.json. A workdir without checkpoints may take any config; one with checkpoints
+  whose config.json is missing, empty or unreadable resumes only against a step's copy
+  (the trainer then rewrites config.json), else stops."""
   directory = os.path.join(workdir, checkpoint.CHECKPOINT_DIR)
-  if (not os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE))
-      or not os.path.isdir(directory) or not os.listdir(directory)):
+  if not os.path.isdir(directory) or not any(e.isdigit() for e in os.listdir(directory)):
     return
   values = json.loads(json.dumps(config.to_dict()))  # as config.json holds it
-  changes = config_changes(checkpoint.read_config(workdir), values,
-                           config.train.allow_batch_change)
-  if changes:
-    batch = [c for c in changes if c.split(":")[0] in BATCH_SHAPE]
-    hint = " (train.allow_batch_change=True allows the batch-shape ones)" if batch else ""
-    raise checkpoint.CheckpointMismatchError(
-        f"{workdir} holds checkpoints of a run with another config: {'; '.join(changes)}"
-        f"{hint}; nothing was changed: resume with the run's config or use another workdir")
+  stored = checkpoint.step_config(workdir)
+  records = []
+  try:
+    recorded = checkpoint.read_config(workdir)
+    if not recorded:
+      raise ValueError(f"{os.path.join(workdir, checkpoint.CONFIG_FILE)} is empty")
+    records.append(("its config.json", recorded))
+  except (OSError, ValueError) as err:
+    if stored is None:
+      raise checkpoint.CheckpointMismatchError(
+          f"{err}; {directory} holds checkpoints but none stores its run's config (written "
+          "before they did), so this config cannot be checked against the run's: restore "
+          "config.json; nothing was changed") from None
+    logging.warning("%s; checking this config against the copy stored in checkpoint step %d "
+                    "(config.json is rewritten once the run resumes)", err, stored[0])
+  if stored is not None:
+    records.append((f"the config stored in its checkpoint step {stored[0]}", stored[1]))
+  for source, recorded in records:
+    changes = config_changes(recorded, values, config.train.allow_batch_change)
+    if changes:
+      batch = [c for c in changes if c.split(":")[0] in BATCH_SHAPE]
+      hint = " (train.allow_batch_change=True allows the batch-shape ones)" if batch else ""
+      raise checkpoint.CheckpointMismatchError(
+          f"{workdir} holds checkpoints of a run with another config ({source}): "
+          f"{'; '.join(changes)}{hint}; nothing was changed: resume with the run's config or "
+          "use another workdir")
 
 
 def resume(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, rng):
@@ -65,7 +88,9 @@ def resume(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, r
 
   Call ``check_config`` first (before the slow set-up of a run).
   """
-  restored = checkpointer.restore(state, allow_fresh_start=config.train.allow_fresh_start)
+  restored = checkpointer.restore(
+      state, allow_fresh_start=config.train.allow_fresh_start,
+      allow_unverified=config.train.allow_unverified_checkpoint)
   if restored is None:
     return 0, state, rng, 0.0
   step, state, position = restored

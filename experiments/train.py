@@ -23,6 +23,10 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() befor
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
 flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+flags.DEFINE_integer("heartbeat_timeout_s", 100,
+                     "Multi-process: a process silent this long counts as lost and every other "
+                     "one stops (experiments/distributed.py) instead of hanging in a collective.",
+                     lower_bound=1)
 flags.DEFINE_bool("library_info_logs", False,
                   "Also show orbax's and TFDS's INFO lines (hidden by default: they drown the "
                   "progress lines).")
@@ -32,8 +36,18 @@ QUIET_LIBRARIES = ("/orbax/", "/tensorflow_datasets/")
 
 
 def _hide_library_info(record) -> bool:
+  if "/orbax/" in record.pathname and _disk_full_report(record):
+    return False  # the Checkpointer's CheckpointWriteError says it in one line
   return record.levelno > python_logging.INFO or not any(lib in record.pathname
                                                    for lib in QUIET_LIBRARIES)
+
+
+def _disk_full_report(record) -> bool:
+  """An orbax background thread's report (with traceback) of a save that ran out of space."""
+  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top  # keeps --help fast
+  error = record.exc_info[1] if record.exc_info else None
+  return checkpoint.disk_full(error) if error else "No space left on device" in (
+      record.getMessage())
 
 
 def main(argv):
@@ -41,16 +55,18 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.library_info_logs:
     logging.get_absl_handler().addFilter(_hide_library_info)
-  import jax  # after flag parsing: --help and flag errors stay fast
-  from experiments import config_checks  # pylint: disable=g-import-not-at-top
+  # jax after flag parsing: --help and flag errors stay fast.
+  from experiments import config_checks, distributed  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed or FLAGS.coordinator_address:
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                           FLAGS.heartbeat_timeout_s)
   logging.info("config:\n%s", FLAGS.config)
   with cli.one_line_errors("train"):
     config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
   from experiments import trainer  # pylint: disable=g-import-not-at-top  # TensorFlow
   with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
-    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    with distributed.stop_on_lost_process("train"):
+      trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 def run():

@@ -5,7 +5,9 @@ batches (one source, or MultiReader), the sharded train step over every device o
 process, and runs it with periodic logs, TensorBoard summaries, held-out evaluation and
 orbax checkpoints. Started again with the same command after any crash (SIGKILL
 included) it resumes from the last complete checkpoint -- train state, data position and
-RNG -- and ends with the same parameters as a run never interrupted.
+RNG -- and ends with the same parameters as a run never interrupted. On SIGTERM
+(``experiments/preemption.py``) it finishes the current step, saves it, says so on stderr
+and ends the process with status 0 (``preemption.Preempted``).
 """
 
 import collections
@@ -20,7 +22,7 @@ from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from data_pipelines.source_specs import parse_sources
-from experiments import config_checks, evaluation, finetune, reporting, run_setup
+from experiments import config_checks, evaluation, finetune, preemption, reporting, run_setup
 from ge2e_jax import augment, checkpoint, model, model_card, optim, train
 
 # How many dispatched steps the host may run ahead of the device. Unbounded, the host queues
@@ -101,6 +103,7 @@ def train_and_evaluate(config, workdir: str):
     raise
   if is_chief:  # only once the checks passed: a refused config must not replace the run's
     write_run_info(config, workdir)
+  run_config = json.loads(json.dumps(config.to_dict()))  # each step keeps the run's record
 
   evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
   reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,
@@ -115,6 +118,7 @@ def train_and_evaluate(config, workdir: str):
   worst_streak = no_streak
   in_flight = collections.deque()  # a loss per dispatched step not yet known to be done
   mark = time.perf_counter()
+  notice, stopped_at = preemption.Notice(), None
   try:
     for step in range(start_step + 1, num_steps + 1):
       batch = next(batches)
@@ -127,7 +131,9 @@ def train_and_evaluate(config, workdir: str):
       reporter.count_step()
       log_now = step % config.train.log_every == 0 or step == num_steps
       evaluate_now = evaluator is not None and (step % config.eval.every == 0 or step == num_steps)
-      save_now = evaluate_now or step % config.train.checkpoint_every == 0 or step == num_steps
+      preempted = notice.reached(step)
+      save_now = (evaluate_now or preempted or step % config.train.checkpoint_every == 0
+                  or step == num_steps)
       if not (log_now or save_now):
         continue
       check_finite(step, int(jax.device_get(worst_streak)), config.train.max_nonfinite_streak)
@@ -146,13 +152,21 @@ def train_and_evaluate(config, workdir: str):
             model_card.record_training_eval(workdir, config.to_dict(), step, last_eval,
                                             evaluator.description)
         position = {"data_step": step, "seed": config.seed, "train_seconds": train_seconds,
-                    "rng": jax.random.key_data(rng).tolist()}
+                    "rng": jax.random.key_data(rng).tolist(), "config": run_config}
         checkpointer.save(step, state, position, metrics=scores, force=True)
         mark = time.perf_counter()
         reporter.restart_window()
+      if preempted:
+        stopped_at = step
+        break
   finally:  # an error must not abandon a checkpoint being written
+    notice.close()
     checkpointer.close()
     reporter.close()
+  if stopped_at is not None:  # not a normal return: an ablation must not go on to its next arm
+    raise preemption.Preempted(
+        f"train: {notice.signal_name} received: saved step {stopped_at} in "
+        f"{checkpointer.directory} and stopped; the same command resumes from it")
   return state, last_eval
 
 

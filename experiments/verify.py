@@ -22,6 +22,7 @@ read gives a line with "error" and exit status 1; an unreadable enrolment file s
 """
 
 import json
+import math
 import os
 import sys
 
@@ -37,6 +38,8 @@ flags.DEFINE_multi_string("enroll", [], "Enrolment audio files (--enroll a.wav b
 flags.DEFINE_string("enroll_dir", None, "A folder whose audio files are all enrolment files.")
 flags.DEFINE_multi_string("test", [], "Test audio files or folders (positional arguments too).")
 flags.DEFINE_float("threshold", None, "Accept when score >= this (default: the model card's).")
+flags.register_validator("threshold", lambda v: v is None or math.isfinite(v),
+                         "--threshold must be a finite number (a score, e.g. 0.7)")
 flags.DEFINE_enum("operating_point", "eer", ["eer", "far"],
                   "Model-card threshold: at the equal error rate, or at its false-accept rate.")
 flags.DEFINE_enum("score_norm", "none", ["none", "asnorm"], "Score normalisation.")
@@ -95,8 +98,8 @@ def main(argv):
     cohort = None
     if FLAGS.cohort:
       cohort, _ = trial_lists.load_cohort(embedder, FLAGS.cohort, FLAGS.batch_files)
-  except (FileNotFoundError, ValueError) as err:
-    sys.exit(f"verify: cannot load --model/--cohort: {err}")
+  except cli.user_errors() as err:  # NoUsableCheckpointError and damaged exports included
+    sys.exit(f"verify: cannot load --model/--cohort: {' '.join(str(err).split())}")
   try:
     speaker = embedder.embed_files(enroll)
   except audio.AudioReadError as err:

@@ -26,6 +26,8 @@ is found; readers (``restore_params``) only skip them. When no step is good noth
 moved and ``NoUsableCheckpointError`` is raised, unless a fresh start is explicitly allowed.
 """
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -64,6 +66,14 @@ class NoUsableCheckpointError(RuntimeError):
   """A checkpoint directory holds entries but no step that restores and verifies."""
 
 
+class UnverifiedCheckpointError(NoUsableCheckpointError):
+  """Training would resume from a step without checksums; nothing is touched."""
+
+
+class CheckpointWriteError(OSError):
+  """A save failed for lack of space; the complete steps before it are untouched."""
+
+
 class _Damaged(Exception):
   """One step does not restore or verify; the message says why."""
 
@@ -81,6 +91,10 @@ class Checkpointer:
     self.read_only = read_only
     self._options = dict(keep_last=keep_last, keep_best=keep_best, best_metric=best_metric,
                          async_save=async_save)
+    if not read_only:
+      # Every process first: otherwise one process's probe below may find the directory
+      # another just created and enter another orbax sync point (a name-mismatch abort).
+      os.makedirs(self.directory, exist_ok=True)
     self._metrics, self._damaged = self._read_metrics()
     self._unrecorded = set()  # steps saved here whose files are not hashed yet
     self._manager = self._open()
@@ -133,10 +147,8 @@ class Checkpointer:
     if self.read_only or self._damaged:
       raise RuntimeError(f"{self.directory} is open read-only or holds damaged steps "
                          f"{sorted(self._damaged)}: restore() first, which sets them aside")
-    host = {_path_name(path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
-    bad = [name for name, value in host.items()
-           if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
+    host = _host_leaves(state)
+    bad = _non_finite(host)
     if bad:
       raise NonFiniteStateError(f"not saving step {step}: non-finite values in {bad[:5]}")
     checksums = {"state": {name: _digest(value) for name, value in host.items()},
@@ -146,7 +158,8 @@ class Checkpointer:
                               **{CHECKSUMS: ocp.args.JsonSave(checksums)})
     self.wait()  # orbax waits for the previous save anyway; then its files are final
     self._metrics[step] = metrics
-    saved = self._manager.save(step, args=args, metrics=metrics, force=force)
+    with self._disk_full_as_one_error():
+      saved = self._manager.save(step, args=args, metrics=metrics, force=force)
     if saved:
       self._unrecorded.add(step)
     return saved
@@ -173,17 +186,22 @@ class Checkpointer:
               if step in steps and isinstance(m, dict) and isinstance(m.get(name), (int, float))]
     return -min(scored)[1] if scored else None
 
-  def restore(self, abstract_state, *, allow_fresh_start: bool = False):
+  def restore(self, abstract_state, *, allow_fresh_start: bool = False,
+              allow_unverified: bool = False):
     """(step, state, data position) of the newest step that verifies; None to start fresh.
 
     ``abstract_state`` gives shapes, dtypes and shardings (e.g. the freshly initialised
     state, or ``jax.eval_shape`` of it). Damaged steps (newer than the good one, or with a
     garbled metrics file) are moved aside. With no good step in a directory that holds
     anything, raises ``NoUsableCheckpointError`` (nothing moved) unless
-    ``allow_fresh_start``, which moves the damaged steps aside and returns None.
+    ``allow_fresh_start``, which moves the damaged steps aside and returns None. A step
+    without checksums (written before them, or its checksums lost) raises
+    ``UnverifiedCheckpointError`` (nothing moved) unless ``allow_unverified``: then its
+    restored values must all be finite, else it counts as damaged.
     """
     self.wait()
-    step, restored, failures = self._first_good(self.steps()[::-1], abstract_state)
+    step, restored, failures = self._first_good(self.steps()[::-1], abstract_state,
+                                                allow_unverified)
     if step is None and (failures or self._leftovers()) and not allow_fresh_start:
       raise NoUsableCheckpointError(self._nothing_usable(failures))
     if failures:
@@ -208,26 +226,32 @@ class Checkpointer:
                 os.path.join(self.directory, str(bad)), why, step)
     return step, restored["state"]["params"]
 
-  def _first_good(self, candidates, abstract_state):
+  def _first_good(self, candidates, abstract_state, allow_unverified: bool = True):
     """(first of ``candidates`` that restores and verifies or None, its items, {step: why})."""
     failures = {step: why for step, why in self._damaged.items() if step in candidates}
     for step in candidates:
       if step in failures:
         continue
       try:
-        return step, self._restore_verified(step, abstract_state), failures
+        return step, self._restore_verified(step, abstract_state, allow_unverified), failures
       except _Damaged as err:
         failures[step] = str(err)
     return None, None, failures
 
-  def _restore_verified(self, step: int, abstract_state):
+  def _restore_verified(self, step: int, abstract_state, allow_unverified: bool = True):
     """The step's items, checked against ``abstract_state`` (if given) and its checksums."""
     step_dir = os.path.join(self.directory, str(step))
+    verified = os.path.isdir(os.path.join(step_dir, CHECKSUMS))
+    if not verified and not allow_unverified:
+      raise UnverifiedCheckpointError(
+          f"checkpoint {step_dir} has no checksums (written before they were added, or its "
+          f"{CHECKSUMS}/ was lost): training does not resume from unverified values; nothing "
+          "was changed. Set config.train.allow_unverified_checkpoint=True to use it (its "
+          "values must then be finite), or remove the step")
     _check_files(step_dir)
     if abstract_state is not None:
       self._check_matches(step, abstract_state)
     items = dict(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
-    verified = os.path.isdir(os.path.join(step_dir, CHECKSUMS))
     if verified:
       items[CHECKSUMS] = ocp.args.JsonRestore()
     try:
@@ -235,8 +259,11 @@ class Checkpointer:
     except Exception as err:  # orbax/tensorstore raise many types for damaged files
       raise _Damaged(_reason(err)) from err
     if not verified:
+      bad = _non_finite(_host_leaves(restored["state"]))
+      if bad:
+        raise _Damaged(f"no checksums, and non-finite values in {bad[:5]}")
       log.warning("checkpoint %s has no checksums (written before they were added); its "
-                  "values are used unverified", step_dir)
+                  "values (all finite) are used unverified", step_dir)
       return restored
     try:
       saved = restored[CHECKSUMS]["state"]
@@ -303,12 +330,72 @@ class Checkpointer:
     self._manager = self._open()
 
   def wait(self):
-    self._manager.wait_until_finished()
-    self._record_files()
+    with self._disk_full_as_one_error():
+      self._manager.wait_until_finished()
+      self._record_files()
+
+  @contextlib.contextmanager
+  def _disk_full_as_one_error(self):
+    """A save that runs out of space (orbax raises it from its threads at the next wait)
+    becomes one CheckpointWriteError naming the complete steps, which stay usable."""
+    try:
+      yield
+    except Exception as err:  # pylint: disable=broad-except  # orbax wraps OSError variously
+      if not disk_full(err):
+        raise
+      self._unrecorded.clear()
+      first = str(err).strip().splitlines()[0][:300]
+      raise CheckpointWriteError(
+          f"saving a checkpoint in {self.directory} failed: no space left on "
+          f"device ({first}); the complete steps {self.steps()} are intact: free space, then "
+          "the same command resumes from the last of them") from None
 
   def close(self):
     self.wait()
     self._manager.close()
+
+
+def _host_leaves(tree) -> dict:
+  return {_path_name(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _non_finite(host: dict) -> list[str]:
+  """Names of the floating-point arrays of ``host`` ({name: array}) holding NaN or Inf."""
+  return [name for name, value in host.items()
+          if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
+
+
+def step_config(workdir: str) -> tuple[int, dict] | None:
+  """(step, run config) stored in the newest step that holds an intact copy, else None.
+
+  The trainer stores the run's config in every step's data position (under "config"), so a
+  lost or edited config.json never decides what a resumed run is compared against. Read as
+  plain JSON (data/metadata), checked against the step's file record and checksums.
+  """
+  directory = os.path.join(workdir, CHECKPOINT_DIR)
+  steps = sorted((int(e) for e in os.listdir(directory) if e.isdigit()), reverse=True) if (
+      os.path.isdir(directory)) else []
+  for step in steps:
+    step_dir = os.path.join(directory, str(step))
+    try:
+      _check_files(step_dir)
+      with open(os.path.join(step_dir, "data", "metadata")) as f:
+        data = json.load(f)
+      with open(os.path.join(step_dir, CHECKSUMS, "metadata")) as f:
+        if json.load(f)["data"] != _json_digest(data):
+          continue
+    except (_Damaged, OSError, ValueError, KeyError, TypeError):
+      continue
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+      return step, data["config"]
+  return None
+
+
+def disk_full(err: BaseException) -> bool:
+  """Whether ``err`` (or what orbax wrapped in it) is "no space left on device"."""
+  return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or (
+      "No space left on device" in str(err))
 
 
 def _path_name(path) -> str:

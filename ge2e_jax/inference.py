@@ -207,6 +207,7 @@ class Embedder:
     (``audio.speech_16k``): non-float, non-finite, a sample rate out of range, too short
     or too quiet to be speech.
     """
+    _refuse_masked(wav, name)
     try:
       speech, _, untrimmed = audio.speech_16k(wav, sample_rate, self.trim)
     except ValueError as err:
@@ -236,6 +237,8 @@ class Embedder:
     """
     if not len(wavs):
       return np.zeros((0, self.dim), np.float32)
+    for i, wav in enumerate(wavs):
+      _refuse_masked(wav, names[i] if names is not None else f"waveform {i}")
     counts = np.array([num_windows(len(w), self.window_frames, self.hop_frames, self.config)
                        for w in wavs], np.int64)
     per_window = np.concatenate([self._encode(chunk) for chunk in self._window_chunks(wavs)])
@@ -348,6 +351,8 @@ class Embedder:
     if operating_point not in ("eer", "far"):
       raise ValueError(f"operating_point must be 'eer' or 'far', got {operating_point!r}")
     if threshold is not None:
+      if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold}")
       return float(threshold), "given"
     entry = self.operating_point(score_norm)
     if entry is None:
@@ -409,6 +414,13 @@ class Embedder:
     return self.embed_prepared(wavs)
 
 
+def _refuse_masked(wav, name: str):
+  """A NumPy masked array would be embedded with its mask ignored: refused."""
+  if isinstance(wav, np.ma.MaskedArray):
+    raise ValueError(f"{name}: a NumPy masked array (its mask would be ignored); pass "
+                     "the samples to use, e.g. wav.compressed() or wav.filled(0)")
+
+
 def _check_params(config, encoder_params, source):
   shape = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
   expected = shape(export_io.abstract_encoder_params(config))
@@ -417,13 +429,16 @@ def _check_params(config, encoder_params, source):
                      f"expected shapes {expected}, got {shape(encoder_params)}")
 
 
-def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
+def load(path: str | os.PathLike, which: str = "best", verify: bool = True,
+         **options) -> Embedder:
   """An Embedder from a training workdir (``which`` checkpoint) or an export dir.
 
   A workdir holds ``config.json`` and ``checkpoints/`` (``ge2e_jax.checkpoint``); an export
   dir holds ``config.json`` and ``params/`` (``ge2e_jax.export_io``). ``options`` go to
   ``Embedder``; ``window_frames`` defaults to the one the model was evaluated (workdir:
-  config ``eval.window_frames``) or exported with.
+  config ``eval.window_frames``) or exported with. An export's files are checked against its
+  checksums first (``export_io.verify_checksums``: DamagedExportError names a damaged file)
+  unless ``verify`` is False.
   """
   path = os.fspath(path)
   expected = ("a training workdir (config.json + checkpoints/) or an export dir "
@@ -431,7 +446,7 @@ def load(path: str | os.PathLike, which: str = "best", **options) -> Embedder:
   if not os.path.isdir(path):
     raise FileNotFoundError(f"model path {path} is not a directory; expected {expected}")
   if export_io.is_export_dir(path):
-    config, params, metadata = export_io.read_export(path)
+    config, params, metadata = export_io.read_export(path, verify)
     options.setdefault("window_frames", metadata.get("window_frames", WINDOW_FRAMES))
     card = model_card.read(path)
     return Embedder(config, params["encoder"], source=path, card=card,

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -172,7 +173,8 @@ class _Records(logging.Handler):
 def folders(speaker_tree, tmp_path_factory):
   """speaker_folders built over the speaker_tree fixture; with the log lines it wrote."""
   config = speaker_folders.SpeakerFoldersConfig(
-      name="tree", root=str(speaker_tree.root), test_percent=FOLDERS_TEST_PERCENT)
+      name="tree", root=str(speaker_tree.root), test_percent=FOLDERS_TEST_PERCENT,
+      min_utterances=1)  # the one-file tone speaker stays in train
   records = _Records()
   logger = logging.getLogger(common.__name__)
   logger.addHandler(records)
@@ -287,7 +289,8 @@ def test_folders_split_by_explicit_test_speakers():
 
 def test_folders_via_manual_dir_and_tfds_load_without_trimming(speaker_tree, tmp_path):
   config = speaker_folders.SpeakerFoldersConfig(
-      name="untrimmed", test_percent=FOLDERS_TEST_PERCENT, trim_silence=False)
+      name="untrimmed", test_percent=FOLDERS_TEST_PERCENT, trim_silence=False,
+      min_utterances=1)
   ds = tfds.load("speaker_folders", split="train", data_dir=tmp_path,
                  builder_kwargs={"config": config},
                  download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
@@ -306,6 +309,52 @@ def test_folders_with_an_empty_test_split_raises(speaker_tree, tmp_path):
   with pytest.raises(ValueError, match="falls in split 'test'"):
     tfds.builder("speaker_folders", config=config,
                  data_dir=tmp_path).download_and_prepare(download_config=NO_GCS)
+
+
+def test_folders_report_empty_speaker_folders_and_leave_out_short_speakers(speaker_tree,
+                                                                            tmp_path):
+  root = tmp_path / "tree"
+  shutil.copytree(speaker_tree.root, root)
+  (root / "1007" / "30").mkdir(parents=True)  # a speaker folder without audio
+  (root / "1008").mkdir()
+  (root / "1008" / "readme.txt").write_text("no audio here")
+  report = common.BuildReport("scan")
+  config = speaker_folders.SpeakerFoldersConfig(name="x", root=str(root))
+  files = speaker_folders.scan(config, str(root), report)
+  assert report.extra["empty_speaker_folders"] == [str(root / "1007"), str(root / "1008")]
+  reasons = {s["path"]: s["reason"] for s in report.skipped}
+  assert "speaker folder holds no audio file" in reasons[str(root / "1007")]
+  kept = speaker_folders.enough_utterances(files, 2, report)
+  assert {f.speaker for f in files} - {f.speaker for f in kept} == {"tone"}
+  assert "min_utterances=2" in report.extra["speakers_left_out"]["tone"]
+  reasons = {s["path"]: s["reason"] for s in report.skipped}
+  assert "left out of train" in reasons[str(root / speaker_tree.tone.relpath)]
+  counts = collections.Counter(f.speaker for f in files)  # files found, before reading
+  kept = speaker_folders.enough_utterances(files, 4, common.BuildReport("x"))
+  assert {f.speaker for f in kept} == {s for s, n in counts.items() if n >= 4} != set(counts)
+
+
+@pytest.mark.slow
+def test_failing_folder_builds_end_in_one_line(speaker_tree, tmp_path):
+  (tmp_path / "a_file").write_text("x")
+  (tmp_path / "no_audio" / "spk").mkdir(parents=True)
+  script = os.path.join(os.path.dirname(common.__file__), "speaker_folders.py")
+  cases = {
+      json.dumps({"name": "t1", "rooot": "/x"}): "SpeakerFoldersConfig has no field 'rooot'; "
+                                                  "did you mean 'root'?",
+      json.dumps({"name": "t2", "root": str(tmp_path / "a_file")}): "is not a directory",
+      json.dumps({"name": "t3", "root": str(tmp_path / "no_audio")}): "no audio file",
+      json.dumps({"name": "t4", "root": str(speaker_tree.root), "test_percent": 100.0}):
+          "falls in split 'train'",
+  }
+  for config, needle in cases.items():
+    proc = subprocess.run([sys.executable, "-m", "data_pipelines.builders.tfds_build", script,
+                           f"--config={config}", f"--data_dir={tmp_path / 'data'}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tfds_build: ") and needle in last, last
+    assert "Traceback" not in proc.stderr
 
 
 # --- adapters of TFDS's own librispeech and voxceleb ------------------------------------

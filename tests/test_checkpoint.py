@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from ge2e_jax import checkpoint, inference, model, optim, train
@@ -190,3 +191,55 @@ def test_evaluate_cli_names_a_workdir_without_a_usable_checkpoint(workdir):
   assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
   assert listing(workdir) == ["1", "2"]
 
+
+
+def strip_checksums(workdir, step):
+  """A step as written before checksums existed: no checksums item, no file record."""
+  shutil.rmtree(step_dir(workdir, step) / checkpoint.CHECKSUMS)
+  os.remove(step_dir(workdir, step) / checkpoint.FILE_CHECKSUMS)
+
+
+def test_a_step_without_checksums_is_not_trained_on_unless_allowed(workdir, states):
+  strip_checksums(workdir, 2)
+  ck = checkpoint.Checkpointer(os.fspath(workdir))
+  with pytest.raises(checkpoint.UnverifiedCheckpointError,
+                     match=r"checkpoints/2 has no checksums .*nothing was changed.*"
+                           r"allow_unverified_checkpoint=True"):
+    ck.restore(make_state(CONFIG, 0))
+  assert listing(workdir) == ["1", "2"]
+  step, state, _ = ck.restore(make_state(CONFIG, 0), allow_unverified=True)
+  ck.close()
+  assert step == 2
+  for key, value in host(states[2]).items():
+    np.testing.assert_array_equal(host(state)[key], value, err_msg=key)
+  assert checkpoint.restore_params(workdir, "latest")[0] == 2  # readers: a warning, as before
+
+
+def test_an_unverified_step_with_non_finite_values_is_set_aside(workdir, states, caplog):
+  """Step 3 written as before checksums existed (plain orbax, state and data only), NaN."""
+  nan_state = states[2].replace(params=jax.tree.map(lambda x: np.full_like(x, np.nan),
+                                                    states[2].params))
+  manager = ocp.CheckpointManager(os.fspath(workdir / checkpoint.CHECKPOINT_DIR),
+                                  item_names=("state", "data"))
+  manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(nan_state),
+                                          data=ocp.args.JsonSave({"data_step": 3, "seed": 0})))
+  manager.wait_until_finished()
+  manager.close()
+  ck = checkpoint.Checkpointer(os.fspath(workdir))
+  with caplog.at_level(logging.ERROR):
+    step, _, _ = ck.restore(make_state(CONFIG, 0), allow_unverified=True)
+  ck.close()
+  assert step == 2 and "checkpoints/3 is unreadable (no checksums, and non-finite values in " \
+      "['params/" in caplog.text, caplog.text
+  assert listing(workdir)[2].startswith("3.corrupt-")
+
+
+def test_each_step_keeps_the_run_config_and_the_newest_intact_copy_is_read(tmp_path, states):
+  ck = checkpoint.Checkpointer(os.fspath(tmp_path))
+  for step, lr in ((1, 0.1), (2, 0.2)):
+    ck.save(step, states[step], {"data_step": step, "seed": 0, "config": {"lr": lr}})
+  ck.close()
+  assert checkpoint.step_config(os.fspath(tmp_path)) == (2, {"lr": 0.2})
+  (step_dir(tmp_path, 2) / "data" / "metadata").write_text('{"config": {"lr": 9}}')
+  assert checkpoint.step_config(os.fspath(tmp_path)) == (1, {"lr": 0.1})
+  assert checkpoint.step_config(os.fspath(tmp_path / "nowhere")) is None

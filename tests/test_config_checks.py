@@ -98,7 +98,8 @@ def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_p
   run_setup.check_config(os.fspath(tmp_path), changed)  # no checkpoints yet: any config
   (tmp_path / checkpoint.CHECKPOINT_DIR / "100").mkdir(parents=True)
   with pytest.raises(checkpoint.CheckpointMismatchError,
-                     match=r"holds checkpoints of a run with another config: seed: 0 -> 3; "
+                     match=r"holds checkpoints of a run with another config \(its config.json\): "
+                           r"seed: 0 -> 3; "
                            r"nothing was changed"):
     run_setup.check_config(os.fspath(tmp_path), changed)
   changed.seed, changed.data.n_utterances = 0, 5

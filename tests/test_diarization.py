@@ -166,7 +166,7 @@ def test_cli_writes_rttm_and_refuses_bad_input(workdir, conversation, tmp_path):
   assert "2 speaker(s)" in done.stderr
 
   before = path.read_bytes()
-  cases = [([f"--model={workdir}", f"--output={path}", path], "is one of the input files"),
+  cases = [([f"--model={workdir}", f"--output={path}", path], "is also an input"),
            ([f"--model={tmp_path / 'none'}", path], "none"),
            ([f"--model={workdir}", "--num_speakers=0", path], "--num_speakers"),
            ([f"--model={workdir}", f"--output={out}", path, tmp_path / "missing.wav"],

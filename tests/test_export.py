@@ -113,6 +113,11 @@ def test_export_dir_layout(export_dir):
   assert model.config_from_dict(values["model"]) == CONFIG
   assert values["export"]["platforms"] == ["cpu", "cuda"]
   assert values["export"]["window_frames"] == 160 and values["export"]["hop_frames"] == 80
+  with open(export_dir / export_io.CHECKSUMS_FILE) as f:  # written last, lists every file
+    listed = set(json.load(f)["files"])
+  assert listed == {os.path.relpath(os.path.join(r, f), export_dir)
+                    for r, _, fs in os.walk(export_dir) for f in fs} - {"checksums.json"}
+  assert export_io.verify_checksums(export_dir)
 
 
 def test_export_holds_the_model_card_of_its_step(export_dir):
@@ -187,8 +192,8 @@ def test_export_never_replaces_or_enters_the_training_run(workdir):
   kept = sorted(os.listdir(workdir / "checkpoints")), (workdir / "config.json").read_bytes()
   result = run_export(f"--workdir={workdir}", f"--output={workdir}", "--overwrite")
   assert result.returncode == 1
-  assert (f"--output={workdir} is, holds or lies inside the training run's "
-          f"{workdir / 'checkpoints'}") in result.stderr
+  assert (f"--output={workdir} is, holds or lies inside {workdir / 'checkpoints'}, part of "
+          f"the model {workdir}") in result.stderr
   assert "Traceback" not in result.stderr
   assert (sorted(os.listdir(workdir / "checkpoints")),
           (workdir / "config.json").read_bytes()) == kept

@@ -56,6 +56,7 @@ def test_cli_writes_an_export_that_embeds_like_the_params(tiny, tmp_path):
                       f"--output={output}", "--platforms=cpu")
   assert result.returncode == 0, result.stderr[-2000:]
   config, params = tiny
+  assert export_io.verify_checksums(output)  # import_encoder lists its files too
   embedder = inference.load(output)
   assert embedder.config == config and embedder.hop_frames == 80
   card = model_card.read(output)

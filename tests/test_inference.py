@@ -253,13 +253,14 @@ def test_embed_cli_writes_unit_rows_for_every_file(workdir, audio_folder, tmp_pa
 
 def test_embed_cli_bad_file_fails_cleanly_and_keeps_old_output(workdir, audio_folder, tmp_path):
   out = tmp_path / "d.npz"
-  out.write_bytes(b"previous results")
+  np.savez(out, embeddings=np.zeros((1, 2)))  # an earlier run's output: an npz
+  previous = out.read_bytes()
   result = run_embed(f"--model={workdir}", f"--output={out}", audio_folder / "folder",
                      audio_folder / "broken.wav")
   assert result.returncode == 1
   assert f"cannot embed {audio_folder / 'broken.wav'}: truncated" in result.stderr
   assert "Traceback" not in result.stderr
-  assert out.read_bytes() == b"previous results"
+  assert out.read_bytes() == previous
   assert os.listdir(tmp_path) == ["d.npz"]  # no temporary file left behind
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -221,3 +222,143 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   entry = model_card.read(workdir)["evaluations"][-1]  # recorded, not the operating point
   assert entry["condition"].startswith("held-out corpus") and not entry["operating_point"]
   assert entry["eer"] == summary["eer"] and entry["far_threshold"] == summary["far_threshold"]
+
+
+@pytest.mark.slow
+def test_a_lost_config_json_does_not_let_another_config_resume(uninterrupted, synthetic_td,
+                                                               tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted[0], workdir)
+  os.remove(workdir / "config.json")
+  steps = sorted(os.listdir(workdir / "checkpoints"))
+  proc = run(train_command(workdir, synthetic_td, **{
+      "optimizer.learning_rate": 0.5, "train.num_steps": STEPS + 2}))
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("train: ") and (
+      f"(the config stored in its checkpoint step {STEPS}): optimizer.learning_rate") in last
+  assert "Traceback" not in proc.stderr
+  assert not (workdir / "config.json").exists()
+  assert sorted(os.listdir(workdir / "checkpoints")) == steps
+
+
+def _start_and_signal(cmd, workdir, signals):
+  """Starts ``cmd``, waits for its step-2 checkpoint, sends ``signals`` (0.05 s apart)."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not [s for s in complete_steps(workdir) if s >= 2] and proc.poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  for sig in signals:
+    proc.send_signal(sig)
+    time.sleep(0.05)
+  _, stderr = proc.communicate(timeout=240)
+  return proc.returncode, stderr
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_current_step_exits_0_and_resumes_bit_identical(
+    uninterrupted, synthetic_td, tmp_path):
+  workdir = tmp_path / "preempted"
+  cmd = train_command(workdir, synthetic_td)
+  returncode, stderr = _start_and_signal(cmd, workdir, [signal.SIGTERM])
+  assert returncode == 0, stderr[-3000:]
+  stopped = max(complete_steps(workdir))
+  assert stopped < STEPS, stderr[-2000:]  # really stopped early
+  assert (f"train: SIGTERM received: saved step {stopped} in {workdir / 'checkpoints'} and "
+          "stopped") in stderr
+  resumed = run(cmd)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"resumed from step {stopped}" in resumed.stderr
+  want, got = final_params(uninterrupted[0]), final_params(workdir)
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_ends_the_run_at_once_and_the_last_step_stays_usable(
+    synthetic_td, tmp_path):
+  workdir = tmp_path / "twice"
+  returncode, _ = _start_and_signal(train_command(workdir, synthetic_td),
+                                    workdir, [signal.SIGTERM, signal.SIGTERM])
+  steps = complete_steps(workdir)
+  assert steps and max(steps) < STEPS
+  ck = checkpoint.Checkpointer(os.fspath(workdir), read_only=True)
+  try:  # the newest complete step restores and verifies
+    assert ck.restore_params("latest")[0] == max(steps)
+  finally:
+    ck.close()
+  assert returncode in (0, -signal.SIGTERM)  # killed, or done before the second arrived
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synthetic_td,
+                                                                            tmp_path):
+  disk = tmp_path / "small_disk"
+  disk.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                           capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+  try:
+    workdir = disk / "run"
+    proc = run(train_command(workdir, synthetic_td, **{
+        "train.num_steps": 400, "train.checkpoint_every": 1, "train.keep_last": 1000,
+        "train.log_every": 50, "eval.every": 0}))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("train: saving a checkpoint in") and (
+        "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    steps = complete_steps(workdir)
+    assert len(steps) > 2 and max(steps) < 400
+    assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
+  finally:
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def _two_processes(workdir, corpus, tmp_path, tag):
+  """Starts the 2 processes of a jax.distributed CPU run (1 device each) of the tiny run."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  return [subprocess.Popen(train_command(workdir, corpus) + [
+      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={rank}",
+      f"--heartbeat_timeout_s={HEARTBEAT_S}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+      stderr=open(tmp_path / f"{tag}{rank}.log", "w")) for rank in (0, 1)]
+
+
+HEARTBEAT_S = 5
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_other_and_both_resume_bit_identical(synthetic_td,
+                                                                        tmp_path):
+  whole = tmp_path / "whole"
+  for proc in _two_processes(whole, synthetic_td, tmp_path, "whole"):
+    assert proc.wait(timeout=400) == 0, (tmp_path / "whole0.log").read_text()[-3000:]
+  workdir = tmp_path / "half_killed"
+  procs = _two_processes(workdir, synthetic_td, tmp_path, "killed")
+  deadline = time.time() + 300
+  while not [s for s in complete_steps(workdir) if s >= 4] and procs[0].poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGKILL)
+  start = time.time()
+  returncode = procs[0].wait(timeout=HEARTBEAT_S * 12)
+  took = time.time() - start
+  log = (tmp_path / "killed0.log").read_text()
+  assert returncode != 0 and took < HEARTBEAT_S * 6, (returncode, took, log[-3000:])
+  assert ("train: process 0 of 2 lost another process" in log
+          or "JAX distributed service detected fatal errors" in log), log[-3000:]
+  assert max(complete_steps(workdir)) < STEPS
+  for proc in _two_processes(workdir, synthetic_td, tmp_path, "resumed"):
+    assert proc.wait(timeout=400) == 0, (tmp_path / "resumed0.log").read_text()[-3000:]
+  assert "resumed from step" in (tmp_path / "resumed0.log").read_text()
+  # The final step's sha256 of every state array (this single process cannot restore a
+  # 2-process checkpoint: orbax refuses the other topology): equal hashes, equal bits.
+  want, got = (json.loads((path / "checkpoints" / str(STEPS) / checkpoint.CHECKSUMS /
+                           "metadata").read_text())["state"] for path in (whole, workdir))
+  assert len(want) > 5 and got == want

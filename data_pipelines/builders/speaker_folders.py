@@ -8,7 +8,10 @@ Unreadable, empty, truncated, non-audio, too short or silent files (the checks o
 ge2e_jax.audio.speech_16k, which inference applies too) and folders that cannot be
 listed are skipped and listed with their reason in
 `<data_dir>/speaker_folders/<config>/<version>/build_report.json` (which also holds
-how much silence was cut, per file and in total).
+how much silence was cut, per file and in total). Speaker folders without audio are listed
+there too (``empty_speaker_folders``), and train speakers with fewer than
+``min_utterances`` audio files (default 2, the least a GE2E batch needs) are left out of
+train with their reason (``speakers_left_out``).
 
 Symbolic links: links to folders or files outside the root are followed (trees of links
 to other storage work). A link to something inside the tree is not followed, so every
@@ -37,6 +40,7 @@ Build:  tfds build data_pipelines/builders/speaker_folders.py --config=librispee
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fnmatch
 import os
@@ -56,6 +60,9 @@ class SpeakerFoldersConfig(common.LocalCorpusConfig):
   speaker_depth: int = 0
   extensions: tuple[str, ...] = (".wav", ".flac")
   file_glob: str = "*"
+  # Train speakers with fewer audio files are left out of train (reported): a GE2E batch
+  # takes data.n_utterances of each speaker, at least 2 (a centroid without the utterance).
+  min_utterances: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +77,7 @@ def scan(config: SpeakerFoldersConfig, root: str,
          report: common.BuildReport) -> list[AudioFile]:
   """Lists the tree's audio files in sorted order; reports the files it cannot use."""
   extensions = tuple(e.lower() for e in config.extensions)
-  found, transcripts, excluded = [], {}, 0
+  found, transcripts, excluded, speaker_folders = [], {}, 0, {}
   links = _LinkGuard(root, report)
 
   def unreadable(error: OSError) -> None:
@@ -78,6 +85,9 @@ def scan(config: SpeakerFoldersConfig, root: str,
 
   for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
     dirnames[:] = [d for d in sorted(dirnames) if links.follow_folder(os.path.join(dirpath, d))]
+    folder = os.path.relpath(dirpath, root).split(os.sep)
+    if folder != ["."] and len(folder) == config.speaker_depth + 1:
+      speaker_folders[folder[-1]] = dirpath
     for name in sorted(filenames):
       path = os.path.join(dirpath, name)
       rel = os.path.relpath(path, root).replace(os.sep, "/")
@@ -104,6 +114,12 @@ def scan(config: SpeakerFoldersConfig, root: str,
         found.append(AudioFile(path, parts[config.speaker_depth], stem, ""))
   report.extra["excluded_by_file_glob"] = excluded
   found = _one_file_per_utterance(found, extensions, report)
+  with_audio = {f.speaker for f in found}
+  empty = sorted(path for speaker, path in speaker_folders.items() if speaker not in with_audio)
+  for path in empty:
+    report.skip(path, f"speaker folder holds no audio file ({', '.join(extensions)}, "
+                f"file_glob {config.file_glob!r})")
+  report.extra["empty_speaker_folders"] = empty
   return [dataclasses.replace(f, text=transcripts.get(f.utterance, "")) for f in found]
 
 
@@ -160,6 +176,21 @@ def _one_file_per_utterance(files: list[AudioFile], extensions: tuple[str, ...],
   return [f for f in files if kept[f.utterance] is f]
 
 
+def enough_utterances(files: list[AudioFile], minimum: int,
+                      report: common.BuildReport) -> list[AudioFile]:
+  """The files of speakers with at least ``minimum`` files; the others are reported (each
+  file, and the speaker in the report's ``speakers_left_out``), counted before reading."""
+  counts = collections.Counter(f.speaker for f in files)
+  left_out = {speaker: f"{n} audio file(s); a training batch needs at least "
+                       f"min_utterances={minimum} of each speaker: left out of train"
+              for speaker, n in sorted(counts.items()) if n < minimum}
+  for f in files:
+    if f.speaker in left_out:
+      report.skip(f.path, f"speaker {f.speaker!r}: {left_out[f.speaker]}")
+  report.extra["speakers_left_out"] = left_out
+  return [f for f in files if f.speaker not in left_out]
+
+
 def _read_transcripts(path: str, rel_dir: str) -> dict[str, str]:
   """LibriSpeech `<utt-id> <TEXT>` lines -> {relative utterance path: text}."""
   out = {}
@@ -199,8 +230,17 @@ class SpeakerFolders(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     root = os.fspath(config.root or dl_manager.manual_dir)
     if not os.path.isdir(root):
       raise FileNotFoundError(f"speaker_folders/{config.name}: root {root!r} is not a directory")
-    by_split = common.group_by_split(config, scan(config, root, self.report),
+    files = scan(config, root, self.report)
+    if not files:
+      raise ValueError(f"speaker_folders/{config.name}: no audio file ({', '.join(config.extensions)}"
+                       f", file_glob {config.file_glob!r}) in a speaker folder speaker_depth="
+                       f"{config.speaker_depth} below {root!r}")
+    by_split = common.group_by_split(config, files,
                                      f"speaker_folders/{config.name}: no audio file of {root!r}")
+    by_split["train"] = enough_utterances(by_split["train"], config.min_utterances, self.report)
+    if not by_split["train"]:
+      raise ValueError(f"speaker_folders/{config.name}: no train speaker of {root!r} has "
+                       f"min_utterances={config.min_utterances} audio files")
     self.report.extra["root"] = root
     self.report.extra["speaker_depth"] = config.speaker_depth
     return {split: self._generate_examples(split, split_files)

@@ -75,6 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.encoder_chunks = 1
   c.train.init_from = ""                    # fine-tune: a workdir or export dir to start from
   c.train.allow_fresh_start = False         # train from 0 when no checkpoint is usable
+  c.train.allow_unverified_checkpoint = False  # resume from a step without checksums
   c.train.allow_batch_change = False        # resume with another data.n_speakers/n_utterances/crop
 
   c.eval = ml_collections.ConfigDict()
