@@ -69,7 +69,7 @@ pretrained: setup
 	  --checkpoint=$(RESEMBLYZER_DIR)/resemblyzer/pretrained.pt --output=runs/pretrained/resemblyzer \
 	  --conditions=$(PRETRAINED_CONDITIONS) --data_dir=runs/tfds
 
-# td_demo's phrase and 600 steps, fine-tuned from the imported encoder, then exported.
+# td_demo's phrase, fine-tuned from the imported encoder for 200 of td_demo's 600 steps, then exported.
 demo-pretrained: pretrained
 	$(PY) -m experiments.train --config=experiments/configs/td_pretrained.py --workdir=runs/demo_pretrained
 	$(PY) -m experiments.export --model=runs/demo_pretrained --output=runs/demo_pretrained/export \

@@ -7,12 +7,13 @@ import re
 import pytest
 
 from experiments import config_checks, run_setup
-from experiments.configs import default, td, td_demo, td_multireader, ti, ti_cpu, ti_cpu_real
+from experiments.configs import (default, td, td_demo, td_multireader, td_pretrained, ti, ti_cpu,
+                                 ti_cpu_real, ti_pretrained)
 from ge2e_jax import checkpoint
 
 
-@pytest.mark.parametrize("module", [default, td, td_demo, td_multireader, ti, ti_cpu,
-                                    ti_cpu_real])
+@pytest.mark.parametrize("module", [default, td, td_demo, td_multireader, td_pretrained, ti,
+                                    ti_cpu, ti_cpu_real, ti_pretrained])
 def test_shipped_configs_are_valid(module):
   config_checks.validate(module.get_config())
 
