@@ -9,6 +9,8 @@ cluster), or give --coordinator_address/--num_processes/--process_id explicitly.
 """
 
 import logging as python_logging
+import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -50,11 +52,23 @@ def _disk_full_report(record) -> bool:
       record.getMessage())
 
 
+def _closed_event_loop_reports(hook):
+  """``sys.excepthook`` without the reports of tensorstore callbacks that reach the event loop
+  of an aborted orbax save after it closed (a full disk): the save's error says it once."""
+  def excepthook(kind, value, traceback):
+    if kind is RuntimeError and str(value) == "Event loop is closed":
+      logging.debug("an aborted checkpoint save's callback: %s", value)
+      return
+    hook(kind, value, traceback)
+  return excepthook
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.library_info_logs:
     logging.get_absl_handler().addFilter(_hide_library_info)
+  sys.excepthook = _closed_event_loop_reports(sys.excepthook)
   # jax after flag parsing: --help and flag errors stay fast.
   from experiments import config_checks, distributed  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed or FLAGS.coordinator_address:
@@ -64,9 +78,17 @@ def main(argv):
   with cli.one_line_errors("train"):
     config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
   from experiments import trainer  # pylint: disable=g-import-not-at-top  # TensorFlow
+  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top
   with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
     with distributed.stop_on_lost_process("train"):
-      trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      try:
+        trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      except checkpoint.CheckpointWriteError as err:
+        # orbax's save threads still hold tensorstore reads on an event loop that interpreter
+        # shutdown closes (pages of "Event loop is closed"): say it in one line and leave now;
+        # the complete steps are already on disk.
+        print(f"train: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        os._exit(1)
 
 
 def run():
