@@ -17,14 +17,13 @@ data as published, and holds the EER and thresholds this import measured on each
 uses), never numbers copied from elsewhere.
 """
 
-import hashlib
 import os
 
 from absl import app, flags, logging
 import jax
 
 from experiments import cli, evaluation, export_onnx, export_writer
-from ge2e_jax import inference, model, model_card, pretrained
+from ge2e_jax import export_io, inference, model, model_card, pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("format", None, sorted(pretrained.FORMATS),
@@ -70,14 +69,6 @@ SOURCES = {
 }
 
 
-def sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def measure(embedder: inference.Embedder, card: dict, conditions: str, data_dir: str | None,
             enroll: int, max_utterances: int) -> dict:
   """``card`` with one evaluation per condition (the first marked as the operating point)."""
@@ -112,7 +103,7 @@ def import_encoder(fmt: str, checkpoint: str, output: str, *, overwrite: bool = 
   config, params = pretrained.load(checkpoint, fmt)
   embedder = inference.Embedder(config, jax.device_put(params), source=f"{fmt} {checkpoint}")
   source = {**SOURCES[fmt], "format": fmt, "file": os.path.abspath(checkpoint),
-            "sha256": sha256(checkpoint)}
+            "sha256": export_io.sha256(checkpoint)}
   card = model_card.new(None, embedder.window_frames, model.config_to_dict(config),
                         training={"imported": source})
   card["model"]["hop_frames"] = embedder.hop_frames

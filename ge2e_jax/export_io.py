@@ -81,7 +81,7 @@ def read_config(directory: str) -> dict:
   return values
 
 
-def _sha256(path: str) -> str:
+def sha256(path: str) -> str:
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -100,7 +100,7 @@ def _files(directory: str) -> list[str]:
 
 def _entry(directory: str, rel: str) -> dict:
   path = os.path.join(directory, rel)
-  return {"sha256": _sha256(path), "bytes": os.path.getsize(path)}
+  return {"sha256": sha256(path), "bytes": os.path.getsize(path)}
 
 
 def write_checksums(directory: str):
@@ -168,7 +168,7 @@ def verify_checksums(directory: str) -> bool:
     size = os.path.getsize(path)
     if size != entry["bytes"]:
       raise DamagedExportError(f"{path}: {size} bytes, {entry['bytes']} expected; {again}")
-    if _sha256(path) != entry["sha256"]:
+    if sha256(path) != entry["sha256"]:
       raise DamagedExportError(f"{path}: content changed (sha256 differs); {again}")
   # Files beside the export's own (an evaluation's eval_test/, a README) are not read by
   # any loader; inside its folders (params/, saved_model/) they would be.

@@ -12,18 +12,9 @@ fine-tuning over-fitted the 120 training voices (RESULTS.md, "Pretrained encoder
 
 from experiments.configs import ti_cpu
 from experiments.configs import td_pretrained
-from ge2e_jax import model
 
 
 def get_config():
-  c = ti_cpu.get_config()
-  c.model = model.config_to_dict(model.RESEMBLYZER)
-  c.train.init_from = td_pretrained.SOURCE
-  c.optimizer.learning_rate = 1e-4
-  c.optimizer.warmup_steps = 20
-  c.optimizer.decay_steps = 200
-  c.train.num_steps = 200
-  c.train.checkpoint_every = 100
-  c.eval.every = 100
+  c = td_pretrained.from_import(ti_cpu.get_config())  # ti_cpu's window is 160 frames too
   c.train.log_every = 50
   return c
