@@ -3,6 +3,7 @@ augmentation on), corrupt-checkpoint fallback, non-finite losses, evaluation and
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -310,10 +311,11 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synt
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("train: saving a checkpoint in") and (
         "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
-    # What may still precede that line (timing-dependent): tensorstore callbacks of the
-    # aborted save reporting the closed event loop (docs/faults.md). Nothing else.
-    assert proc.stderr.count("Traceback") == proc.stderr.count(
-        "RuntimeError: Event loop is closed"), proc.stderr[-3000:]
+    # What may still precede that line (timing-dependent, several threads writing at once):
+    # tensorstore callbacks of the aborted save reporting the closed event loop
+    # (docs/faults.md). No traceback passes through this project's code.
+    frames = re.findall(r'File "([^"]+)"', proc.stderr)
+    assert all("/asyncio/" in frame for frame in frames), sorted(set(frames))
     steps = complete_steps(workdir)
     assert len(steps) > 2 and max(steps) < 400
     assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
