@@ -4,7 +4,7 @@ The repository keeps its layout (`python -m experiments.train` from a checkout),
 must not install top-level packages named `experiments` or `data_pipelines`, which would
 clash with a user's own. In the wheel they are `ge2e_jax_experiments` and `ge2e_jax_data`,
 and `build_py` rewrites the imports and module paths that name them
-(`from experiments import trainer` -> `from ge2e_jax_experiments import trainer`). An
+(`from experiments import training_loop` -> `from ge2e_jax_experiments import training_loop`). An
 editable install (`pip install -e .`, `make setup`) builds no copies to rewrite, so it maps
 both the project names and the repository names onto the checkout.
 Everything else is in setup.cfg.

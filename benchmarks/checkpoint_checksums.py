@@ -18,15 +18,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ge2e_jax import checkpoint, model, optim, train
+from ge2e_jax import checkpoint, model, optim, train_step
 
 
 def make_state(preset: str):
-  shapes = jax.eval_shape(lambda: train.init_params(jax.random.key(0), model.preset(preset)))
+  shapes = jax.eval_shape(lambda: train_step.init_params(jax.random.key(0), model.preset(preset)))
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: jax.numpy.asarray(
       rng.standard_normal(s.shape).astype(s.dtype)), shapes)
-  return train.init_state(params, optim.make_optimizer())
+  return train_step.init_state(params, optim.make_optimizer())
 
 
 def time_verified(state, workdir: str) -> tuple[float, float]:

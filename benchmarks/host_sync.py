@@ -3,7 +3,7 @@
 Before, the trainer fetched the non-finite streak after every step (``int(device_get(...))``),
 so the host waited for each step before it assembled the next batch. Now it keeps the
 longest streak on the device and fetches it, with the metrics, only at log, eval and
-checkpoint steps (``experiments/trainer.py``). Both loops here run the same jitted train
+checkpoint steps (``experiments/training_loop.py``). Both loops here run the same jitted train
 step on the same host batches (random audio standing in for the tf.data pipeline's
 prefetched output, assembled with ``global_batch`` every step as the trainer does), logging
 every ``--log_every`` steps; they alternate ``--repeats`` times and the medians are compared.
@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.train_step import Case, random_audio
 from data_pipelines.global_batch import global_batch
-from ge2e_jax import model, optim, train
+from ge2e_jax import model, optim, train_step
 
 DEFAULT_CASES = ("td_demo:16:6:80", "td:64:10:80")  # td_demo is the td model on 16 x 6
 
@@ -32,14 +32,14 @@ DEFAULT_CASES = ("td_demo:16:6:80", "td:64:10:80")  # td_demo is the td model on
 def make_loop(case: Case, sync_every_step: bool, log_every: int):
   """``run(steps) -> seconds`` of the trainer's loop, old (sync each step) or new."""
   config = model.preset("td")
-  mesh = train.make_mesh(jax.devices()[:1])
+  mesh = train_step.make_mesh(jax.devices()[:1])
   opt = optim.make_optimizer()
-  step_fn = train.make_train_step(config, opt, mesh)
-  shardings = train.batch_sharding(mesh)
+  step_fn = train_step.make_train_step(config, opt, mesh)
+  shardings = train_step.batch_sharding(mesh)
   batches = [{"audio": random_audio(case.n, case.m, case.frames, seed=s),
               "speaker": np.arange(case.n, dtype=np.int32)} for s in range(4)]
   rng = jax.random.key(1)
-  state = train.replicate(train.init_state(train.init_params(jax.random.key(0), config), opt),
+  state = train_step.replicate(train_step.init_state(train_step.init_params(jax.random.key(0), config), opt),
                           mesh)
   holder = {"state": state}
 

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from experiments import export_onnx
-from ge2e_jax import inference, model, train
+from ge2e_jax import inference, model, train_step
 from ge2e_jax.features import SAMPLE_RATE
 from ge2e_jax.normalize import l2_normalize_np
 
@@ -58,7 +58,7 @@ def seconds(fn) -> float:
 
 def run_preset(preset: str, rows_options, wavs, repeats: int) -> list[dict]:
   config, window_frames = model.preset(preset), WINDOW_FRAMES[preset]
-  params = jax.device_get(train.init_params(jax.random.key(0), config)["encoder"])
+  params = jax.device_get(train_step.init_params(jax.random.key(0), config)["encoder"])
   embedder = inference.Embedder(config, params, window_frames=window_frames,
                                 trim=inference.TrimOptions(enabled=False))
   want = embedder.embed_prepared(wavs)  # warm-up: compiles the Embedder's buckets

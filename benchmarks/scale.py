@@ -12,7 +12,7 @@ a fresh subprocess (page cache of the corpus files dropped first with posix_fadv
 start-up seconds (shard load), bytes read (/proc/self/io: rchar = read syscalls,
 read_bytes = from the block device), peak RSS (VmHWM) and batches/s of host 0's
 N/P x M batches at td and ti (N x M = 64 x 10; median of windows). `--train_steps` also runs
-the trainer (`experiments.trainer`, td 64 x 10, storage="cache") on the largest corpus for a
+the trainer (`experiments.training_loop`, td 64 x 10, storage="cache") on the largest corpus for a
 few steps, once per `--encoder_chunks` value, and reports its peak RSS and seconds. Corpora
 are deleted afterwards unless --keep.
 
@@ -157,7 +157,7 @@ def measure(args) -> dict:
 def train(args) -> dict:
   """A few trainer steps (td 64 x 10, storage="cache", `args.encoder_chunks`) on corpus
   `args.hours`, in this process."""
-  from experiments import trainer  # pylint: disable=g-import-not-at-top
+  from experiments import training_loop  # pylint: disable=g-import-not-at-top
   from experiments.configs import td  # pylint: disable=g-import-not-at-top
   config = td.get_config()
   config.data.sources = f"scale:{corpus_name(args.hours)}"
@@ -165,13 +165,13 @@ def train(args) -> dict:
   config.data.storage = "cache"
   config.data.n_speakers, config.data.n_utterances, config.data.crop = N, M, "td"
   # One log at the end: between logs the host runs ahead of the device (bounded by
-  # trainer.MAX_STEPS_AHEAD), as in a real run.
+  # training_loop.MAX_STEPS_AHEAD), as in a real run.
   config.train.num_steps, config.train.log_every = args.train_steps, args.train_steps
   config.train.encoder_chunks = int(args.encoder_chunks)
   config.eval.every = 0
   imported = peak_rss()  # TensorFlow, JAX and the trainer imported
   start = time.perf_counter()
-  trainer.train_and_evaluate(config, args.workdir)
+  training_loop.train_and_evaluate(config, args.workdir)
   return {"seconds": time.perf_counter() - start, "steps": args.train_steps,
           "encoder_chunks": int(args.encoder_chunks), "rss_after_imports": imported,
           "peak_rss": peak_rss()}

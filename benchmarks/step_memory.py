@@ -4,12 +4,12 @@ Arms:
   xla-default       XLA:CPU's default scheduler, which places the zero-filled output buffers
                     of every `lax.scan` (the LSTMP layers' stacked gates and their gradients)
                     at the start of the program, so all of them are live at once
-  memory-optimised  `xla_cpu_scheduler_type` memory-optimised, which `train.make_train_step`
-                    passes on CPU meshes (`train.CPU_COMPILER_OPTIONS`): each buffer is
+  memory-optimised  `xla_cpu_scheduler_type` memory-optimised, which `train_step.make_train_step`
+                    passes on CPU meshes (`train_step.CPU_COMPILER_OPTIONS`): each buffer is
                     allocated when its loop runs
   + 4 chunks        and `train.encoder_chunks=4`: the encoder's backward pass over 4 chunks
                     of the utterances in turn, after the loss's gradient with respect to the
-                    embeddings (`train.make_loss_and_grad`)
+                    embeddings (`train_step.make_loss_and_grad`)
 Each (case, arm) runs in its own subprocess, alternating over `--rounds`; reported: XLA's
 temp buffer size for the step (`memory_analysis`), the process's peak RSS after the steps
 (VmHWM: JAX, params, batch and step; no TensorFlow is imported) and the median step time.
@@ -31,15 +31,15 @@ DEFAULT_CASES = ("td:64:10:80", "ti_cpu:16:6:180")
 
 def measure(case: str, arm: str, steps: int) -> dict:
   """One case with one arm, in this process."""
-  from benchmarks import train_step  # pylint: disable=g-import-not-at-top
-  from ge2e_jax import model, train  # pylint: disable=g-import-not-at-top
+  from benchmarks import train_step as step_timer  # pylint: disable=g-import-not-at-top
+  from ge2e_jax import model, train_step  # pylint: disable=g-import-not-at-top
 
   name, n, m, frames = case.split(":")
   config = (model.preset("ti", cells=256, projection=128) if name == "ti_cpu"
             else model.preset(name))
-  result = train_step.time_train_step(
+  result = step_timer.time_train_step(
       config, int(n), int(m), int(frames), steps=steps,
-      compiler_options={} if arm == "xla-default" else train.CPU_COMPILER_OPTIONS,
+      compiler_options={} if arm == "xla-default" else train_step.CPU_COMPILER_OPTIONS,
       encoder_chunks=4 if arm.endswith("chunks") else 1)
   return {"temp_bytes": result["temp_bytes"], "peak_rss": _vm_hwm(),
           "median_s": result["median_s"], "compile_s": result["compile_s"]}

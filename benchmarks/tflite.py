@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf  # pylint: disable=unused-import  # imported here: not timed as conversion
 
 from experiments import export_tflite
-from ge2e_jax import features, inference, model, train
+from ge2e_jax import features, inference, model, train_step
 
 
 def median_ms(fn, x, calls: int, warmup: int = 5) -> float:
@@ -40,7 +40,7 @@ def median_ms(fn, x, calls: int, warmup: int = 5) -> float:
 
 def run_case(preset: str, window_frames: int, batch: int, calls: int) -> dict:
   config = model.preset(preset)
-  params = jax.device_get(train.init_params(jax.random.key(0), config)["encoder"])
+  params = jax.device_get(train_step.init_params(jax.random.key(0), config)["encoder"])
   samples = features.samples_for_frames(window_frames)
   start = time.perf_counter()
   blob = export_tflite.convert(config, params, window_frames=window_frames, batch=batch)

@@ -27,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from ge2e_jax import augment, features, model, optim, train
+from ge2e_jax import augment, features, model, optim, train_step
 
 DEFAULT_CASES = ("td:64:10:80", "ti:16:5:160")
 
@@ -65,13 +65,13 @@ def _compiled_step(preset, n, m, frames, devices, augmenter=None, **step_options
   ``preset``: a preset name or an EncoderConfig; ``step_options`` go to make_train_step.
   """
   config = model.preset(preset) if isinstance(preset, str) else preset
-  mesh = train.make_mesh(jax.devices()[:devices])
+  mesh = train_step.make_mesh(jax.devices()[:devices])
   opt = optim.make_optimizer()
-  step = train.make_train_step(config, opt, mesh, augment=augmenter, **step_options)
-  state = train.replicate(train.init_state(train.init_params(jax.random.key(0), config), opt),
+  step = train_step.make_train_step(config, opt, mesh, augment=augmenter, **step_options)
+  state = train_step.replicate(train_step.init_state(train_step.init_params(jax.random.key(0), config), opt),
                           mesh)
   batch = jax.device_put({"audio": random_audio(n, m, frames),
-                          "speaker": np.arange(n, dtype=np.int32)}, train.batch_sharding(mesh))
+                          "speaker": np.arange(n, dtype=np.int32)}, train_step.batch_sharding(mesh))
   rng = jax.random.key(1)
   start = time.perf_counter()
   compiled = step.lower(state, batch, rng).compile()
@@ -135,8 +135,8 @@ def time_torch_step(preset: str, n: int, m: int, frames: int, steps: int = 10,
   dev = torch.device(device)
   lstm = torch.nn.LSTM(config.n_mels, config.cells, num_layers=config.layers, batch_first=True,
                        proj_size=config.projection).to(dev)
-  w = torch.nn.Parameter(torch.tensor(train.INIT_W, device=dev))
-  b = torch.nn.Parameter(torch.tensor(train.INIT_B, device=dev))
+  w = torch.nn.Parameter(torch.tensor(train_step.INIT_W, device=dev))
+  b = torch.nn.Parameter(torch.tensor(train_step.INIT_B, device=dev))
   projections = [p for name, p in lstm.named_parameters() if name.startswith("weight_hr")]
   sgd = torch.optim.SGD(list(lstm.parameters()) + [w, b], lr=0.01)
   window = torch.hann_window(features.WIN_LENGTH, periodic=True, device=dev)

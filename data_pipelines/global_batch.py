@@ -2,7 +2,7 @@
 
 Each host's pipeline yields its own N/P speakers (a disjoint shard, so speaker ids stay
 distinct); `global_batch` glues them with `jax.make_array_from_process_local_data`, one key
-at a time, with the sharding `ge2e_jax.train.batch_sharding` gives that key: the one table
+at a time, with the sharding `ge2e_jax.train_step.batch_sharding` gives that key: the one table
 of which batch axis is split over the mesh and which values are replicated.
 """
 

@@ -26,7 +26,7 @@ flags.DEFINE_integer("steps", 600, "Training steps of every arm.")
 flags.DEFINE_integer("eval_every", 100, "Evaluate (and checkpoint) every this many steps.")
 flags.DEFINE_string("workdir", "runs/ablations/loss", "Root; one workdir per loss under it.")
 flags.DEFINE_list("losses", ["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"],
-                  "Losses to compare (ge2e_jax.train.LOSSES).")
+                  "Losses to compare (ge2e_jax.train_step.LOSSES).")
 
 
 def arm_config(base, loss: str, steps: int, eval_every: int):
@@ -38,10 +38,10 @@ def arm_config(base, loss: str, steps: int, eval_every: int):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from ge2e_jax import train  # pylint: disable=g-import-not-at-top
-  unknown = [loss for loss in FLAGS.losses if loss not in train.LOSSES]
+  from ge2e_jax import train_step  # pylint: disable=g-import-not-at-top
+  unknown = [loss for loss in FLAGS.losses if loss not in train_step.LOSSES]
   if unknown or not FLAGS.losses:
-    raise app.UsageError(f"--losses: {unknown or 'empty'}; expected some of {train.LOSSES}")
+    raise app.UsageError(f"--losses: {unknown or 'empty'}; expected some of {train_step.LOSSES}")
   histories = {}
   for loss in FLAGS.losses:
     try:

@@ -15,7 +15,7 @@ import textwrap
 
 from absl import logging
 
-from experiments import reporting, run_setup, trainer
+from experiments import reporting, resume, training_loop
 from ge2e_jax import checkpoint
 
 
@@ -39,8 +39,8 @@ def run_arm(config, workdir: str) -> list[dict]:
   """
   steps = config.train.num_steps
   if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
-    old = run_setup.flatten(checkpoint.read_config(workdir))
-    new = run_setup.flatten(json.loads(json.dumps(config.to_dict())))  # tuples as stored
+    old = resume.flatten(checkpoint.read_config(workdir))
+    new = resume.flatten(json.loads(json.dumps(config.to_dict())))  # tuples as stored
     differing = sorted(k for k in old.keys() & new.keys()  # a field added since: not compared
                        if k != "train.num_steps" and old[k] != new[k])
     if differing:
@@ -50,7 +50,7 @@ def run_arm(config, workdir: str) -> list[dict]:
     if history and history[-1]["step"] == steps:
       logging.info("reusing the finished run in %s", workdir)
       return history
-  trainer.train_and_evaluate(config, workdir)
+  training_loop.train_and_evaluate(config, workdir)
   return _history_until(workdir, steps)
 
 

@@ -3,7 +3,7 @@
   python -m experiments.compare_trim --model=runs/pretrained/resemblyzer --data_dir=runs/tfds \
       --conditions=synthetic_voices/td_ok_computer:test_unseen_lang,...
 
-Each condition ``tfds_name:split[+channel]`` (``experiments.evaluation.parse_conditions``) is
+Each condition ``tfds_name:split[+channel]`` (``experiments.held_out.parse_conditions``) is
 scored twice with the same trials: its audio as the corpus holds it (the builders cut leading
 and trailing silence with the energy trim, ``ge2e_jax.audio.trim_silence``), and that audio
 further cut by ``audio.trim_long_silences`` (webrtcvad; pauses inside utterances too), as
@@ -12,7 +12,7 @@ Resemblyzer's ``preprocess_wav`` would. Needs the webrtcvad package. Prints one 
 
 from absl import app, flags
 
-from experiments import cli, evaluation
+from experiments import cli, held_out
 from ge2e_jax import audio, inference
 
 FLAGS = flags.FLAGS
@@ -29,11 +29,11 @@ def compare(model: str, conditions: str, data_dir: str | None, enroll: int,
   embedder = inference.load(model)
   webrtcvad = audio.TrimOptions(method="webrtcvad")
   rows = []
-  for corpus, split, channel, _ in evaluation.parse_conditions(conditions):
+  for corpus, split, channel, _ in held_out.parse_conditions(conditions):
     if corpus is None:
       raise ValueError(f"--conditions: {split!r} names no corpus; expected tfds_name:split")
-    eval_set = evaluation.with_channel(
-        evaluation.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,
+    eval_set = held_out.with_channel(
+        held_out.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,
                                  max_utterances_per_speaker=max_utterances), channel, seed=0)
     trimmed = [webrtcvad.apply(w)[0] for w in eval_set.waves]
     short = sum(len(w) < audio.MIN_SPEECH_SAMPLES for w in trimmed)
@@ -42,7 +42,7 @@ def compare(model: str, conditions: str, data_dir: str | None, enroll: int,
     row = {"condition": eval_set.description, "kept_untrimmed": short,
            "seconds_cut": sum(map(len, eval_set.waves)) / 16000 - sum(map(len, trimmed)) / 16000}
     for name, waves in (("energy", eval_set.waves), ("webrtcvad", trimmed)):
-      summary, _ = evaluation.score(embedder.embed_prepared(waves), eval_set.speakers, enroll)
+      summary, _ = held_out.score(embedder.embed_prepared(waves), eval_set.speakers, enroll)
       row[name] = summary["eer"]
     rows.append(row)
   return rows

@@ -13,7 +13,7 @@ import typing
 import jax
 
 from data_pipelines.source_specs import parse_sources, parse_weights
-from ge2e_jax import features, losses, model, train
+from ge2e_jax import features, losses, model, train_step
 
 
 class ConfigError(ValueError):
@@ -67,7 +67,7 @@ FIELDS = {
     "data.crop": (_one_of("td", "ti"), "'td' or 'ti'"),
     "data.storage": (_one_of("memory", "cache"), "'memory' or 'cache'"),
     "data.cache_dir": (_str, "a directory of speaker caches ('' for none)"),
-    "loss.name": (_one_of(*train.LOSSES), f"one of {train.LOSSES}"),
+    "loss.name": (_one_of(*train_step.LOSSES), f"one of {train_step.LOSSES}"),
     "loss.centroids": (_one_of(*typing.get_args(losses.Centroids)),
                        f"one of {typing.get_args(losses.Centroids)}"),
     "loss.reduction": (_one_of(*typing.get_args(losses.Reduction)),

@@ -92,7 +92,7 @@ def run_demo():
   step("2/6 train the td model",
        [py, "-m", "experiments.train", "--config=experiments/configs/td_demo.py",
         f"--workdir={WORKDIR}"],
-       show=lambda line: ("trainer.py" in line or "reporting.py" in line or "Error" in line
+       show=lambda line: ("training_loop.py" in line or "reporting.py" in line or "Error" in line
                           or "error" in line))
   step("3/6 evaluate on held-out speakers",
        [py, "-m", "experiments.evaluate", f"--model={WORKDIR}"],

@@ -80,7 +80,7 @@ flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers mus
 
 def _eval_source(model_dir: str):
   """(tfds name, data_dir) of the workdir config's evaluation source, if it has one."""
-  from experiments import evaluation  # pylint: disable=g-import-not-at-top
+  from experiments import held_out  # pylint: disable=g-import-not-at-top
   path = os.path.join(model_dir, "config.json")
   if not os.path.exists(path):
     return None, None
@@ -88,7 +88,7 @@ def _eval_source(model_dir: str):
     config = json.load(f)
   if "data" not in config or "eval" not in config:
     return None, None
-  return evaluation.eval_corpus(config)
+  return held_out.eval_corpus(config)
 
 
 def plot_det(far, frr, eer, path):
@@ -229,7 +229,7 @@ def main(argv):
 
 def evaluate():
   """Evaluates --model on a TFDS corpus per the flags; writes and prints the summary."""
-  from experiments import evaluation  # pylint: disable=g-import-not-at-top
+  from experiments import held_out  # pylint: disable=g-import-not-at-top
   from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
 
   options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
@@ -238,12 +238,12 @@ def evaluate():
   tfds_name, data_dir = FLAGS.tfds_name or tfds_name, FLAGS.data_dir or data_dir
   if tfds_name is None:
     raise ValueError(f"{FLAGS.model} names no evaluation corpus: pass --tfds_name")
-  eval_set = evaluation.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
+  eval_set = held_out.load_eval_set(tfds_name, FLAGS.split, data_dir=data_dir,
                                       enroll=FLAGS.num_enroll,
                                       max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
-  eval_set = evaluation.with_channel(eval_set, FLAGS.channel, FLAGS.seed)
-  embeddings = evaluation.embed(eval_set, embedder)
-  summary, trials = evaluation.score(embeddings, eval_set.speakers, FLAGS.num_enroll,
+  eval_set = held_out.with_channel(eval_set, FLAGS.channel, FLAGS.seed)
+  embeddings = held_out.embed(eval_set, embedder)
+  summary, trials = held_out.score(embeddings, eval_set.speakers, FLAGS.num_enroll,
                                     FLAGS.seed)
   summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.num_enroll,
                  window_frames=embedder.window_frames)

@@ -22,7 +22,7 @@ import os
 from absl import app, flags, logging
 import jax
 
-from experiments import cli, evaluation, export_onnx, export_writer
+from experiments import cli, held_out, export_onnx, export_writer
 from ge2e_jax import export_io, inference, model, model_card, pretrained
 
 FLAGS = flags.FLAGS
@@ -72,13 +72,13 @@ SOURCES = {
 def measure(embedder: inference.Embedder, card: dict, conditions: str, data_dir: str | None,
             enroll: int, max_utterances: int) -> dict:
   """``card`` with one evaluation per condition (the first marked as the operating point)."""
-  for i, (corpus, split, channel, _) in enumerate(evaluation.parse_conditions(conditions)):
+  for i, (corpus, split, channel, _) in enumerate(held_out.parse_conditions(conditions)):
     if corpus is None:
       raise ValueError(f"--conditions: {split!r} names no corpus; expected tfds_name:split")
-    eval_set = evaluation.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,
+    eval_set = held_out.load_eval_set(corpus, split, data_dir=data_dir, enroll=enroll,
                                         max_utterances_per_speaker=max_utterances)
-    eval_set = evaluation.with_channel(eval_set, channel, seed=0)
-    summary, _ = evaluation.score(evaluation.embed(eval_set, embedder), eval_set.speakers,
+    eval_set = held_out.with_channel(eval_set, channel, seed=0)
+    summary, _ = held_out.score(held_out.embed(eval_set, embedder), eval_set.speakers,
                                   enroll)
     entry = model_card.evaluation(summary, step=None, data=eval_set.description,
                                   condition=f"held-out corpus (import_encoder, enroll={enroll})")

@@ -9,12 +9,12 @@ standard deviation of its 40 log-mel channels (`ge2e_jax.features`), nothing lea
 corpus: near-duplicate voices give near-identical statistics, so a higher EER means less
 distinct speakers. Each --model (a training workdir or export) adds its d-vector EER on the
 same conditions. Trials and EER are those of the held-out evaluation
-(experiments/evaluation.py: enrolment centroids, every test utterance against every speaker).
+(experiments/held_out.py: enrolment centroids, every test utterance against every speaker).
 """
 
 from absl import app, flags
 
-from experiments import cli, evaluation
+from experiments import cli, held_out
 from ge2e_jax import inference
 
 FLAGS = flags.FLAGS
@@ -29,19 +29,19 @@ flags.mark_flag_as_required("condition")
 
 def main(argv):
   del argv
-  # The builders already trimmed silence (as in experiments/evaluation.py).
+  # The builders already trimmed silence (as in experiments/held_out.py).
   embedders = {path: inference.load(path, trim=inference.TrimOptions(enabled=False))
                for path in FLAGS.model}
   for condition in FLAGS.condition:
     name, _, split = condition.rpartition(":")
-    eval_set = evaluation.load_eval_set(
+    eval_set = held_out.load_eval_set(
         name, split, data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
         max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
-    scored = {"log-mel statistics (untrained)": evaluation.log_mel_statistics(eval_set.waves)}
+    scored = {"log-mel statistics (untrained)": held_out.log_mel_statistics(eval_set.waves)}
     for path, embedder in embedders.items():
       scored[path] = embedder.embed_prepared(eval_set.waves)
     for what, embeddings in scored.items():
-      summary, _ = evaluation.score(embeddings, eval_set.speakers, FLAGS.num_enroll, FLAGS.seed)
+      summary, _ = held_out.score(embeddings, eval_set.speakers, FLAGS.num_enroll, FLAGS.seed)
       print(f"EER {100 * summary['eer']:6.2f}%  {eval_set.description}  [{what}]", flush=True)
 
 

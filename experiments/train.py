@@ -77,12 +77,12 @@ def main(argv):
   logging.info("config:\n%s", FLAGS.config)
   with cli.one_line_errors("train"):
     config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
-  from experiments import trainer  # pylint: disable=g-import-not-at-top  # TensorFlow
+  from experiments import training_loop  # pylint: disable=g-import-not-at-top  # TensorFlow
   from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  with cli.one_line_errors("train", (trainer.NonFiniteLossError,)):
+  with cli.one_line_errors("train", (training_loop.NonFiniteLossError,)):
     with distributed.stop_on_lost_process("train"):
       try:
-        trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        training_loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
       except checkpoint.CheckpointWriteError as err:
         # orbax's save threads still hold tensorstore reads on an event loop that interpreter
         # shutdown closes (pages of "Event loop is closed"): say it in one line and leave now;

@@ -1,4 +1,4 @@
-"""Subprocess side of tests/test_train.py (jax must see its device count before import).
+"""Subprocess side of tests/test_train_step.py (jax must see its device count before import).
 
   python tests/sharded_worker.py devices OUT.npz
       8 forced CPU devices: loss, aux and every gradient leaf on a 1-device and an 8-device
@@ -22,7 +22,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_pipelines import global_batch  # noqa: E402  (jax only, no TensorFlow)
-from ge2e_jax import features, model, optim, train  # noqa: E402
+from ge2e_jax import features, model, optim, train_step  # noqa: E402
 
 CONFIG = model.EncoderConfig(cells=16, projection=8)
 N, M, FRAMES, STEPS = 8, 4, 12, 3
@@ -58,7 +58,7 @@ def flatten(prefix, tree):
 
 def run_devices(out):
   """float64 for every case (sharding must be exact); float32 for the first and last."""
-  params32 = train.init_params(jax.random.key(0), CONFIG, num_speakers=3 * N)
+  params32 = train_step.init_params(jax.random.key(0), CONFIG, num_speakers=3 * N)
   results = {}
   for dtype, cases in (("float64", CASES), ("float32", [CASES[0], CASES[-1]])):
     with jax.enable_x64(dtype == "float64"):
@@ -68,10 +68,10 @@ def run_devices(out):
         batch = make_batch(stacked, seed=c)
         batch["audio"] = batch["audio"].astype(dtype)
         for d in (1, 8):
-          mesh = train.make_mesh(jax.devices()[:d])
-          fn = jax.jit(train.make_loss_and_grad(CONFIG, mesh, **case))
-          sharded = jax.device_put(batch, train.batch_sharding(mesh, stacked))
-          (value, aux), grads = fn(train.replicate(params, mesh), sharded, jax.random.key(7))
+          mesh = train_step.make_mesh(jax.devices()[:d])
+          fn = jax.jit(train_step.make_loss_and_grad(CONFIG, mesh, **case))
+          sharded = jax.device_put(batch, train_step.batch_sharding(mesh, stacked))
+          (value, aux), grads = fn(train_step.replicate(params, mesh), sharded, jax.random.key(7))
           for name, tree in (("loss", value), ("aux", aux), ("grad", grads)):
             results.update(flatten(f"{dtype}/{c}/{d}/{name}", tree))
   np.savez(out, **results)
@@ -80,13 +80,13 @@ def run_devices(out):
 def run_processes(out, rank, nproc, port):
   if rank >= 0:
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=rank)
-    mesh = train.make_mesh()
+    mesh = train_step.make_mesh()
   else:
-    mesh = train.make_mesh(jax.devices()[:1])
+    mesh = train_step.make_mesh(jax.devices()[:1])
   opt = optim.make_optimizer(decay_every=2)
-  step = train.make_train_step(CONFIG, opt, mesh, loss="ge2e_softmax")
-  state = train.replicate(train.init_state(train.init_params(jax.random.key(0), CONFIG), opt), mesh)
-  shardings = train.batch_sharding(mesh)
+  step = train_step.make_train_step(CONFIG, opt, mesh, loss="ge2e_softmax")
+  state = train_step.replicate(train_step.init_state(train_step.init_params(jax.random.key(0), CONFIG), opt), mesh)
+  shardings = train_step.batch_sharding(mesh)
   losses = []
   for s in range(STEPS):
     batch = make_batch(seed=100 + s)

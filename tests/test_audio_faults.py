@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import common, speaker_folders
-from ge2e_jax import audio, export_io, inference, model, train
+from ge2e_jax import audio, export_io, inference, model, train_step
 import audio_corpus  # tests/audio_corpus.py (pytest puts tests/ on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,7 @@ def corpus(tmp_path_factory):
 def export_dir(tmp_path_factory):
   """A tiny randomly initialised encoder, written as experiments.export writes one."""
   path = os.fspath(tmp_path_factory.mktemp("export"))
-  params = train.init_params(jax.random.key(3), CONFIG)
+  params = train_step.init_params(jax.random.key(3), CONFIG)
   export_io.write_params(path, CONFIG, params["encoder"], {"window_frames": WINDOW_FRAMES})
   return path
 

@@ -11,7 +11,7 @@ import pytest
 import scipy.signal
 import soundfile as sf
 
-from ge2e_jax import audio, checkpoint, model, optim, train
+from ge2e_jax import audio, checkpoint, model, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (file name, libsndfile format, subtype, lossless)
@@ -70,7 +70,7 @@ def test_embed_cli_finds_and_embeds_every_format(folder, tmp_path):
   tiny = model.EncoderConfig(cells=16, projection=8)
   ck = checkpoint.Checkpointer(os.fspath(tmp_path / "workdir"))
   checkpoint.write_config(os.fspath(tmp_path / "workdir"), {"model": model.config_to_dict(tiny)})
-  ck.save(0, train.init_state(train.init_params(jax.random.key(0), tiny),
+  ck.save(0, train_step.init_state(train_step.init_params(jax.random.key(0), tiny),
                               optim.make_optimizer()), {"step": 0})
   ck.close()
   out = tmp_path / "d.npz"

@@ -282,10 +282,10 @@ def test_per_device_draws_are_a_pure_function_of_seed_step_and_device(tmp_path):
 
 
 def _sharded_worker(out_path):
-  from ge2e_jax import features, model, train  # pylint: disable=g-import-not-at-top
+  from ge2e_jax import features, model, train_step  # pylint: disable=g-import-not-at-top
   assert jax.device_count() == 2
   config = model.EncoderConfig(cells=8, projection=4, layers=1)
-  mesh = train.make_mesh()
+  mesh = train_step.make_mesh()
   options = {k: {"prob": 0.5} for k in augment.KINDS}
   options["reverb"].update(bank_size=4, rir_seconds=0.1)
   options["noise"].update(bank_seconds=2.0)
@@ -294,19 +294,19 @@ def _sharded_worker(out_path):
   audio = speech_like(4, 3, samples)
   audio[2:] = audio[:2]  # both devices hold the same audio
   speaker = np.arange(4, dtype=np.int32)
-  batch = jax.device_put({"audio": audio, "speaker": speaker}, train.batch_sharding(mesh))
-  params = train.init_params(jax.random.key(0), config)
+  batch = jax.device_put({"audio": audio, "speaker": speaker}, train_step.batch_sharding(mesh))
+  params = train_step.init_params(jax.random.key(0), config)
   seed, step = 11, 5
   step_rng = jax.random.fold_in(jax.random.key(seed), step)
-  with_aug = jax.jit(train.make_loss_and_grad(config, mesh, augment=augmenter))
-  plain = jax.jit(train.make_loss_and_grad(config, mesh))
+  with_aug = jax.jit(train_step.make_loss_and_grad(config, mesh, augment=augmenter))
+  plain = jax.jit(train_step.make_loss_and_grad(config, mesh))
   shards = []
   for device in range(2):
-    key = jax.random.fold_in(jax.random.fold_in(step_rng, train.AUGMENT_STREAM), device)
+    key = jax.random.fold_in(jax.random.fold_in(step_rng, train_step.AUGMENT_STREAM), device)
     shards.append(np.asarray(jax.jit(augmenter.__call__)(audio[2 * device:2 * device + 2],
                                                          key)))
   reference = jax.device_put({"audio": np.concatenate(shards), "speaker": speaker},
-                             train.batch_sharding(mesh))
+                             train_step.batch_sharding(mesh))
   np.savez(out_path,
            loss_step=np.asarray(with_aug(params, batch, step_rng)[0][0]),
            loss_step_again=np.asarray(with_aug(params, batch, step_rng)[0][0]),

@@ -14,7 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ge2e_jax import checkpoint, inference, model, optim, train
+from ge2e_jax import checkpoint, inference, model, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -22,10 +22,10 @@ CONFIG = model.EncoderConfig(cells=16, projection=8)
 
 def make_state(config, offset):
   """A TrainState of ``config``'s shapes holding seeded random params (no flax init: fast)."""
-  shapes = jax.eval_shape(lambda: train.init_params(jax.random.key(0), config))
+  shapes = jax.eval_shape(lambda: train_step.init_params(jax.random.key(0), config))
   rng = np.random.default_rng(offset)
   params = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(s.dtype), shapes)
-  return train.init_state(params, optim.make_optimizer())
+  return train_step.init_state(params, optim.make_optimizer())
 
 
 def host(tree) -> dict:

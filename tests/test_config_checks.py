@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from experiments import config_checks, run_setup
+from experiments import config_checks, resume
 from experiments.configs import (default, td, td_demo, td_multireader, td_pretrained, ti, ti_cpu,
                                  ti_cpu_real, ti_pretrained)
 from ge2e_jax import checkpoint
@@ -81,13 +81,13 @@ def test_config_changes_name_what_a_resumed_run_must_keep():
   new.train.encoder_chunks = 4     # the same gradients, in less memory
   new.data.data_dir = "/elsewhere"
   new = new.to_dict()
-  assert run_setup.config_changes(old, new) == [
+  assert resume.config_changes(old, new) == [
       "data.n_speakers: 64 -> 32", "loss.name: 'ge2e_softmax' -> 'softmax'",
       "model.cells: 128 -> 64"]
-  assert run_setup.config_changes(old, new, allow_batch_change=True) == [
+  assert resume.config_changes(old, new, allow_batch_change=True) == [
       "loss.name: 'ge2e_softmax' -> 'softmax'", "model.cells: 128 -> 64"]
   del old["data"]["n_speakers"]  # a config.json written before a field existed
-  assert "data.n_speakers" not in str(run_setup.config_changes(old, new))
+  assert "data.n_speakers" not in str(resume.config_changes(old, new))
 
 
 def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_path):
@@ -95,18 +95,18 @@ def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_p
   checkpoint.write_config(os.fspath(tmp_path), written.to_dict())
   changed = td.get_config()
   changed.seed = 3
-  run_setup.check_config(os.fspath(tmp_path), changed)  # no checkpoints yet: any config
+  resume.check_config(os.fspath(tmp_path), changed)  # no checkpoints yet: any config
   (tmp_path / checkpoint.CHECKPOINT_DIR / "100").mkdir(parents=True)
   with pytest.raises(checkpoint.CheckpointMismatchError,
                      match=r"holds checkpoints of a run with another config \(its config.json\): "
                            r"seed: 0 -> 3; "
                            r"nothing was changed"):
-    run_setup.check_config(os.fspath(tmp_path), changed)
+    resume.check_config(os.fspath(tmp_path), changed)
   changed.seed, changed.data.n_utterances = 0, 5
   with pytest.raises(checkpoint.CheckpointMismatchError, match="allow_batch_change"):
-    run_setup.check_config(os.fspath(tmp_path), changed)
+    resume.check_config(os.fspath(tmp_path), changed)
   changed.train.allow_batch_change = True
-  run_setup.check_config(os.fspath(tmp_path), changed)
+  resume.check_config(os.fspath(tmp_path), changed)
   (tmp_path / checkpoint.CONFIG_FILE).write_text('{"model": ')
   with pytest.raises(ValueError, match=r"config.json is not readable JSON \(Expecting value"):
-    run_setup.check_config(os.fspath(tmp_path), changed)
+    resume.check_config(os.fspath(tmp_path), changed)

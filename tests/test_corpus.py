@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import corpus
-from experiments import trainer
+from experiments import training_loop
 from experiments.configs import td_demo
 from ge2e_jax import augment
 
@@ -66,7 +66,7 @@ def librispeech_run(fake_librispeech, tmp_path_factory):
   for kind in augment.KINDS:
     config.augment[kind].prob = 0.0
   workdir = tmp_path_factory.mktemp("librispeech_run")
-  state, last_eval = trainer.train_and_evaluate(config, str(workdir))
+  state, last_eval = training_loop.train_and_evaluate(config, str(workdir))
   return workdir, state, last_eval
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ge2e_jax import audio, checkpoint, der, diarization, inference, model, optim, train
+from ge2e_jax import audio, checkpoint, der, diarization, inference, model, optim, train_step
 from ge2e_jax.diarization import Segment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,10 +110,10 @@ def test_rttm_lines_and_read_back():
 def workdir(tmp_path_factory):
   """A training workdir as the trainer leaves it: config + checkpoint 0 of a tiny encoder."""
   path = tmp_path_factory.mktemp("workdir")
-  params = train.init_params(jax.random.key(3), CONFIG)
+  params = train_step.init_params(jax.random.key(3), CONFIG)
   checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(CONFIG)})
   ck = checkpoint.Checkpointer(os.fspath(path))
-  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.save(0, train_step.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
   return path
 

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from ge2e_jax import checkpoint, model, optim, train
+from ge2e_jax import checkpoint, model, optim, train_step
 
 CONFIG = model.EncoderConfig(cells=64, projection=16)  # ~140 kB of state: ~30 steps fit
 
@@ -27,10 +27,10 @@ def small_disk(tmp_path):
 
 
 def make_state(seed):
-  shapes = jax.eval_shape(lambda: train.init_params(jax.random.key(0), CONFIG))
+  shapes = jax.eval_shape(lambda: train_step.init_params(jax.random.key(0), CONFIG))
   rng = np.random.default_rng(seed)
   params = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(s.dtype), shapes)
-  return train.init_state(params, optim.make_optimizer())
+  return train_step.init_state(params, optim.make_optimizer())
 
 
 def test_a_full_disk_fails_in_one_error_and_earlier_steps_stay_usable(small_disk):

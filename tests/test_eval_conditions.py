@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import evaluation, reporting
+from experiments import held_out, reporting
 from experiments.configs import td_demo
-from ge2e_jax import model, model_card, train
+from ge2e_jax import model, model_card, train_step
 
 TINY = model.EncoderConfig(cells=16, projection=8)
 
@@ -17,13 +17,13 @@ def evaluator(synthetic_td, synthetic_ti):
   c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
   c.eval.conditions = f"test_unseen_lang, test+noise_snr5, {synthetic_ti.name}:test"
   c.eval.max_utterances_per_speaker = 6
-  evaluator = evaluation.HeldOutEvaluator(c, TINY)
+  evaluator = held_out.HeldOutEvaluator(c, TINY)
   evaluator.ti_name = synthetic_ti.name  # the corpus of the qualified condition
   return evaluator
 
 
 def test_conditions_parse_into_corpus_split_and_channel():
-  assert evaluation.parse_conditions(
+  assert held_out.parse_conditions(
       "test_unseen_lang, test+noise_snr5+reverb, synthetic_voices/ti:test+telephone,"
       "?recorded_voices:test+reverb") == [
           (None, "test_unseen_lang", "", False), (None, "test", "noise_snr5+reverb", False),
@@ -31,7 +31,7 @@ def test_conditions_parse_into_corpus_split_and_channel():
           ("recorded_voices", "test", "reverb", True)]
   for bad in ("+noise_snr5", ":test", "synthetic_voices/ti:", "?"):
     with pytest.raises(ValueError, match="names no split or corpus"):
-      evaluation.parse_conditions(bad)
+      held_out.parse_conditions(bad)
 
 
 def test_noisy_condition_is_the_main_split_at_the_asked_snr(evaluator):
@@ -47,7 +47,7 @@ def test_noisy_condition_is_the_main_split_at_the_asked_snr(evaluator):
 def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
   unseen = evaluator.conditions["test_unseen_lang"]
   assert not set(unseen.speakers) & set(evaluator.eval_set.speakers)
-  params = train.init_params(jax.random.key(0), TINY)
+  params = train_step.init_params(jax.random.key(0), TINY)
   summary = evaluator(params)
   other = evaluator.conditions[f"{evaluator.ti_name}:test"]
   assert other.description.startswith(evaluator.ti_name) and other.utterances != unseen.utterances
@@ -79,7 +79,7 @@ def test_an_optional_condition_is_skipped_where_its_corpus_is_not_prepared(synth
   assert "?recorded_voices:test" in c.eval.conditions
   c.eval.max_utterances_per_speaker = 4
   c.eval.conditions = "?recorded_voices:test,?recorded_voices:test+reverb,test_unseen_lang"
-  assert set(evaluation.HeldOutEvaluator(c, TINY).conditions) == {"test_unseen_lang"}
+  assert set(held_out.HeldOutEvaluator(c, TINY).conditions) == {"test_unseen_lang"}
   c.eval.conditions = "recorded_voices:test"
   with pytest.raises(FileNotFoundError, match="'recorded_voices' is not prepared"):
-    evaluation.HeldOutEvaluator(c, TINY)
+    held_out.HeldOutEvaluator(c, TINY)

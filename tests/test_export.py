@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ge2e_jax import audio, checkpoint, export_io, inference, model, model_card, optim, train
+from ge2e_jax import audio, checkpoint, export_io, inference, model, model_card, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -57,10 +57,10 @@ def run_export(*args):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   path = tmp_path_factory.mktemp("workdir")
-  params = train.init_params(jax.random.key(1), CONFIG)
+  params = train_step.init_params(jax.random.key(1), CONFIG)
   checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(CONFIG)})
   ck = checkpoint.Checkpointer(os.fspath(path))
-  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.save(0, train_step.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
   for step in (0, 5):  # held-out evaluations as the trainer records them; step 0 is exported
     model_card.record_training_eval(

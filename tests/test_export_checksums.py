@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from experiments import export_writer
-from ge2e_jax import export_io, inference, model, model_card, train
+from ge2e_jax import export_io, inference, model, model_card, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=8, projection=4)
@@ -26,7 +26,7 @@ WINDOW_FRAMES = 40
 def export_dir(tmp_path_factory):
   path = os.fspath(tmp_path_factory.mktemp("export") / "export")
   os.mkdir(path)
-  params = train.init_params(jax.random.key(0), CONFIG)["encoder"]
+  params = train_step.init_params(jax.random.key(0), CONFIG)["encoder"]
   export_io.write_params(path, CONFIG, params, {"window_frames": WINDOW_FRAMES})
   model_card.write(path, model_card.new(0, WINDOW_FRAMES, model.config_to_dict(CONFIG)))
   embedder = inference.Embedder(CONFIG, params, window_frames=WINDOW_FRAMES)

@@ -15,7 +15,7 @@ import pytest
 
 from data_pipelines.builders import espeak
 from experiments import export_onnx
-from ge2e_jax import audio, checkpoint, features, inference, model, model_card, optim, train
+from ge2e_jax import audio, checkpoint, features, inference, model, model_card, optim, train_step
 
 MISSING = [name for name in export_onnx.PACKAGES if importlib.util.find_spec(name) is None]
 needs_onnx = pytest.mark.skipif(bool(MISSING), reason=f"the ONNX export needs {MISSING}: "
@@ -56,7 +56,7 @@ def converted(request, tmp_path_factory):
   """(config, params, window_frames, onnxruntime fn) of a freshly initialised encoder: every
   preset and the imported encoders' variant must export the same way."""
   config, window_frames = ENCODERS[request.param], WINDOW_FRAMES.get(request.param, 80)
-  params = jax.device_get(train.init_params(jax.random.key(3), config)["encoder"])
+  params = jax.device_get(train_step.init_params(jax.random.key(3), config)["encoder"])
   path = tmp_path_factory.mktemp("onnx") / "m.onnx"
   path.write_bytes(export_onnx.convert(config, params, window_frames=window_frames,
                                        rows=ROWS.get(request.param, 1)))
@@ -91,13 +91,13 @@ def trained_workdir(tmp_path_factory, speech):
   held-out evaluation recorded for its step as the trainer does."""
   config, steps, frames = model.preset("td"), 3, WINDOW_FRAMES["td"]
   samples = features.samples_for_frames(frames)
-  mesh = train.make_mesh(jax.devices()[:1])
+  mesh = train_step.make_mesh(jax.devices()[:1])
   batch = {"audio": np.stack([[np.resize(u, samples) for u in speech[v]] for v in VOICES]),
            "speaker": np.arange(len(VOICES), dtype=np.int32)}
-  batch = jax.device_put(batch, train.batch_sharding(mesh))
+  batch = jax.device_put(batch, train_step.batch_sharding(mesh))
   opt = optim.make_optimizer(learning_rate=1e-3, kind="adam")
-  state = train.init_state(train.init_params(jax.random.key(0), config), opt)
-  step_fn = train.make_train_step(config, opt, mesh)
+  state = train_step.init_state(train_step.init_params(jax.random.key(0), config), opt)
+  step_fn = train_step.make_train_step(config, opt, mesh)
   for step in range(steps):
     state, _ = step_fn(state, batch, jax.random.key(step))
   path = tmp_path_factory.mktemp("trained")

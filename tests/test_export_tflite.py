@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from experiments import export_tflite
-from ge2e_jax import audio, checkpoint, export_io, inference, model, optim, train
+from ge2e_jax import audio, checkpoint, export_io, inference, model, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.preset("td")  # the paper's on-device TD-SV size
@@ -21,7 +21,7 @@ PARITY = 1e-4
 
 @pytest.fixture(scope="module")
 def encoder_params():
-  return jax.device_get(train.init_params(jax.random.key(3), CONFIG)["encoder"])
+  return jax.device_get(train_step.init_params(jax.random.key(3), CONFIG)["encoder"])
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def test_tflite_rejects_another_shape_and_bad_sizes(encoder_params, tmp_path):
 @pytest.mark.slow
 def test_export_cli_writes_the_tflite_model_and_describes_it(tmp_path):
   tiny = model.EncoderConfig(cells=16, projection=8)
-  params = train.init_params(jax.random.key(1), tiny)
+  params = train_step.init_params(jax.random.key(1), tiny)
   checkpoint.write_config(os.fspath(tmp_path), {"model": model.config_to_dict(tiny),
                                                 "eval": {"window_frames": 80}})
   ck = checkpoint.Checkpointer(os.fspath(tmp_path))
-  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.save(0, train_step.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
   out = tmp_path / "export"
   result = subprocess.run(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from data_pipelines import global_batch
-from experiments import finetune, trainer
+from experiments import finetune, training_loop
 from experiments.configs import td_demo
-from ge2e_jax import augment, checkpoint, export_io, model, optim, train
+from ge2e_jax import augment, checkpoint, export_io, model, optim, train_step
 
 TINY = model.EncoderConfig(cells=16, projection=8)
 
@@ -48,7 +48,7 @@ def assert_same(got, want):
 def source(synthetic_td, tmp_path_factory):
   """A 4-step run (the model to fine-tune) and its final params."""
   workdir = os.fspath(tmp_path_factory.mktemp("source"))
-  trainer.train_and_evaluate(make_config(synthetic_td, num_steps=4), workdir)
+  training_loop.train_and_evaluate(make_config(synthetic_td, num_steps=4), workdir)
   step, params = checkpoint.restore_params(workdir, "latest")
   assert step == 4
   return workdir, params
@@ -58,18 +58,18 @@ def source(synthetic_td, tmp_path_factory):
 def test_first_step_of_a_fine_tune_starts_from_the_source_params(source, synthetic_td,
                                                                    tmp_path):
   workdir, want = source
-  fresh = train.init_params(jax.random.fold_in(jax.random.key(0), 0), TINY)
+  fresh = train_step.init_params(jax.random.fold_in(jax.random.key(0), 0), TINY)
   assert float(want["similarity"]["w"]) != float(fresh["similarity"]["w"])  # source trained
   config = make_config(synthetic_td, num_steps=1, init_from=workdir)
-  state, _ = trainer.train_and_evaluate(config, os.fspath(tmp_path / "ft"))
+  state, _ = training_loop.train_and_evaluate(config, os.fspath(tmp_path / "ft"))
   assert int(state.step) == 1 and int(state.nonfinite_steps) == 0
   # The same first step by hand: the source's params, a fresh optimiser, the run's batch 0.
-  mesh = train.make_mesh()
+  mesh = train_step.make_mesh()
   optimizer = optim.make_optimizer(**config.optimizer)
-  step_fn = train.make_train_step(TINY, optimizer, mesh)
-  pipeline, _, _ = trainer.build_input(config)
-  batch = global_batch.global_batch(next(pipeline.iterator(0)), train.batch_sharding(mesh))
-  expected, _ = step_fn(train.replicate(train.init_state(want, optimizer), mesh), batch,
+  step_fn = train_step.make_train_step(TINY, optimizer, mesh)
+  pipeline, _, _ = training_loop.build_input(config)
+  batch = global_batch.global_batch(next(pipeline.iterator(0)), train_step.batch_sharding(mesh))
+  expected, _ = step_fn(train_step.replicate(train_step.init_state(want, optimizer), mesh), batch,
                         jax.random.key(config.seed))
   assert_same(state.params, expected.params)
   assert_same(state.opt_state, expected.opt_state)
@@ -79,16 +79,16 @@ def test_first_step_of_a_fine_tune_starts_from_the_source_params(source, synthet
 def test_resumed_fine_tune_ends_bit_identical_without_the_source(source, synthetic_td,
                                                                  tmp_path):
   workdir, _ = source
-  straight, _ = trainer.train_and_evaluate(
+  straight, _ = training_loop.train_and_evaluate(
       make_config(synthetic_td, num_steps=4, init_from=workdir), os.fspath(tmp_path / "a"))
   assert int(straight.step) == 4  # counted from the new run's start, not the source's step
   copy = os.fspath(tmp_path / "source_copy")
   shutil.copytree(workdir, copy)
   resumed_dir = os.fspath(tmp_path / "b")
-  trainer.train_and_evaluate(make_config(synthetic_td, num_steps=2, init_from=copy),
+  training_loop.train_and_evaluate(make_config(synthetic_td, num_steps=2, init_from=copy),
                              resumed_dir)
   shutil.rmtree(copy)  # the resumed run must restore its own step 2, not re-read init_from
-  resumed, _ = trainer.train_and_evaluate(
+  resumed, _ = training_loop.train_and_evaluate(
       make_config(synthetic_td, num_steps=4, init_from=copy), resumed_dir)
   assert_same(resumed.params, straight.params)
   assert_same(resumed.opt_state, straight.opt_state)
@@ -97,7 +97,7 @@ def test_resumed_fine_tune_ends_bit_identical_without_the_source(source, synthet
 @pytest.fixture(scope="module")
 def fresh():
   """A softmax-baseline params pytree (5 training speakers): encoder, similarity, classifier."""
-  return jax.device_get(train.init_params(jax.random.key(8), TINY, num_speakers=5))
+  return jax.device_get(train_step.init_params(jax.random.key(8), TINY, num_speakers=5))
 
 
 def shifted(tree, by=1.0):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ge2e_jax import audio, checkpoint, features, inference, model, optim, train
+from ge2e_jax import audio, checkpoint, features, inference, model, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -33,7 +33,7 @@ def make_workdir(path, config, params):
   """A training workdir as the trainer leaves it: config.json + one orbax checkpoint."""
   checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(config), "seed": 0})
   ck = checkpoint.Checkpointer(os.fspath(path))
-  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.save(0, train_step.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
 
 
@@ -56,7 +56,7 @@ def unit(x):
 
 @pytest.fixture(scope="module")
 def params():
-  return train.init_params(jax.random.key(0), CONFIG)
+  return train_step.init_params(jax.random.key(0), CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ge2e_jax import model, optim, train
+from ge2e_jax import model, optim, train_step
 
 
 def toy_params():
@@ -82,7 +82,7 @@ def test_w_is_kept_positive():
 
 
 def test_labels_find_every_projection_kernel_of_the_real_encoder():
-  params = train.init_params(jax.random.key(0), model.EncoderConfig(cells=4, projection=2))
+  params = train_step.init_params(jax.random.key(0), model.EncoderConfig(cells=4, projection=2))
   labels = _flat(optim.param_labels(params))
   assert {k for k, v in labels.items() if v == "projection"} == {
       f"encoder/lstmp_{i}/projection_kernel" for i in range(3)}

@@ -18,12 +18,12 @@ SCRIPTS = {"ge2e-train", "ge2e-evaluate", "ge2e-embed", "ge2e-verify", "ge2e-exp
 
 IMPORT_CHECK = """
 import sys
-from ge2e_jax_experiments import trainer, export
+from ge2e_jax_experiments import training_loop, export
 from ge2e_jax_experiments.configs import td
 from ge2e_jax_data import corpus
 generic = sorted(m for m in sys.modules if m.split(".")[0] in ("experiments", "data_pipelines"))
 assert not generic, generic
-for module in (trainer, export, td, corpus):
+for module in (training_loop, export, td, corpus):
   assert module.__file__.startswith(sys.argv[1]), module.__file__
 print("ok", td.get_config().train.init_from == "")
 """
@@ -39,14 +39,14 @@ def load_setup_py():
 def test_rename_touches_module_paths_only():
   rename = load_setup_py().rename_modules
   cases = {
-      "from experiments import trainer": "from ge2e_jax_experiments import trainer",
+      "from experiments import training_loop": "from ge2e_jax_experiments import training_loop",
       "  from data_pipelines.builders import common":
           "  from ge2e_jax_data.builders import common",
       "import data_pipelines.builders": "import ge2e_jax_data.builders",
       '[py, "-m", "experiments.train", "--config=experiments/configs/td.py"]':
           '[py, "-m", "ge2e_jax_experiments.train", "--config=experiments/configs/td.py"]',
       "cannot mix two experiments.\n": "cannot mix two experiments.\n",
-      "from ge2e_jax_experiments import trainer": "from ge2e_jax_experiments import trainer",
+      "from ge2e_jax_experiments import training_loop": "from ge2e_jax_experiments import training_loop",
       "my_experiments.train": "my_experiments.train",
   }
   for source, wheel in cases.items():

@@ -182,7 +182,7 @@ def test_mbrola_split_speaks_every_installed_voice(tmp_path):
 
 
 def test_distinctness_statistics_ignore_the_padding():
-  from experiments import evaluation  # pylint: disable=g-import-not-at-top
+  from experiments import held_out  # pylint: disable=g-import-not-at-top
   from ge2e_jax import features  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   waves = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (5000, 23456)]
@@ -194,5 +194,5 @@ def test_distinctness_statistics_ignore_the_padding():
     log_mel = np.log(power @ features.mel_filterbank(40).astype(np.float64) + 1e-6)
     reference.append(np.concatenate([log_mel.mean(0), log_mel.std(0)]))
   reference = np.stack(reference)
-  np.testing.assert_allclose(evaluation.log_mel_statistics(waves),
+  np.testing.assert_allclose(held_out.log_mel_statistics(waves),
                              reference - reference.mean(0), atol=2e-3)

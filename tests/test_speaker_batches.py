@@ -231,13 +231,13 @@ def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
   script = textwrap.dedent(f"""
       import numpy as np, jax
       from data_pipelines.global_batch import global_batch
-      from ge2e_jax import train
+      from ge2e_jax import train_step
       data = np.load({str(tmp_path / "batch.npz")!r})
-      mesh = train.make_mesh()
+      mesh = train_step.make_mesh()
       assert len(jax.devices()) == 4
       for kind in ("plain", "stacked"):
         local = {{k[len(kind) + 1:]: data[k] for k in data.files if k.startswith(kind)}}
-        out = global_batch(local, train.batch_sharding(mesh, stacked=kind == "stacked"))
+        out = global_batch(local, train_step.batch_sharding(mesh, stacked=kind == "stacked"))
         for key, value in local.items():
           np.testing.assert_array_equal(np.asarray(out[key]), value)
         axis = 0 if kind == "plain" else 1  # the speaker axis
@@ -257,8 +257,8 @@ def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
 
 def test_global_batch_rejects_keys_without_a_sharding():
   import jax  # pylint: disable=g-import-not-at-top
-  from ge2e_jax import train  # pylint: disable=g-import-not-at-top
-  shardings = train.batch_sharding(train.make_mesh(jax.devices()[:1]))
+  from ge2e_jax import train_step  # pylint: disable=g-import-not-at-top
+  shardings = train_step.batch_sharding(train_step.make_mesh(jax.devices()[:1]))
   batch = {"audio": np.zeros((2, 3, 400), np.float32), "speaker": np.zeros(2, np.int32)}
   with pytest.raises(ValueError, match=r"keys \['audio', 'source', 'speaker'\]"):
     gb.global_batch({**batch, "source": np.int32(0)}, shardings)

@@ -251,16 +251,16 @@ def test_cache_of_a_rebuilt_corpus_is_stale(tmp_path):
 
 
 def test_config_switch_selects_the_cache_in_the_trainer(cache_dir, synthetic_td):
-  from experiments import trainer  # pylint: disable=g-import-not-at-top
+  from experiments import training_loop  # pylint: disable=g-import-not-at-top
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.sources = f"ok:{synthetic_td.name}"
   config.data.data_dir = synthetic_td.data_dir
   config.data.n_speakers, config.data.n_utterances = N, M
   assert config.data.storage == "memory"
-  in_ram, _, _ = trainer.build_input(config)
+  in_ram, _, _ = training_loop.build_input(config)
   config.data.storage, config.data.cache_dir = "cache", cache_dir
-  on_disk, _, _ = trainer.build_input(config)
+  on_disk, _, _ = training_loop.build_input(config)
   assert isinstance(on_disk.shard.audio, sc.DiskRows)
   assert not isinstance(in_ram.shard.audio, sc.DiskRows)
   for a, b in zip(_take(in_ram, 3), _take(on_disk, 3)):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ge2e_jax import checkpoint, inference, model, optim, train
+from ge2e_jax import checkpoint, inference, model, optim, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=8, projection=4)
@@ -18,7 +18,7 @@ CONFIG = model.EncoderConfig(cells=8, projection=4)
 
 @pytest.fixture(scope="module")
 def params():
-  return train.init_params(jax.random.key(0), CONFIG)
+  return train_step.init_params(jax.random.key(0), CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def damaged_workdir(tmp_path_factory, params):
   path = tmp_path_factory.mktemp("run")
   checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(CONFIG)})
   ck = checkpoint.Checkpointer(os.fspath(path))
-  ck.save(1, train.init_state(params, optim.make_optimizer()), {"data_step": 1, "seed": 0})
+  ck.save(1, train_step.init_state(params, optim.make_optimizer()), {"data_step": 1, "seed": 0})
   ck.close()
   state_dir = path / "checkpoints" / "1" / "state"
   data = max((os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs),

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from ge2e_jax import audio, checkpoint, inference, model, model_card, optim, scoring, train
+from ge2e_jax import audio, checkpoint, inference, model, model_card, optim, scoring, train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -36,7 +36,7 @@ def unit(x):
 
 @pytest.fixture(scope="module")
 def params():
-  return train.init_params(jax.random.key(3), CONFIG)
+  return train_step.init_params(jax.random.key(3), CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def workdir(tmp_path_factory, params):
   path = tmp_path_factory.mktemp("workdir")
   checkpoint.write_config(os.fspath(path), {"model": model.config_to_dict(CONFIG)})
   ck = checkpoint.Checkpointer(os.fspath(path))
-  ck.save(0, train.init_state(params, optim.make_optimizer()), {"step": 0})
+  ck.save(0, train_step.init_state(params, optim.make_optimizer()), {"step": 0})
   ck.close()
   return path
 

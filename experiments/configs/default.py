@@ -70,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_best = 1
   c.train.max_nonfinite_streak = 10         # stop after this many non-finite steps in a row
   # > 1: the encoder's backward pass over this many chunks of each device's utterances in
-  # turn: activation memory / chunks for one more forward pass (ge2e_jax/train.py; td
+  # turn: activation memory / chunks for one more forward pass (ge2e_jax/train_step.py; td
   # 64 x 10 on CPU, 4 chunks: 0.76 -> 0.20 GB of step buffers, BENCHMARKS.md).
   c.train.encoder_chunks = 1
   c.train.init_from = ""                    # fine-tune: a workdir or export dir to start from

@@ -22,8 +22,8 @@ from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
 from data_pipelines.source_specs import parse_sources
-from experiments import config_checks, evaluation, finetune, preemption, reporting, run_setup
-from ge2e_jax import augment, checkpoint, model, model_card, optim, train
+from experiments import config_checks, held_out, finetune, preemption, reporting, resume
+from ge2e_jax import augment, checkpoint, model, model_card, optim, train_step
 
 # How many dispatched steps the host may run ahead of the device. Unbounded, the host queues
 # a batch (and the step's buffers) per step until the next log step's fetch: td 64 x 10 on
@@ -67,10 +67,10 @@ def train_and_evaluate(config, workdir: str):
   """Train per ``config`` in ``workdir``; returns the final train state and last eval."""
   config_checks.validate(config)
   workdir = os.path.abspath(workdir)
-  run_setup.check_config(workdir, config)  # before the slow set-up: fail fast
+  resume.check_config(workdir, config)  # before the slow set-up: fail fast
   is_chief = jax.process_index() == 0
   encoder_config = model.config_from_dict(dict(config.model))
-  mesh = train.make_mesh()
+  mesh = train_step.make_mesh()
   pipeline, source_names, stacked = build_input(config)
   speakers_for_softmax = None
   if config.loss.name == "softmax":
@@ -79,25 +79,25 @@ def train_and_evaluate(config, workdir: str):
     speakers_for_softmax = len(pipeline.speakers)
 
   optimizer = optim.make_optimizer(**config.optimizer)
-  step_fn = train.make_train_step(encoder_config, optimizer, mesh, loss=config.loss.name,
+  step_fn = train_step.make_train_step(encoder_config, optimizer, mesh, loss=config.loss.name,
                                   centroids=config.loss.centroids,
                                   reduction=config.loss.reduction, stacked=stacked,
                                   augment=augment.make_augmenter(config.augment),
                                   encoder_chunks=config.train.encoder_chunks)
   rng = jax.random.key(config.seed)
-  params = train.init_params(jax.random.fold_in(rng, 0), encoder_config, speakers_for_softmax)
-  state = train.replicate(train.init_state(params, optimizer), mesh)
+  params = train_step.init_params(jax.random.fold_in(rng, 0), encoder_config, speakers_for_softmax)
+  state = train_step.replicate(train_step.init_state(params, optimizer), mesh)
 
   checkpointer = checkpoint.Checkpointer(workdir, keep_last=config.train.keep_last,
                                          keep_best=config.train.keep_best)
   try:
-    start_step, state, rng, train_seconds = run_setup.resume(config, workdir, checkpointer,
+    start_step, state, rng, train_seconds = resume.restore_or_start(config, workdir, checkpointer,
                                                              state, rng)
     if start_step == 0 and config.train.init_from:  # a resumed fine-tune keeps its own steps
       finetune.check_source_config(config.train.init_from, config.model,
                                    config.eval.window_frames)
       params = finetune.initial_params(config.train.init_from, jax.device_get(params))
-      state = train.replicate(train.init_state(params, optimizer), mesh)
+      state = train_step.replicate(train_step.init_state(params, optimizer), mesh)
   except BaseException:
     checkpointer.close()
     raise
@@ -105,11 +105,11 @@ def train_and_evaluate(config, workdir: str):
     write_run_info(config, workdir)
   run_config = json.loads(json.dumps(config.to_dict()))  # each step keeps the run's record
 
-  evaluator = evaluation.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
+  evaluator = held_out.HeldOutEvaluator(config, encoder_config) if config.eval.every else None
   reporter = reporting.Reporter(workdir, is_chief, start_step, config.train.num_steps,
                                 config.data.n_speakers * config.data.n_utterances
                                 * (len(source_names) if stacked else 1), source_names)
-  shardings = train.batch_sharding(mesh, stacked)
+  shardings = train_step.batch_sharding(mesh, stacked)
   batches = pipeline.iterator(start_step)
   num_steps, last_eval = config.train.num_steps, None
   # The longest non-finite streak since the last check, kept on the device: the loop fetches

@@ -83,7 +83,7 @@ def check_config(workdir: str, config):
           "use another workdir")
 
 
-def resume(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, rng):
+def restore_or_start(config, workdir: str, checkpointer: checkpoint.Checkpointer, state, rng):
   """(start step, state, rng, training seconds): the fresh ones, or a verified checkpoint's.
 
   Call ``check_config`` first (before the slow set-up of a run).

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from ge2e_jax import features, model, optim, train
+from ge2e_jax import features, model, optim, train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "sharded_worker.py")
@@ -93,25 +93,25 @@ N, M, FRAMES = 4, 3, 6
 
 @pytest.fixture(scope="module")
 def one_device():
-  mesh = train.make_mesh(jax.devices()[:1])
+  mesh = train_step.make_mesh(jax.devices()[:1])
   rs = np.random.RandomState(0)
   audio = 0.1 * rs.randn(N, M, features.samples_for_frames(FRAMES)).astype(np.float32)
   batch = jax.device_put({"audio": audio, "speaker": np.arange(N, dtype=np.int32)},
-                         train.batch_sharding(mesh))
-  params = train.init_params(jax.random.key(0), CONFIG)
+                         train_step.batch_sharding(mesh))
+  params = train_step.init_params(jax.random.key(0), CONFIG)
   return mesh, batch, params
 
 
 def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
   mesh, batch, params = one_device
   opt = optim.make_optimizer(learning_rate=0.05, decay_every=0)
-  step = train.make_train_step(CONFIG, opt, mesh)
-  loss_and_grad = jax.jit(train.make_loss_and_grad(CONFIG, mesh))
+  step = train_step.make_train_step(CONFIG, opt, mesh)
+  loss_and_grad = jax.jit(train_step.make_loss_and_grad(CONFIG, mesh))
   rng = jax.random.key(4)
   (value, _), grads = loss_and_grad(params, batch, jax.random.fold_in(rng, 0))
   updates, _ = opt.update(grads, opt.init(params), params)
   want = optax.apply_updates(params, updates)
-  state, metrics = step(train.init_state(jax.tree.map(jnp.copy, params), opt), batch, rng)
+  state, metrics = step(train_step.init_state(jax.tree.map(jnp.copy, params), opt), batch, rng)
   assert int(state.step) == 1 and bool(metrics["finite"])
   np.testing.assert_allclose(metrics["loss"], value, rtol=1e-6)
   np.testing.assert_allclose(metrics["loss_mean"], value / (N * M), rtol=1e-6)
@@ -126,7 +126,7 @@ def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
   to float64 rounding in float64, to float32 summation order in float32."""
   mesh, batch, params = one_device
   rng = jax.random.key(2)
-  run = lambda chunks, *args: jax.jit(train.make_loss_and_grad(
+  run = lambda chunks, *args: jax.jit(train_step.make_loss_and_grad(
       CONFIG, mesh, loss=loss, encoder_chunks=chunks))(*args)
   with jax.enable_x64(True):
     as64 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), tree)
@@ -140,21 +140,21 @@ def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
   for g, w in zip(jax.tree.leaves(run(4, params, batch, rng)), jax.tree.leaves(want)):
     assert relative_error(np.asarray(w), np.asarray(g)) < 1e-4  # float32 order, as 8 devices
   with pytest.raises(ValueError, match=r"encoder_chunks=5 must divide the 12 utterances"):
-    train.make_loss_and_grad(CONFIG, mesh, encoder_chunks=5)(params, batch, rng)
+    train_step.make_loss_and_grad(CONFIG, mesh, encoder_chunks=5)(params, batch, rng)
 
 
 def test_cpu_step_is_compiled_with_the_memory_optimised_scheduler(one_device):
   """Same step, same results; XLA's default CPU scheduler needs more temp memory for it."""
   mesh, batch, params = one_device
   opt = optim.make_optimizer()
-  state = train.init_state(params, opt)
+  state = train_step.init_state(params, opt)
   rng = jax.random.key(4)
-  compiled = {name: train.make_train_step(CONFIG, opt, mesh, compiler_options=options)
+  compiled = {name: train_step.make_train_step(CONFIG, opt, mesh, compiler_options=options)
               .lower(state, batch, rng).compile()
               for name, options in (("ours", None), ("xla_default", {}))}
   temp = {name: c.memory_analysis().temp_size_in_bytes for name, c in compiled.items()}
   assert temp["ours"] < 0.9 * temp["xla_default"], temp
-  copy = lambda: train.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates
+  copy = lambda: train_step.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates
   (_, ours), (_, theirs) = (c(copy(), batch, rng) for c in compiled.values())
   np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-6)
 
@@ -180,11 +180,11 @@ def test_stacked_loss_is_the_weighted_sum_of_per_source_losses(one_device):
   weights = np.array([1.0, 0.3])
   with jax.enable_x64(True):
     params = jax.tree.map(lambda x: np.asarray(x, np.float64),
-                          train.init_params(jax.random.key(0), CONFIG))
+                          train_step.init_params(jax.random.key(0), CONFIG))
     batch = {"audio": 0.1 * rs.randn(2, N, M, features.samples_for_frames(FRAMES)),
              "speaker": np.arange(2 * N, dtype=np.int32).reshape(2, N), "weights": weights}
-    fn = jax.jit(train.make_loss_and_grad(CONFIG, mesh, stacked=True))
-    (value, aux), _ = fn(params, jax.device_put(batch, train.batch_sharding(mesh, True)),
+    fn = jax.jit(train_step.make_loss_and_grad(CONFIG, mesh, stacked=True))
+    (value, aux), _ = fn(params, jax.device_put(batch, train_step.batch_sharding(mesh, True)),
                          jax.random.key(0))
     emb = np.asarray(model.SpeakerEncoder(CONFIG).apply({"params": params["encoder"]},
                                                         batch["audio"]))
@@ -197,9 +197,9 @@ def test_stacked_loss_is_the_weighted_sum_of_per_source_losses(one_device):
 def test_nonfinite_step_is_skipped_and_counted(one_device):
   mesh, batch, params = one_device
   opt = optim.make_optimizer(decay_every=0)
-  step = train.make_train_step(CONFIG, opt, mesh)
+  step = train_step.make_train_step(CONFIG, opt, mesh)
   bad = dict(batch, audio=batch["audio"].at[0, 0, 5].set(jnp.nan))
-  state = train.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates it
+  state = train_step.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates it
   before = jax.tree.map(np.asarray, state.params)
   for expected_streak in (1, 2):
     state, metrics = step(state, bad, jax.random.key(0))
@@ -216,4 +216,4 @@ def test_nonfinite_step_is_skipped_and_counted(one_device):
 def test_unknown_loss_is_rejected(one_device):
   mesh, _, _ = one_device
   with pytest.raises(ValueError, match="loss must be one of"):
-    train.make_loss_and_grad(CONFIG, mesh, loss="triplet")
+    train_step.make_loss_and_grad(CONFIG, mesh, loss="triplet")
