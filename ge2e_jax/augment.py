@@ -512,6 +512,20 @@ def babble_from_batch(audio, babble_draws):
   return total
 
 
+def default_config() -> dict:
+  """``config.augment``'s defaults: every kind's fields, off (prob 0)."""
+  return dataclasses.asdict(AugmentOptions())
+
+
+def config_problems(values) -> list:
+  """Every value of ``config.augment`` the augmenter could not use, as ``config.augment...``."""
+  try:
+    AugmentOptions.from_dict(values)
+  except ValueError as err:
+    return [str(err)]
+  return []
+
+
 def make_augmenter(config) -> Augmenter | None:
   """An ``Augmenter`` from ``config.augment`` (dict-like), or None when every kind is off."""
   options = AugmentOptions.from_dict(config)
