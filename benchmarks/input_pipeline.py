@@ -21,6 +21,7 @@ import time
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from benchmarks.train_step import time_train_step
 from data_pipelines import speaker_batches as sb
 from data_pipelines.builders import synthetic_voices
 from ge2e_jax.features import SAMPLE_RATE
@@ -96,12 +97,7 @@ def main():
            "one": time_pipeline(one_thread(pipeline.dataset()), args.windows,
                                 args.window_batches)}
     if not args.skip_train_step:
-      try:
-        from benchmarks.train_step import time_train_step  # pylint: disable=g-import-not-at-top
-      except ImportError as e:
-        print(f"train step not timed: benchmarks.train_step.time_train_step missing ({e})")
-      else:
-        row["step"] = time_train_step(preset, N, M, frames, steps=args.train_steps)
+      row["step"] = time_train_step(preset, N, M, frames, steps=args.train_steps)
     rows.append(row)
 
   print(f"\ninput pipeline vs train step, N x M = {N} x {M}, {os.cpu_count()} cores"

@@ -30,9 +30,14 @@ import subprocess
 import sys
 import time
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from benchmarks import scale_noise
+from data_pipelines import speaker_batches as sb
+from data_pipelines import speaker_cache as sc
+from experiments import training_loop
+from experiments.configs import td
 
 N, M = 64, 10
 STORAGES = ("tfds-ram", "cache-ram", "cache-disk")
@@ -57,7 +62,6 @@ def open_split(hours: float, data_dir: str, with_audio: bool = True):
 
 def prepare(hours: float, work_dir: str) -> dict:
   """TFDS corpus + speaker cache of `hours`; their sizes and build seconds."""
-  from data_pipelines import speaker_cache as sc  # pylint: disable=g-import-not-at-top
   data_dir, cache_dir = os.path.join(work_dir, "tfds"), os.path.join(work_dir, "cache")
   start = time.perf_counter()
   found = builder(hours, data_dir)
@@ -126,9 +130,6 @@ def _rate(dataset, windows: int, per_window: int, warmup: int = 3) -> float:
 
 def measure(args) -> dict:
   """One (corpus, P, storage) case for host 0, in this (fresh) process."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from data_pipelines import speaker_batches as sb  # pylint: disable=g-import-not-at-top
-  from data_pipelines import speaker_cache as sc  # pylint: disable=g-import-not-at-top
   tf.constant(0)  # TF's own start-up is not the pipeline's
   rss_before = peak_rss()
   io, start = _io(), time.perf_counter()
@@ -157,8 +158,6 @@ def measure(args) -> dict:
 def train(args) -> dict:
   """A few trainer steps (td 64 x 10, storage="cache", `args.encoder_chunks`) on corpus
   `args.hours`, in this process."""
-  from experiments import training_loop  # pylint: disable=g-import-not-at-top
-  from experiments.configs import td  # pylint: disable=g-import-not-at-top
   config = td.get_config()
   config.data.sources = f"scale:{corpus_name(args.hours)}"
   config.data.data_dir, config.data.cache_dir = args.data_dir, args.cache_dir

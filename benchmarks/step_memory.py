@@ -25,14 +25,15 @@ import statistics
 import subprocess
 import sys
 
+from benchmarks import train_step as step_timer
+from ge2e_jax import model, train_step
+
 ARMS = ("xla-default", "memory-optimised", "memory-optimised + 4 chunks")
 DEFAULT_CASES = ("td:64:10:80", "ti_cpu:16:6:180")
 
 
 def measure(case: str, arm: str, steps: int) -> dict:
   """One case with one arm, in this process."""
-  from benchmarks import train_step as step_timer  # pylint: disable=g-import-not-at-top
-  from ge2e_jax import model, train_step  # pylint: disable=g-import-not-at-top
 
   name, n, m, frames = case.split(":")
   config = (model.preset("ti", cells=256, projection=128) if name == "ti_cpu"

@@ -16,6 +16,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import ablation_common, cli
+from ge2e_jax import train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
@@ -38,7 +39,6 @@ def arm_config(base, loss: str, steps: int, eval_every: int):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from ge2e_jax import train_step  # pylint: disable=g-import-not-at-top
   unknown = [loss for loss in FLAGS.losses if loss not in train_step.LOSSES]
   if unknown or not FLAGS.losses:
     raise app.UsageError(f"--losses: {unknown or 'empty'}; expected some of {train_step.LOSSES}")

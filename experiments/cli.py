@@ -21,7 +21,7 @@ import sys
 
 from absl import app, flags, logging
 
-from ge2e_jax import progress
+from ge2e_jax import checkpoint, progress
 
 FLAGS = flags.FLAGS
 USAGE_ERROR = 2  # exit status of a command line that cannot be run (as argparse's)
@@ -142,7 +142,6 @@ def _unknown_field(err: Exception, argv) -> str:
 def user_errors() -> tuple:
   """Errors that mean "this input cannot be used": bad values (ValueError: ConfigError and
   CheckpointMismatchError included), paths (OSError) and workdirs without a usable step."""
-  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top  # keeps --help fast
   return (ValueError, OSError, checkpoint.NoUsableCheckpointError)
 
 

@@ -18,8 +18,10 @@ import sys
 import time
 
 from absl import app, flags
+import soundfile as sf
 
 from experiments import cli
+from ge2e_jax.features import SAMPLE_RATE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("write_test_utterance", None,
@@ -53,9 +55,7 @@ def step(title: str, cmd: list[str], show=lambda line: True):
 
 def write_test_utterance(path: str):
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
-  import soundfile as sf  # pylint: disable=g-import-not-at-top
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
-  from ge2e_jax.features import SAMPLE_RATE  # pylint: disable=g-import-not-at-top
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow: the train extra
   example = next(corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)))
   sf.write(os.path.join(ROOT, path), example["audio"], SAMPLE_RATE)
   print(f"wrote {path}: speaker {example['speaker']}, "
@@ -64,9 +64,7 @@ def write_test_utterance(path: str):
 
 def write_verify_files(folder: str):
   """alice1-3.wav: three utterances of one held-out speaker; bob1.wav: another speaker's."""
-  import soundfile as sf  # pylint: disable=g-import-not-at-top
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
-  from ge2e_jax.features import SAMPLE_RATE  # pylint: disable=g-import-not-at-top
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow: the train extra
   by_speaker = {}
   for example in corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)):
     by_speaker.setdefault(example["speaker"], []).append(example["audio"])

@@ -38,7 +38,7 @@ from experiments import cli, output_paths
 
 # audio needs numpy, scipy, soundfile and (for features.SAMPLE_RATE) jax; the model, orbax
 # and the checkpoint code come with inference, imported after flag parsing.
-from ge2e_jax import atomic_file, audio, progress
+from ge2e_jax import atomic_file, audio, inference, progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -163,9 +163,6 @@ def write_npz(output: str, **arrays):
 
 
 def main(argv):
-  # jax loads after flag parsing: --help stays fast.
-  from ge2e_jax import inference  # pylint: disable=g-import-not-at-top
-
   problem = output_problem(FLAGS.output)
   if problem:
     sys.exit(f"embed: cannot write --output: {problem}")

@@ -17,7 +17,7 @@ import os
 
 import soundfile as sf
 
-from ge2e_jax import audio
+from ge2e_jax import audio, export_io
 
 # A training workdir's and an export's own entries (ge2e_jax.checkpoint, ge2e_jax.export_io,
 # ge2e_jax.model_card); an export's checksums.json adds whatever else it lists.
@@ -33,7 +33,6 @@ def _within(path: str, folder: str) -> bool:
 def _model_entries(model: str) -> set[str]:
   entries = set(MODEL_ENTRIES)
   try:
-    from ge2e_jax import export_io  # pylint: disable=g-import-not-at-top  # keeps --help fast
     if os.path.exists(os.path.join(model, export_io.CHECKSUMS_FILE)):
       entries |= {rel.split(os.sep)[0] for rel in export_io.listed_files(model)}
   except ValueError:  # a damaged list: the loader names it

@@ -15,7 +15,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import cli
+from experiments import cli, config_checks, distributed
+from ge2e_jax import checkpoint
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file under experiments/configs.",
@@ -46,7 +47,6 @@ def _hide_library_info(record) -> bool:
 
 def _disk_full_report(record) -> bool:
   """An orbax background thread's report (with traceback) of a save that ran out of space."""
-  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top  # keeps --help fast
   error = record.exc_info[1] if record.exc_info else None
   return checkpoint.disk_full(error) if error else "No space left on device" in (
       record.getMessage())
@@ -69,16 +69,14 @@ def main(argv):
   if not FLAGS.library_info_logs:
     logging.get_absl_handler().addFilter(_hide_library_info)
   sys.excepthook = _closed_event_loop_reports(sys.excepthook)
-  # jax after flag parsing: --help and flag errors stay fast.
-  from experiments import config_checks, distributed  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed or FLAGS.coordinator_address:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                            FLAGS.heartbeat_timeout_s)
   logging.info("config:\n%s", FLAGS.config)
   with cli.one_line_errors("train"):
     config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
-  from experiments import training_loop  # pylint: disable=g-import-not-at-top  # TensorFlow
-  from ge2e_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  # TensorFlow (the train extra) only once the config is known to be good.
+  from experiments import training_loop  # pylint: disable=g-import-not-at-top
   with cli.one_line_errors("train", (training_loop.NonFiniteLossError,)):
     with distributed.stop_on_lost_process("train"):
       try:

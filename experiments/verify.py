@@ -29,7 +29,7 @@ import sys
 from absl import app, flags
 
 from experiments import cli, trial_lists
-from ge2e_jax import audio, progress, scoring  # no jax: it comes with inference
+from ge2e_jax import audio, inference, progress, scoring
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -80,8 +80,6 @@ def _files(inputs):
 
 
 def main(argv):
-  from ge2e_jax import inference  # pylint: disable=g-import-not-at-top
-
   enroll = _files(FLAGS.enroll + ([FLAGS.enroll_dir] if FLAGS.enroll_dir else []))
   tests = _files(FLAGS.test + argv[1:])
   if not enroll:
