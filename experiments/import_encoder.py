@@ -22,7 +22,7 @@ import os
 from absl import app, flags, logging
 import jax
 
-from experiments import cli, held_out, export_onnx, export_writer
+from experiments import cli, export_onnx, export_writer, held_out
 from ge2e_jax import export_io, inference, model, model_card, pretrained
 
 FLAGS = flags.FLAGS
