@@ -52,15 +52,29 @@ def _disk_full_report(record) -> bool:
       record.getMessage())
 
 
-def _closed_event_loop_reports(hook):
-  """``sys.excepthook`` without the reports of tensorstore callbacks that reach the event loop
-  of an aborted orbax save after it closed (a full disk): the save's error says it once."""
-  def excepthook(kind, value, traceback):
-    if kind is RuntimeError and str(value) == "Event loop is closed":
+def _closed_event_loop(value) -> bool:
+  return isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+
+
+def _without_closed_event_loop_reports():
+  """Drops the reports of tensorstore callbacks that reach the event loop of an aborted
+  orbax save after it closed (a full disk): the save's error says it once. They arrive as
+  uncaught exceptions or, from tensorstore's threads, as unraisable ones."""
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def filtered_excepthook(kind, value, traceback):
+    if _closed_event_loop(value):
       logging.debug("an aborted checkpoint save's callback: %s", value)
       return
-    hook(kind, value, traceback)
-  return excepthook
+    excepthook(kind, value, traceback)
+
+  def filtered_unraisablehook(unraisable):
+    if _closed_event_loop(unraisable.exc_value):
+      logging.debug("an aborted checkpoint save's callback: %s", unraisable.exc_value)
+      return
+    unraisablehook(unraisable)
+
+  sys.excepthook, sys.unraisablehook = filtered_excepthook, filtered_unraisablehook
 
 
 def main(argv):
@@ -68,7 +82,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.library_info_logs:
     logging.get_absl_handler().addFilter(_hide_library_info)
-  sys.excepthook = _closed_event_loop_reports(sys.excepthook)
+  _without_closed_event_loop_reports()
   if FLAGS.distributed or FLAGS.coordinator_address:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                            FLAGS.heartbeat_timeout_s)

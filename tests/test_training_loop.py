@@ -3,7 +3,6 @@ augmentation on), corrupt-checkpoint fallback, non-finite losses, evaluation and
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -311,11 +310,8 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synt
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("train: saving a checkpoint in") and (
         "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
-    # What may still precede that line (timing-dependent, several threads writing at once):
-    # tensorstore callbacks of the aborted save reporting the closed event loop
-    # (docs/faults.md). No traceback passes through this project's code.
-    frames = re.findall(r'File "([^"]+)"', proc.stderr)
-    assert all("/asyncio/" in frame for frame in frames), sorted(set(frames))
+    # Nor the aborted save's tensorstore callbacks reporting its closed event loop.
+    assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
     steps = complete_steps(workdir)
     assert len(steps) > 2 and max(steps) < 400
     assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
