@@ -334,18 +334,49 @@ def _two_processes(workdir, corpus, tmp_path, tag):
 HEARTBEAT_S = 5
 
 
+def _wait_for_step(workdir, procs, step=4):
+  deadline = time.time() + 300
+  while not [s for s in complete_steps(workdir) if s >= step] and procs[0].poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+
+
+def _final_state_hashes(workdir):
+  """The final step's sha256 of every state array (this single process cannot restore a
+  2-process checkpoint: orbax refuses the other topology): equal hashes, equal bits."""
+  return json.loads((workdir / "checkpoints" / str(STEPS) / checkpoint.CHECKSUMS /
+                     "metadata").read_text())["state"]
+
+
 @pytest.mark.slow
-def test_a_killed_process_stops_the_other_and_both_resume_bit_identical(synthetic_td,
-                                                                        tmp_path):
+def test_a_preempted_or_lost_process_and_both_resume_bit_identical(synthetic_td,
+                                                                    tmp_path):
   whole = tmp_path / "whole"
   for proc in _two_processes(whole, synthetic_td, tmp_path, "whole"):
     assert proc.wait(timeout=400) == 0, (tmp_path / "whole0.log").read_text()[-3000:]
+  want = _final_state_hashes(whole)
+  assert len(want) > 5
+
+  # One host preempted (SIGTERM to one process only): JAX's preemption service makes both
+  # save the same step and exit 0; the same command on both resumes bit-identical.
+  workdir = tmp_path / "preempted"
+  procs = _two_processes(workdir, synthetic_td, tmp_path, "preempted")
+  _wait_for_step(workdir, procs)
+  procs[1].send_signal(signal.SIGTERM)
+  assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
+  saved = [(tmp_path / f"preempted{rank}.log").read_text().strip().splitlines()[-1]
+           for rank in (0, 1)]
+  assert saved[0] == saved[1] and saved[0].startswith("train: preemption notice received: "
+                                                      "saved step"), saved
+  assert max(complete_steps(workdir)) < STEPS
+  for proc in _two_processes(workdir, synthetic_td, tmp_path, "preempted_resumed"):
+    assert proc.wait(timeout=400) == 0
+  assert _final_state_hashes(workdir) == want
+
+  # One host lost (SIGKILL): the other stops within the heartbeat timeout.
   workdir = tmp_path / "half_killed"
   procs = _two_processes(workdir, synthetic_td, tmp_path, "killed")
-  deadline = time.time() + 300
-  while not [s for s in complete_steps(workdir) if s >= 4] and procs[0].poll() is None:
-    assert time.time() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
+  _wait_for_step(workdir, procs)
   procs[1].send_signal(signal.SIGKILL)
   start = time.time()
   returncode = procs[0].wait(timeout=HEARTBEAT_S * 12)
@@ -358,8 +389,4 @@ def test_a_killed_process_stops_the_other_and_both_resume_bit_identical(syntheti
   for proc in _two_processes(workdir, synthetic_td, tmp_path, "resumed"):
     assert proc.wait(timeout=400) == 0, (tmp_path / "resumed0.log").read_text()[-3000:]
   assert "resumed from step" in (tmp_path / "resumed0.log").read_text()
-  # The final step's sha256 of every state array (this single process cannot restore a
-  # 2-process checkpoint: orbax refuses the other topology): equal hashes, equal bits.
-  want, got = (json.loads((path / "checkpoints" / str(STEPS) / checkpoint.CHECKSUMS /
-                           "metadata").read_text())["state"] for path in (whole, workdir))
-  assert len(want) > 5 and got == want
+  assert _final_state_hashes(workdir) == want
