@@ -305,7 +305,7 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       i, spk, u, phrase = job
       text, prosody = utterance_plan(config, i, spk, u, phrase)
       try:
-        # Stock voices read espeak-ng's installed data: their audio never depends on the private dir.
+        # Stock voices read espeak-ng's installed data: their audio never depends on our data dir.
         wav, sr = espeak.synthesize(spk.voice, text, prosody,
                                     None if spk.kind == "stock" else self._data_path,
                                     self._mbrola_bin if spk.kind == "mbrola" else None)
