@@ -1,9 +1,9 @@
-"""Steps/s of the training loop with a host sync every step (before) and without (now).
+"""Steps/s of the training loop with a host sync every step ("before") and without ("after").
 
-Before, the trainer fetched the non-finite streak after every step (``int(device_get(...))``),
-so the host waited for each step before it assembled the next batch. Now it keeps the
-longest streak on the device and fetches it, with the metrics, only at log, eval and
-checkpoint steps (``experiments/training_loop.py``). Both loops here run the same jitted train
+"before" fetches the non-finite streak after every step (``int(device_get(...))``), so the
+host waits for each step before it assembles the next batch. "after" is the trainer's way
+(``experiments/training_loop.py``): it keeps the longest streak on the device and fetches it,
+with the metrics, only at log, eval and checkpoint steps. Both loops here run the same jitted train
 step on the same host batches (random audio standing in for the tf.data pipeline's
 prefetched output, assembled with ``global_batch`` every step as the trainer does), logging
 every ``--log_every`` steps; they alternate ``--repeats`` times and the medians are compared.

@@ -1,4 +1,4 @@
-"""Real + synthetic speech (issue: recorded human voices): does MultiReader help here?
+"""Real + synthetic speech (recorded human voices): does MultiReader help here?
 
 Arms, same base config (ti_cpu_real: model, N x M per source, optimiser), steps and seeds:
   synthetic      synthetic_voices/ti:train alone

@@ -27,7 +27,7 @@ Configs:
                    td_hey_computer_16's train split plus td_ok_computer's (the same
                    audio), one pool: a voice's two phrases are one speaker
   td_ok_computer_stock, ti_stock
-                   the stock-variant English corpus of earlier releases (8 English
+                   the stock-variant English corpus (8 English
                    voices x espeak-ng's variants; train and test only)
   td_ok_computer_mbrola, ti_mbrola
                    test_mbrola only (needs `make voices`)
@@ -305,7 +305,7 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       i, spk, u, phrase = job
       text, prosody = utterance_plan(config, i, spk, u, phrase)
       try:
-        # Stock voices read the installed data, as in earlier releases.
+        # Stock voices read espeak-ng's installed data: their audio never depends on our data dir.
         wav, sr = espeak.synthesize(spk.voice, text, prosody,
                                     None if spk.kind == "stock" else self._data_path,
                                     self._mbrola_bin if spk.kind == "mbrola" else None)
