@@ -125,7 +125,8 @@ def load_shard(source, *, min_utterances: int, process_index: int = 0,
   Eligible speakers are the sorted names of those with at least `min_utterances`; host p owns
   ids p, p + P, ... . `in_memory`: the host's audio in RAM, else left in the cache file.
   """
-  _check_host(process_index, process_count)
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}")
   counts = source.speaker_counts()
   speakers = tuple(sorted(s for s, c in counts.items() if c >= min_utterances))
   dropped = len(counts) - len(speakers)
@@ -145,11 +146,6 @@ def load_shard(source, *, min_utterances: int, process_index: int = 0,
       audio=audio,
       num_dropped_speakers=dropped,
   )
-
-
-def _check_host(process_index, process_count):
-  if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}")
 
 
 def _as_str(x) -> str:
@@ -339,8 +335,8 @@ class SpeakerBatches:
         fold_key(*key, _SPEAKER_STREAM, epoch), num_local - 1)
     # M distinct utterances per speaker: the top M of iid uniform keys over its utterances (a
     # uniform random subset). Costs N/P x (most utterances of any speaker) draws per batch;
-    # index_shuffle with per-speaker seeds and bounds would be O(M) but takes ~70 us per
-    # element on CPU (40 ms for 64 x 10).
+    # index_shuffle with per-speaker seeds and bounds would be O(M) but is far slower per
+    # element on CPU (BENCHMARKS.md, "One crop path for every storage").
     count = tf.gather(self._count, local)
     keys = tf.random.stateless_uniform([n, self._max_count],
                                        fold_key(*key, _UTTERANCE_STREAM, step))

@@ -340,7 +340,7 @@ def open_cache(cache_dir: str, name: str, split: str, *, data_dir: str | None = 
 
 
 def _check_not_stale(manifest, name, data_dir, path, rebuild) -> None:
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TF only here
   try:
     builder = corpus.builder(name, data_dir)
   except (FileNotFoundError, ValueError) as err:
@@ -430,8 +430,7 @@ class DiskRows(Rows):
     self.path, self.num_rows = path, num_rows
     self._fd = os.open(path, os.O_RDONLY)
     # No read-ahead: reads are crops or one speaker's rows, and the kernel's read-ahead would
-    # pull in other hosts' speakers (BENCHMARKS.md, "Design measurements moved out of
-    # docstrings").
+    # pull in other hosts' speakers (BENCHMARKS.md, "One crop path for every storage").
     os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
 
   def __del__(self, close=os.close):  # os may be gone when this runs at interpreter exit
