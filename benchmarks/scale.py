@@ -136,11 +136,11 @@ def measure(args) -> dict:
   host = dict(min_utterances=M, process_index=0, process_count=args.P)
   name = corpus_name(args.hours)
   if args.storage == "tfds-ram":
-    shard = sb.load_split_shard(lambda with_audio: open_split(args.hours, args.data_dir,
-                                                              with_audio), what=name, **host)
+    source = sb.split_examples(lambda with_audio: open_split(args.hours, args.data_dir,
+                                                             with_audio), what=name)
   else:
-    cache = sc.open_cache(args.cache_dir, name, "train", data_dir=args.data_dir)
-    shard = sb.load_cached_shard(cache, in_memory=args.storage == "cache-ram", what=name, **host)
+    source = sc.open_cache(args.cache_dir, name, "train", data_dir=args.data_dir)
+  shard = sb.load_shard(source, in_memory=args.storage != "cache-disk", what=name, **host)
   startup_s = time.perf_counter() - start
   after = _io()
   rss_loaded = peak_rss()

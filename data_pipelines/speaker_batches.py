@@ -21,16 +21,17 @@ Speakers with fewer than ``M`` utterances are dropped at load (logged); speaker 
 ``pipeline.speakers``, the sorted names of the eligible speakers of the split (the same list on
 every host, so ids stay distinct across hosts; host ``p`` owns ids ``p, p + P, ...``).
 
-Storage (``storage=``, ``cache_dir=``; the batches are the same bit for bit on every path):
-  * ``"memory"`` without a cache: each host holds its speaker shard in RAM, int16 in a
-    ``tf.Variable`` of hop-sized rows (each utterance starts on a row; 2 bytes/sample = 115 MB
-    per hour of 16 kHz audio), so a crop is one in-graph row gather, no Python per batch.
-    Start-up reads the TFDS split twice (names, then audio) on every host: for small corpora.
-  * ``"memory"`` with ``cache_dir``: the same in-RAM shard, copied from a speaker cache
-    (``data_pipelines.speaker_cache``), so start-up reads the index plus ~1/P of the audio.
-  * ``"cache"``: the shard stays in the cache file; each batch ``pread``s its crops
-    (``tf.numpy_function``). RAM holds the index only, so RAM does not bound the corpus, and
-    start-up reads the index only.
+Storage (``storage=``, ``cache_dir=``): one loader (``load_shard``) and one crop
+(``speaker_cache.Rows.crops``, run per batch in ``tf.numpy_function``) for every storage, so
+the batches are the same bit for bit on each:
+  * ``"memory"`` with ``cache_dir``: the speaker cache (``data_pipelines.speaker_cache``) read
+    whole for the host's speakers into RAM, int16 rows of one hop (each utterance from a row
+    start; 2 bytes/sample = 115 MB per hour of 16 kHz audio). Start-up reads the cache's
+    index plus ~1/P of the audio.
+  * ``"memory"`` without a cache: the same rows in RAM, read from the TFDS split
+    (``tfds_examples``; names, then audio: twice on every host): for small corpora.
+  * ``"cache"``: the rows stay in the cache file and each crop is ``pread``. RAM holds the
+    index only, so RAM does not bound the corpus, and start-up reads the index only.
 Per-batch cost does not grow with the corpus: ``N/P * M * crop`` samples copied (or read),
 plus ``N/P`` x (most utterances of one speaker) random keys. BENCHMARKS.md times all three.
 """
@@ -42,16 +43,15 @@ import collections
 import dataclasses
 import logging
 import weakref
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines import corpus
+from data_pipelines import speaker_cache
 from ge2e_jax.audio import INT16_SCALE
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE, samples_for_frames
-
-if TYPE_CHECKING:
-  from data_pipelines import speaker_cache
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,8 @@ class SpeakerShard:
   speaker_ids: (S,) ids of this host's speakers; their utterances are contiguous:
     `first_utterance[s] : first_utterance[s] + num_utterances[s]`.
   utterances: (U,) utterance names. Utterance u has `utterance_length[u]` samples stored from
-    row `utterance_row[u]` of `audio`, a (rows, HOP_LENGTH) int16 tf.Variable (pipelines
-    share it) or a `speaker_cache.DiskRows` (rows of the cache file, read per batch); the tail
-    of an utterance's last row is zero.
+    row `utterance_row[u]` of `audio` (`speaker_cache.MemoryRows` in RAM or
+    `speaker_cache.DiskRows` in the cache file).
   """
   speakers: tuple[str, ...]
   speaker_ids: np.ndarray
@@ -108,7 +107,7 @@ class SpeakerShard:
   utterances: tuple[str, ...]
   utterance_row: np.ndarray
   utterance_length: np.ndarray
-  audio: tf.Variable | speaker_cache.DiskRows
+  audio: speaker_cache.Rows
   num_dropped_speakers: int
 
   @property
@@ -116,150 +115,32 @@ class SpeakerShard:
     return np.concatenate([[0], np.cumsum(self.num_utterances)[:-1]]).astype(np.int64)
 
 
-def _as_str(x) -> str:
-  return x.decode() if isinstance(x, bytes) else str(x)
+def load_shard(source, *, min_utterances: int, process_index: int = 0,
+               process_count: int = 1, in_memory: bool = True,
+               what: str = "corpus") -> SpeakerShard:
+  """This host's `SpeakerShard` of a split: the one loader of every storage.
 
-
-def load_shard(
-    names: Iterable[tuple[str, str]],
-    read: Callable[[set[str]], Iterable[tuple[str, str, np.ndarray]]],
-    *,
-    min_utterances: int,
-    process_index: int = 0,
-    process_count: int = 1,
-    what: str = "corpus",
-) -> SpeakerShard:
-  """Builds this host's `SpeakerShard` from a split, reading audio only for the shard.
-
-  names: every `(speaker, utterance)` of the split (a cheap pass without audio).
-  read: `read(keep)` yields `(speaker, utterance, int16 audio)` for the split; only speakers in
-    the set `keep` are stored.
+  source: an opened `speaker_cache.Cache`, or `SplitExamples` (a split read into RAM without
+    a cache); either has `speaker_counts()` and `read_speakers(speakers, in_memory=)`.
+  Eligible speakers are the sorted names of those with at least `min_utterances`; host p owns
+  ids p, p + P, ... . `in_memory`: the host's audio in RAM, else left in the cache file.
   """
-  _check_host(process_index, process_count)
-  counts = collections.Counter(_as_str(s) for s, _ in names)
-  speakers, local, dropped = _eligible(counts, min_utterances, process_index, process_count,
-                                       what)
-  by_speaker = collections.defaultdict(list)
-  for speaker, utterance, audio in read(set(local)):
-    speaker = _as_str(speaker)
-    if speaker in local:
-      by_speaker[speaker].append((_as_str(utterance), np.asarray(audio, np.int16).reshape(-1)))
-  ordered = sorted(local, key=local.get)
-  num = np.array([len(by_speaker[s]) for s in ordered], np.int64)
-  names, parts = [], []
-  for s in ordered:
-    for name, audio in sorted(by_speaker.pop(s), key=lambda u: u[0]):
-      if audio.size == 0:
-        raise ValueError(f"{what}: utterance {name!r} has no audio samples")
-      names.append(name)
-      parts.append(audio)
-  lengths = np.array([a.size for a in parts], np.int64)
-  parts.reverse()  # popped in row order, so each utterance is freed once copied
-
-  def fill(block, offsets, utterances):
-    for at, _ in zip(offsets, utterances):
-      audio = parts.pop()
-      block.reshape(-1)[at * HOP_LENGTH:at * HOP_LENGTH + audio.size] = audio
-
-  audio, starts = _rows_variable(lengths, fill)
-  return SpeakerShard(
-      speakers=speakers,
-      speaker_ids=np.array([local[s] for s in ordered], np.int32),
-      num_utterances=num,
-      utterances=tuple(names),
-      utterance_row=starts,
-      utterance_length=lengths,
-      audio=audio,
-      num_dropped_speakers=dropped,
-  )
-
-
-def _check_host(process_index, process_count):
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}")
-
-
-def _eligible(counts, min_utterances, process_index, process_count, what):
-  """(sorted eligible speaker names, {local name: id}, number dropped) from utterance counts."""
-  _check_host(process_index, process_count)
+  counts = source.speaker_counts()
   speakers = tuple(sorted(s for s, c in counts.items() if c >= min_utterances))
   dropped = len(counts) - len(speakers)
   (log.warning if dropped else log.info)(
       "%s: %d speakers, %d dropped for having fewer than %d utterances",
       what, len(counts), dropped, min_utterances)
-  local = {s: i for i, s in enumerate(speakers) if i % process_count == process_index}
-  return speakers, local, dropped
-
-
-_BLOCK_ROWS = (64 << 20) // (2 * HOP_LENGTH)  # rows staged per copy into the variable (64 MB)
-
-
-def _rows_variable(lengths: np.ndarray, fill) -> tuple[tf.Variable, np.ndarray]:
-  """Utterances of `lengths` samples -> a (rows, HOP_LENGTH) int16 tf.Variable, each from a row
-  start, and each utterance's first row.
-
-  Filled through a zeroed staging block of whole utterances (at most _BLOCK_ROWS rows unless
-  one utterance is longer): `fill(block, offsets, utterances)` writes utterances `utterances`
-  at rows `offsets` of `block`. The variable then costs the shard plus one block, not twice the
-  shard: it is allocated once (`Empty`, not a zeros tensor copied in) and each block is
-  assigned in place (`v[a:b].assign` would read the variable first, and the read makes the
-  assignment copy the whole variable).
-  """
-  rows = -(-lengths // HOP_LENGTH)
-  ends = np.cumsum(rows)
-  starts = (ends - rows).astype(np.int64)
-  audio = tf.Variable(tf.raw_ops.Empty(shape=[int(rows.sum()), HOP_LENGTH], dtype=tf.int16,
-                                       init=True), trainable=False, name="speaker_audio")
-  first = 0
-  while first < len(rows):
-    end = max(int(np.searchsorted(ends, starts[first] + _BLOCK_ROWS, side="right")), first + 1)
-    block = np.zeros([int(ends[end - 1] - starts[first]), HOP_LENGTH], np.int16)
-    fill(block, starts[first:end] - starts[first], range(first, end))
-    tf.raw_ops.ResourceStridedSliceAssign(
-        ref=audio.handle, begin=[int(starts[first]), 0], end=[int(ends[end - 1]), HOP_LENGTH],
-        strides=[1, 1], value=block)
-    first = end
-  return audio, starts
-
-
-def load_cached_shard(cache, *, min_utterances: int, process_index: int = 0,
-                      process_count: int = 1, in_memory: bool = False,
-                      what: str = "corpus") -> SpeakerShard:
-  """This host's `SpeakerShard` from an opened `speaker_cache.Cache`: reads the index only.
-
-  Eligible speakers and ids follow `load_shard` exactly (sorted names of speakers with at least
-  `min_utterances`; host p owns ids p, p + P, ...). `in_memory` copies the host's speakers'
-  byte ranges into a tf.Variable; otherwise batches read their crops from the file.
-  """
-  from data_pipelines import speaker_cache  # pylint: disable=g-import-not-at-top
-  index = cache.index
-  names = cache.speaker_names()
-  first_all, count_all = index["speaker_first_utterance"], index["speaker_num_utterances"]
-  position = {name: k for k, name in enumerate(names)}
-  speakers, local, dropped = _eligible(dict(zip(names, count_all.tolist())), min_utterances,
-                                       process_index, process_count, what)
-  ordered = sorted(local, key=local.get)
-  spans = [(int(first_all[position[s]]), int(count_all[position[s]])) for s in ordered]
-  utterance = np.concatenate([np.arange(f, f + c) for f, c in spans]).astype(np.int64)
-  lengths = index["utterance_length"][utterance]
-  rows = index["utterance_row"][utterance]
-  num = np.array([c for _, c in spans], np.int64)
-  utterance_names = tuple(cache.utterance_names(utterance))
-  audio = speaker_cache.DiskRows(cache.audio_path, cache.manifest["num_rows"])
-  if in_memory:
-    disk, file_rows = audio, rows
-
-    def fill(block, offsets, utterances):  # each utterance's rows, row-padding included
-      for at, u in zip(offsets, utterances):
-        end = at + -(-int(lengths[u]) // HOP_LENGTH)
-        disk.read(block[at:end], int(file_rows[u]) * speaker_cache.ROW_BYTES)
-
-    audio, rows = _rows_variable(lengths, fill)
+  ids = range(process_index, len(speakers), process_count)
+  num, utterances, rows, lengths, audio = source.read_speakers(
+      [speakers[i] for i in ids], in_memory=in_memory)
   return SpeakerShard(
       speakers=speakers,
-      speaker_ids=np.array([local[s] for s in ordered], np.int32),
+      speaker_ids=np.array(ids, np.int32),
       num_utterances=num,
-      utterances=utterance_names,
+      utterances=tuple(utterances),
       utterance_row=rows,
       utterance_length=lengths,
       audio=audio,
@@ -267,17 +148,60 @@ def load_cached_shard(cache, *, min_utterances: int, process_index: int = 0,
   )
 
 
-def load_tfds_shard(name: str, split: str, *, data_dir: str | None = None,
-                    **kwargs) -> SpeakerShard:
-  """`load_shard` over a prepared corpus split (`data_pipelines.corpus.open_split`)."""
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
-  return load_split_shard(
-      lambda with_audio: corpus.open_split(name, split, data_dir, with_audio=with_audio),
-      what=f"{name} split {split!r}", **kwargs)
+def _as_str(x) -> str:
+  return x.decode() if isinstance(x, bytes) else str(x)
 
 
-def load_split_shard(open_split: Callable[[bool], tf.data.Dataset], **kwargs) -> SpeakerShard:
-  """`load_shard` over `open_split(with_audio)`, a split's tf.data of the corpus features."""
+class SplitExamples:
+  """A split read from its examples into RAM: the `load_shard` source without a cache.
+
+  names: `names()` yields every `(speaker, utterance)` of the split (a cheap pass, no audio).
+  read: `read(keep)` yields `(speaker, utterance, int16 audio)` of the split; only speakers in
+    the set `keep` are stored.
+  """
+
+  def __init__(self, names: Callable[[], Iterable[tuple[str, str]]],
+               read: Callable[[set[str]], Iterable[tuple[str, str, np.ndarray]]],
+               what: str = "corpus"):
+    self._names, self._read, self.what = names, read, what
+
+  def speaker_counts(self) -> dict[str, int]:
+    return collections.Counter(_as_str(s) for s, _ in self._names())
+
+  def read_speakers(self, speakers: list[str], *, in_memory: bool):
+    """As `speaker_cache.Cache.read_speakers`; the audio is always read into RAM."""
+    if not in_memory:
+      raise ValueError(f"{self.what}: audio left on disk needs a speaker cache (cache_dir)")
+    keep = set(speakers)
+    by_speaker = collections.defaultdict(list)
+    for speaker, utterance, audio in self._read(keep):
+      speaker = _as_str(speaker)
+      if speaker in keep:
+        by_speaker[speaker].append((_as_str(utterance),
+                                    np.asarray(audio, np.int16).reshape(-1)))
+    num = np.array([len(by_speaker[s]) for s in speakers], np.int64)
+    names, parts = [], []
+    for s in speakers:
+      for name, audio in sorted(by_speaker.pop(s), key=lambda u: u[0]):
+        if audio.size == 0:
+          raise ValueError(f"{self.what}: utterance {name!r} has no audio samples")
+        names.append(name)
+        parts.append(audio)
+    lengths = np.array([a.size for a in parts], np.int64)
+
+    def fill(array, starts):
+      flat = array.reshape(-1)
+      for u, start in enumerate(starts):
+        audio, parts[u] = parts[u], None  # each utterance freed once copied
+        flat[start * HOP_LENGTH:start * HOP_LENGTH + audio.size] = audio
+
+    audio, rows = speaker_cache.memory_rows(lengths, fill)
+    return num, names, rows, lengths, audio
+
+
+def split_examples(open_split: Callable[[bool], tf.data.Dataset],
+                   what: str = "corpus") -> SplitExamples:
+  """`SplitExamples` of `open_split(with_audio)`, a split's tf.data of the corpus features."""
 
   def names():
     ds = open_split(False)
@@ -293,7 +217,14 @@ def load_split_shard(open_split: Callable[[bool], tf.data.Dataset], **kwargs) ->
     for ex in ds.as_numpy_iterator():
       yield ex["speaker"], ex["utterance"], ex["audio"]
 
-  return load_shard(names(), read, **kwargs)
+  return SplitExamples(names, read, what)
+
+
+def tfds_examples(name: str, split: str, data_dir: str | None = None) -> SplitExamples:
+  """`SplitExamples` of a prepared corpus split (`data_pipelines.corpus.open_split`)."""
+  return split_examples(
+      lambda with_audio: corpus.open_split(name, split, data_dir, with_audio=with_audio),
+      what=f"{name} split {split!r}")
 
 
 _OPEN_ITERATORS = weakref.WeakSet()
@@ -309,7 +240,7 @@ class BatchIterator:
   """Numpy batches from `start_step` on; `position` is the step of the next batch (checkpoint it).
 
   Iterators still open when Python exits are closed by an atexit hook: a tf.data iterator
-  whose threads are inside a `tf.numpy_function` (the cache path's reads) would otherwise
+  whose threads are inside a `tf.numpy_function` (where crops are copied) would otherwise
   deadlock interpreter shutdown (those threads wait for the GIL forever). Code iterating
   `.dataset()` itself should likewise drop its iterators before exit.
   """
@@ -404,8 +335,8 @@ class SpeakerBatches:
         fold_key(*key, _SPEAKER_STREAM, epoch), num_local - 1)
     # M distinct utterances per speaker: the top M of iid uniform keys over its utterances (a
     # uniform random subset). Costs N/P x (most utterances of any speaker) draws per batch;
-    # index_shuffle with per-speaker seeds and bounds would be O(M) but takes ~70 us per
-    # element on CPU (40 ms for 64 x 10).
+    # index_shuffle with per-speaker seeds and bounds would be O(M) but is far slower per
+    # element on CPU (BENCHMARKS.md, "One crop path for every storage").
     count = tf.gather(self._count, local)
     keys = tf.random.stateless_uniform([n, self._max_count],
                                        fold_key(*key, _UTTERANCE_STREAM, step))
@@ -421,8 +352,8 @@ class SpeakerBatches:
   def _crop(self, utt, length, key):
     """(n, m) utterance indices -> (n, m, length) float32 crops, tiled where too short.
 
-    A crop starting on a row boundary is ceil(length / HOP) consecutive rows (one row gather,
-    memcpy-fast); only the rare too-short utterances take an element-wise gather to tile.
+    Draws each crop's start frame here; the samples are copied by `Rows.crops`, the same
+    code for audio in RAM and in the cache file.
     """
     size = tf.gather(self._length, utt)
     row = tf.gather(self._row, utt)
@@ -430,28 +361,10 @@ class SpeakerBatches:
     first = row + tf.cast(tf.floor(tf.random.stateless_uniform(tf.shape(utt), key,
                                                                dtype=tf.float64)
                                    * tf.cast(starts, tf.float64)), tf.int64)
-    padded = size < length
-    if isinstance(self.shard.audio, tf.Variable):
-      num_rows = -(-length // HOP_LENGTH)
-      rows = tf.minimum(first[..., None] + tf.range(num_rows), self.shard.audio.shape[0] - 1)
-      crops = tf.reshape(tf.gather(self.shard.audio, rows),
-                         [self.n_local, self.n_utterances, num_rows * HOP_LENGTH])[..., :length]
-      crops = tf.cond(tf.reduce_any(padded),
-                      lambda: self._tile(crops, padded, row, size, length), lambda: crops)
-    else:  # rows on disk (speaker_cache.DiskRows): the same crops, read with pread
-      crops = tf.numpy_function(self.shard.audio.crops, [first, row, size, length], tf.int16,
-                                stateful=False)
-      crops = tf.ensure_shape(crops, [self.n_local, self.n_utterances, None])
-    return tf.cast(crops, tf.float32) / INT16_SCALE, padded  # as audio.from_int16
-
-  def _tile(self, crops, padded, row, size, length):
-    """Rewrites the padded crops as their utterance repeated from its start."""
-    where = tf.where(padded)
-    sample = (tf.gather_nd(row, where)[:, None] * HOP_LENGTH
-              + tf.range(length) % tf.gather_nd(size, where)[:, None])
-    tiled = tf.gather_nd(self.shard.audio,
-                         tf.stack([sample // HOP_LENGTH, sample % HOP_LENGTH], -1))
-    return tf.tensor_scatter_nd_update(crops, where, tiled)
+    crops = tf.numpy_function(self.shard.audio.crops, [first, row, size, length], tf.int16,
+                              stateful=False)
+    crops = tf.ensure_shape(crops, [self.n_local, self.n_utterances, None])
+    return tf.cast(crops, tf.float32) / INT16_SCALE, size < length  # as audio.from_int16
 
   def _element(self, step):
     return self.batch(step, self.crop_samples(step))
@@ -495,15 +408,11 @@ def speaker_batches(name: str, split: str, *, n_speakers: int, n_utterances: int
   if storage == "cache" and not cache_dir:
     raise ValueError("storage='cache' reads a speaker cache: give cache_dir (built with "
                      "python -m data_pipelines.build_cache)")
-  host = dict(min_utterances=n_utterances, process_index=process_index,
-              process_count=process_count)
-  if cache_dir:
-    from data_pipelines import speaker_cache  # pylint: disable=g-import-not-at-top
-    cache = speaker_cache.open_cache(cache_dir, name, split, data_dir=data_dir)
-    shard = load_cached_shard(cache, in_memory=storage == "memory",
-                              what=f"{name} split {split!r}", **host)
-  else:
-    shard = load_tfds_shard(name, split, data_dir=data_dir, **host)
+  source = (speaker_cache.open_cache(cache_dir, name, split, data_dir=data_dir) if cache_dir
+            else tfds_examples(name, split, data_dir))
+  shard = load_shard(source, min_utterances=n_utterances, process_index=process_index,
+                     process_count=process_count, in_memory=storage == "memory",
+                     what=f"{name} split {split!r}")
   return SpeakerBatches(shard, n_speakers=n_speakers, n_utterances=n_utterances, crop=crop,
                         seed=seed, process_index=process_index, process_count=process_count,
                         provenance=provenance, what=f"{name} split {split!r}")

@@ -13,10 +13,11 @@ read-only by every host. A cache is a directory ``<cache_dir>/<name with / as __
                  numbers of speakers/utterances/rows/samples, audio bytes and CRC-32, index
                  SHA-256, build time
 
-A host reads the index (tens of bytes per utterance) and then only its own speakers' rows:
-``load_shard(in_memory=True)`` copies their byte ranges into a tf.Variable (start-up reads
-~1/P of the split), ``in_memory=False`` leaves them on disk and each batch ``pread``s its
-crops (start-up reads the index only; RAM holds the index, not the audio). Reads go through
+A host reads the index (tens of bytes per utterance) and then only its own speakers' rows
+(``Cache.read_speakers``): ``in_memory=True`` reads their byte ranges whole into RAM
+(``MemoryRows``; start-up reads ~1/P of the split), ``in_memory=False`` leaves them on disk
+(``DiskRows``) and each batch ``pread``s its crops (start-up reads the index only; RAM holds
+the index, not the audio). Both give the same crops through ``Rows.crops``. Reads go through
 ``pread`` rather than ``mmap`` so the file's pages sit in the kernel's page cache, which can
 drop them, not in the process's resident set.
 
@@ -253,6 +254,38 @@ class Cache:
     return _unpack(self.index["utterance_names"], self.index["utterance_name_ends"],
                    utterances)
 
+  def speaker_counts(self) -> dict[str, int]:
+    """{speaker name: number of utterances} of every speaker of the split."""
+    return dict(zip(self.speaker_names(), self.index["speaker_num_utterances"].tolist()))
+
+  def read_speakers(self, speakers: list[str], *, in_memory: bool):
+    """`speakers`' utterances, each speaker's in sorted-name order, as `(utterances per
+    speaker, utterance names, first rows, lengths in samples, Rows)`.
+
+    in_memory: the cache read whole for these speakers (their byte ranges copied into a
+    `MemoryRows`, one read per speaker); else the file's `DiskRows` (nothing read here).
+    """
+    index = self.index
+    position = {name: k for k, name in enumerate(self.speaker_names())}
+    which = [position[s] for s in speakers]
+    first = index["speaker_first_utterance"][which]
+    num = index["speaker_num_utterances"][which].astype(np.int64)
+    utterance = np.concatenate([np.zeros(0, np.int64)]
+                               + [np.arange(f, f + c) for f, c in zip(first, num)])
+    lengths = index["utterance_length"][utterance]
+    file_rows = index["utterance_row"][utterance]
+    audio, rows = DiskRows(self.audio_path, self.manifest["num_rows"]), file_rows
+    if in_memory:
+      disk = audio
+
+      def fill(array, starts):  # a speaker's utterances are contiguous rows of the file
+        ends = starts + -(-lengths // HOP_LENGTH)
+        for at, count in zip(np.cumsum(num) - num, num):
+          disk.read(array[starts[at]:ends[at + count - 1]], int(file_rows[at]))
+
+      audio, rows = memory_rows(lengths, fill)
+    return num, self.utterance_names(utterance), rows, lengths, audio
+
 
 def open_cache(cache_dir: str, name: str, split: str, *, data_dir: str | None = None,
                check_corpus: bool = True) -> Cache:
@@ -307,7 +340,7 @@ def open_cache(cache_dir: str, name: str, split: str, *, data_dir: str | None = 
 
 
 def _check_not_stale(manifest, name, data_dir, path, rebuild) -> None:
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TF only here
   try:
     builder = corpus.builder(name, data_dir)
   except (FileNotFoundError, ValueError) as err:
@@ -334,18 +367,70 @@ def verify_audio(cache: Cache) -> None:
                      f"says {cache.manifest['audio_crc32']}: it is corrupt; rebuild it")
 
 
-class DiskRows:
-  """The cache's audio rows, read on demand with `pread` (the store of an on-disk shard).
+class Rows:
+  """A shard's audio: int16 rows of HOP_LENGTH samples, each utterance from a row start.
 
-  `crops` is what `SpeakerBatches` calls (through `tf.numpy_function`) instead of gathering
-  rows of an in-memory tf.Variable; it returns the same int16 crops.
+  Held in RAM (`MemoryRows`) or left in the cache file (`DiskRows`); `crops`, the one crop
+  implementation of every storage, reads through `read` and so yields the same crops from
+  either.
   """
+
+  def read(self, out: np.ndarray, row: int) -> None:
+    """Fills the contiguous int16 array `out` with the samples from row `row` on."""
+    raise NotImplementedError
+
+  def crops(self, first: np.ndarray, row: np.ndarray, size: np.ndarray,
+            length) -> np.ndarray:
+    """(n, m) crop start rows, utterance first rows and lengths -> (n, m, length) int16.
+
+    A crop that fits is `length` samples from its start row; a shorter utterance is read
+    whole and tiled (repeated) from its start to `length`.
+    """
+    length = int(length)
+    out = np.empty(first.shape + (length,), np.int16)
+    for at in np.ndindex(first.shape):
+      if size[at] >= length:
+        self.read(out[at], int(first[at]))
+      else:
+        whole = np.empty(int(size[at]), np.int16)
+        self.read(whole, int(row[at]))
+        out[at] = np.resize(whole, length)
+    return out
+
+
+class MemoryRows(Rows):
+  """Rows in RAM: a (rows, HOP_LENGTH) int16 array."""
+
+  def __init__(self, array: np.ndarray):
+    self.array = array
+    self._flat = array.reshape(-1)
+
+  def read(self, out: np.ndarray, row: int) -> None:
+    start = row * HOP_LENGTH
+    out[...] = self._flat[start:start + out.size].reshape(out.shape)
+
+
+def memory_rows(lengths: np.ndarray, fill) -> tuple[MemoryRows, np.ndarray]:
+  """Utterances of `lengths` samples laid out as rows in RAM, and each one's first row.
+
+  `fill(array, starts)` writes utterance u's samples from row `starts[u]` of the zeroed
+  (rows, HOP_LENGTH) int16 `array`.
+  """
+  rows = -(-lengths // HOP_LENGTH)
+  starts = (np.cumsum(rows) - rows).astype(np.int64)
+  array = np.zeros([int(rows.sum()), HOP_LENGTH], np.int16)
+  fill(array, starts)
+  return MemoryRows(array), starts
+
+
+class DiskRows(Rows):
+  """The cache file's rows, read on demand with `pread` (RAM holds none of the audio)."""
 
   def __init__(self, path: str, num_rows: int):
     self.path, self.num_rows = path, num_rows
     self._fd = os.open(path, os.O_RDONLY)
     # No read-ahead: reads are crops or one speaker's rows, and the kernel's read-ahead would
-    # pull in other hosts' speakers (measured: 3x the bytes at P = 4).
+    # pull in other hosts' speakers (BENCHMARKS.md, "One crop path for every storage").
     os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
 
   def __del__(self, close=os.close):  # os may be gone when this runs at interpreter exit
@@ -353,8 +438,8 @@ class DiskRows:
       close(self._fd)
       self._fd = None
 
-  def read(self, out: np.ndarray, offset: int) -> None:
-    """Fills the contiguous array `out` with the file's bytes from `offset`."""
+  def read(self, out: np.ndarray, row: int) -> None:
+    offset = row * ROW_BYTES
     view = memoryview(out).cast("B")
     done = 0
     while done < view.nbytes:
@@ -363,21 +448,3 @@ class DiskRows:
         raise ValueError(f"speaker cache audio {self.path} ended at byte {offset + done}, "
                          f"before the {view.nbytes} bytes asked for at {offset}: truncated?")
       done += got
-
-  def crops(self, first: np.ndarray, row: np.ndarray, size: np.ndarray,
-            length) -> np.ndarray:
-    """(n, m) crop start rows, utterance first rows and lengths -> (n, m, length) int16.
-
-    A crop that fits is `length` samples from its start row; a shorter utterance is read
-    whole and tiled from its start to `length` (as the in-memory path does).
-    """
-    length = int(length)
-    out = np.empty(first.shape + (length,), np.int16)
-    for at in np.ndindex(first.shape):
-      if size[at] >= length:
-        self.read(out[at], int(first[at]) * ROW_BYTES)
-      else:
-        whole = np.empty(int(size[at]), np.int16)
-        self.read(whole, int(row[at]) * ROW_BYTES)
-        out[at] = np.resize(whole, length)
-    return out

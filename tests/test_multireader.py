@@ -41,7 +41,7 @@ def raws(corpora):
 
 @pytest.fixture(scope="module")
 def shards(corpora):
-  return {name: sb.load_tfds_shard(c.name, "train", data_dir=c.data_dir, min_utterances=M)
+  return {name: sb.load_shard(sb.tfds_examples(c.name, "train", c.data_dir), min_utterances=M)
           for name, c in corpora.items()}
 
 

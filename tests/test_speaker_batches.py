@@ -58,8 +58,8 @@ def td_raw(corpus):
 
 @pytest.fixture(scope="module")
 def td_shard(corpus):
-  return sb.load_tfds_shard(corpus.name, "train", data_dir=corpus.data_dir,
-                            min_utterances=M)
+  return sb.load_shard(sb.tfds_examples(corpus.name, "train", corpus.data_dir),
+                       min_utterances=M)
 
 
 def _pipeline(shard, **kwargs):
@@ -188,8 +188,8 @@ def test_speakers_with_too_few_utterances_are_dropped_and_logged(td_raw, caplog)
     if spk not in cut or sum(1 for s, _, _ in kept if s == spk) < 2:
       kept.append((spk, name, audio))
   with caplog.at_level(logging.INFO, logger=sb.__name__):
-    shard = sb.load_shard([(s, u) for s, u, _ in kept], lambda keep: iter(kept),
-                          min_utterances=M, what="cut corpus")
+    examples = sb.SplitExamples(lambda: [(s, u) for s, u, _ in kept], lambda keep: iter(kept))
+    shard = sb.load_shard(examples, min_utterances=M, what="cut corpus")
   assert "12 speakers, 3 dropped for having fewer than 3 utterances" in caplog.text
   assert shard.speakers == tuple(speakers[3:])
   with pytest.raises(ValueError, match=r"cut corpus has 9 speakers with at least M=3 "
@@ -201,8 +201,8 @@ def test_speakers_with_too_few_utterances_are_dropped_and_logged(td_raw, caplog)
 
 @pytest.fixture(scope="module")
 def host_shards(corpus):
-  return [sb.load_tfds_shard(corpus.name, "train", data_dir=corpus.data_dir,
-                             min_utterances=M, process_index=p, process_count=2)
+  return [sb.load_shard(sb.tfds_examples(corpus.name, "train", corpus.data_dir),
+                        min_utterances=M, process_index=p, process_count=2)
           for p in range(2)]
 
 

@@ -122,8 +122,7 @@ def test_a_host_reads_only_its_speakers_byte_ranges(cache_dir, synthetic_td):
   audio_bytes = cache.manifest["audio_bytes"]
   for p in range(2):
     before = _thread_read_bytes()
-    shard = sb.load_cached_shard(cache, min_utterances=M, process_index=p, process_count=2,
-                                 in_memory=True)
+    shard = sb.load_shard(cache, min_utterances=M, process_index=p, process_count=2)
     read = _thread_read_bytes() - before
     own = {shard.speakers[i] for i in shard.speaker_ids}
     assert own == set(names[p::2])  # every speaker has 8 >= M utterances
@@ -135,7 +134,7 @@ def test_a_host_reads_only_its_speakers_byte_ranges(cache_dir, synthetic_td):
     assert 0.3 * audio_bytes < expected < 0.7 * audio_bytes
     assert expected <= read <= expected + 4096, (read, expected)
   before = _thread_read_bytes()
-  sb.load_cached_shard(cache, min_utterances=M, process_index=0, process_count=2)
+  sb.load_shard(cache, min_utterances=M, process_index=0, process_count=2, in_memory=False)
   assert _thread_read_bytes() - before < 4096  # on disk: nothing read until a batch asks
 
 
@@ -262,6 +261,6 @@ def test_config_switch_selects_the_cache_in_the_trainer(cache_dir, synthetic_td)
   config.data.storage, config.data.cache_dir = "cache", cache_dir
   on_disk, _, _ = training_loop.build_input(config)
   assert isinstance(on_disk.shard.audio, sc.DiskRows)
-  assert not isinstance(in_ram.shard.audio, sc.DiskRows)
+  assert isinstance(in_ram.shard.audio, sc.MemoryRows)
   for a, b in zip(_take(in_ram, 3), _take(on_disk, 3)):
     _assert_same(a, b)
