@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import conditions
 from ge2e_jax import augment
 
 N, M, S = 4, 3, 4000
@@ -75,5 +76,5 @@ CONDITIONS = {
 
 @pytest.mark.parametrize("condition", sorted(CONDITIONS))
 def test_conditions_are_bit_identical_to_the_pinned_waves(condition):
-  out = augment.apply_condition(WAVES, condition, seed=3, speakers=SPEAKERS)
+  out = conditions.apply_condition(WAVES, condition, seed=3, speakers=SPEAKERS)
   assert sha(out) == CONDITIONS[condition]
