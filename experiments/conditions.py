@@ -9,8 +9,7 @@ A condition is ``clean`` or tokens joined by ``+``, each matched by one kind of
 import jax
 import numpy as np
 
-from ge2e_jax import augment
-from ge2e_jax.augment_kinds import REGISTRY
+from ge2e_jax import augment, augment_kinds
 from ge2e_jax.features import SAMPLE_RATE
 
 _BUCKET = SAMPLE_RATE  # waves are zero-padded to a multiple of 1 s (one compile each)
@@ -29,12 +28,12 @@ def condition_options(condition: str, seed: int = 0) -> augment.AugmentOptions:
   """
   kinds = {}
   for part in ([] if condition == "clean" else condition.split("+")):
-    for name, kind in REGISTRY.items():
+    for name, kind in augment_kinds.REGISTRY.items():
       match = kind.condition.match(part)
       if match:
         break
     else:
-      grammar = ", ".join(kind.condition_help for kind in REGISTRY.values())
+      grammar = ", ".join(kind.condition_help for kind in augment_kinds.REGISTRY.values())
       raise ValueError(f"unknown augmentation condition part {part!r} in {condition!r}; "
                        f"expected {grammar} joined by '+', or 'clean'")
     if name in kinds:

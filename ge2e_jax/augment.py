@@ -17,10 +17,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ge2e_jax import settings
-from ge2e_jax.augment_kinds import REGISTRY, Drawn
+from ge2e_jax import augment_kinds, settings
 
-KINDS = tuple(REGISTRY)
+KINDS = tuple(augment_kinds.REGISTRY)
 
 
 class _AugmentOptionsMethods:
@@ -37,9 +36,11 @@ class _AugmentOptionsMethods:
     return tuple(k for k in KINDS if getattr(self, k).prob > 0)
 
   def problems(self) -> list:
-    """Every bad field, named ``config.augment.<kind>.<field>``, then each kind's relations."""
+    """Every bad field as ``config.augment.<kind>.<field>=...``; once all pass, each kind's
+    relations between its fields."""
     found = settings.problems(type(self), dataclasses.asdict(self), "augment")
-    return found or [f"config.augment.{name}.{problem}" for name, kind in REGISTRY.items()
+    return found or [f"config.augment.{name}.{problem}"
+                     for name, kind in augment_kinds.REGISTRY.items()
                      for problem in kind.problems(getattr(self, name))]
 
   def validate(self):
@@ -49,7 +50,8 @@ class _AugmentOptionsMethods:
 
 
 AugmentOptions = dataclasses.make_dataclass(
-    "AugmentOptions", [(name, kind.Options, kind.Options()) for name, kind in REGISTRY.items()],
+    "AugmentOptions",
+    [(name, kind.Options, kind.Options()) for name, kind in augment_kinds.REGISTRY.items()],
     bases=(_AugmentOptionsMethods,), frozen=True, namespace={"__module__": __name__})
 
 
@@ -67,7 +69,8 @@ class Augmenter:
   def __init__(self, options: AugmentOptions):
     options.validate()
     self.options = options
-    self.kinds = {name: REGISTRY[name](getattr(options, name)) for name in options.enabled()}
+    self.kinds = {name: augment_kinds.REGISTRY[name](getattr(options, name))
+                  for name in options.enabled()}
 
   def __call__(self, audio, key):
     if audio.ndim == 4:
@@ -111,7 +114,7 @@ class Augmenter:
       length = None if flat_lengths is None else flat_lengths[index]
       valid = None if length is None else (
           jnp.arange(samples) < length[:, None]).astype(audio.dtype)
-      x = kind.apply(flat[index], d, Drawn(length, valid, audio, flat_babble))
+      x = kind.apply(flat[index], d, augment_kinds.Drawn(length, valid, audio, flat_babble))
       flat = flat.at[index].set(x, unique_indices=True)
     return flat.reshape(shape)
 

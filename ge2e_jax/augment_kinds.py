@@ -6,7 +6,9 @@ is applied to), turns ``columns()`` uniforms per drawn utterance into its parame
 (``draw``), transforms the drawn utterances keeping their length (``apply``), and names the
 held-out condition token that selects it (``condition``, ``from_condition``). The
 ``Augmenter``, ``config.augment``'s defaults and checks and the condition grammar all iterate
-``REGISTRY``: adding a kind is one class here and its test.
+``REGISTRY``: adding a kind is one class here and its test. Register a new kind after the
+others: each kind draws from a key folded with its position in ``REGISTRY``, so appending
+keeps every existing configuration's batches bit-identical.
 """
 
 import abc
