@@ -10,7 +10,7 @@ duration drawn uniformly from --turn_seconds (its speaker's utterances, each use
 conversation, joined with 0.15 s pauses and cut to that length); turns are separated by
 silences drawn from --gap_seconds, with no overlapping speech. The reference RTTM holds one
 segment per turn. Each conversation is scored in every --conditions channel
-(``ge2e_jax.augment.apply_condition``: "clean", "noise_snr5..15", ...) twice: with its
+(``experiments.conditions.apply_condition``: "clean", "noise_snr5..15", ...) twice: with its
 speaker count given and with the count estimated by the eigen-gap. DER is
 ``ge2e_jax.der.diarization_error_rate`` (md-eval's definition; --collar seconds removed on
 each side of every reference boundary; pyannote.metrics' collar is twice this number).
@@ -29,9 +29,9 @@ from absl import app, flags
 import numpy as np
 
 from data_pipelines import corpus as corpora
-from experiments import cli
+from experiments import cli, conditions
 from experiments import diarize as diarize_cli  # its window/clustering flags, defined once
-from ge2e_jax import atomic_file, audio, augment, der, diarization, inference
+from ge2e_jax import atomic_file, audio, der, diarization, inference
 from ge2e_jax.features import SAMPLE_RATE
 
 FLAGS = flags.FLAGS
@@ -149,7 +149,8 @@ def main(argv):
              for n in counts for i in range(FLAGS.conversations)]
     rows, rttm = [], {"reference": []}
     for condition in FLAGS.conditions:
-      waves = augment.apply_condition([wave for _, _, wave, _ in convs], condition, FLAGS.seed)
+      waves = conditions.apply_condition([wave for _, _, wave, _ in convs], condition,
+                                         FLAGS.seed)
       for (conv_id, n, _, reference), wave in zip(convs, waves):
         ref = [diarization.Segment(s, e, spk) for s, e, spk in reference]
         if condition == FLAGS.conditions[0]:

@@ -7,7 +7,7 @@
 workdir config's evaluation source and split; --tfds_name/--data_dir pick another corpus,
 e.g. one synthesised by a TTS engine kept out of training; --channel passes the split's
 audio through noise, reverberation or a telephone channel first
-(``ge2e_jax.augment.apply_condition``; outputs go to ``<model>/eval_<split>+<channel>``).
+(``experiments.conditions.apply_condition``; outputs go to ``<model>/eval_<split>+<channel>``).
 Writes ``eval.json`` (summary), ``det.png`` (DET curve) and ``embeddings_2d.png`` (PCA of
 the evaluation speakers' d-vectors), adds the evaluation to the model's ``model_card.json``
 and prints one summary line.
@@ -45,7 +45,7 @@ flags.DEFINE_string("tfds_name", None, "TFDS name of the evaluation corpus "
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the workdir config's).")
 flags.DEFINE_string("split", "test", "Split of held-out speakers.")
 flags.DEFINE_string("channel", "", "Score the split through this channel (e.g. noise_snr5..15, "
-                    "reverb, telephone; ge2e_jax.augment.apply_condition), seeded by --seed.")
+                    "reverb, telephone; experiments.conditions.apply_condition), seeded by --seed.")
 flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker (a count).")
 flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from data_pipelines.source_specs import parse_sources
+from experiments import conditions as channels  # parse_conditions' conditions hold channels
 from ge2e_jax import audio, features, inference, metrics, model, scoring
 
 FAR_TARGET = 0.01  # false-accept rate of the second threshold in the summary
@@ -115,7 +116,7 @@ def parse_conditions(spec: str) -> list[Condition]:
 
   A condition is a split of the evaluation corpus, or of another prepared TFDS corpus when
   prefixed ``tfds_name:`` (corpus None = the evaluation corpus), optionally followed by
-  ``+`` and a channel for ``ge2e_jax.augment.apply_condition`` (which may itself join kinds
+  ``+`` and a channel for ``experiments.conditions.apply_condition`` (which may itself join kinds
   with ``+``); channel "" = clean. A leading ``?`` makes it optional: skipped, with a
   warning, where its corpus is not prepared (``?recorded_voices:test`` in the demo).
   """
@@ -134,11 +135,10 @@ def parse_conditions(spec: str) -> list[Condition]:
 
 
 def with_channel(eval_set: EvalSet, channel: str, seed: int) -> EvalSet:
-  """``eval_set`` through ``augment.apply_condition`` (noise, reverb, ...); as is if ''."""
+  """``eval_set`` through ``conditions.apply_condition`` (noise, reverb, ...); as is if ''."""
   if not channel:
     return eval_set
-  from ge2e_jax import augment  # pylint: disable=g-import-not-at-top
-  waves = augment.apply_condition(eval_set.waves, channel, seed, speakers=eval_set.speakers)
+  waves = channels.apply_condition(eval_set.waves, channel, seed, speakers=eval_set.speakers)
   return dataclasses.replace(eval_set, waves=waves,
                              description=f"{eval_set.description} + {channel}")
 

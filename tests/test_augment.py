@@ -1,6 +1,7 @@
-"""Augmentation: every transform against a float64 NumPy reference, determinism, the
-held-out conditions, and the per-device draws inside the sharded train step."""
+"""Augmentation: every transform against a float64 NumPy reference, every registered kind's
+declared settings, determinism, and the per-device draws inside the sharded train step."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from ge2e_jax import augment
+from ge2e_jax import augment, augment_dsp, augment_kinds, rir, settings
 
 SR = 16000
 N, M, S = 4, 3, 8000  # small batches: 4 speakers x 3 utterances x 0.5 s
@@ -61,10 +62,10 @@ def test_noise_reaches_the_drawn_snr_with_the_drawn_colour(batch):
   # The bank's spectra: power ~ 1 / f^e, e = 0, 1, 2 (slope of log power vs log f).
   freqs = np.fft.rfftfreq(8192, 1 / SR)
   band = (freqs > 100) & (freqs < 6000)
-  for color, noise in zip(("white", "pink", "brown"), augmenter.noise_bank):
+  for color, noise in zip(("white", "pink", "brown"), augmenter.kinds["noise"].bank):
     _, power = scipy.signal.welch(np.asarray(noise, np.float64), SR, nperseg=8192)
     slope = np.polyfit(np.log(freqs[band]), np.log(power[band]), 1)[0]
-    assert slope == pytest.approx(-augment.COLORS[color], abs=0.1), color
+    assert slope == pytest.approx(-augment_dsp.COLORS[color], abs=0.1), color
 
 
 def test_babble_is_other_speakers_at_the_drawn_snr(batch):
@@ -97,7 +98,7 @@ def edc_rt60(rir):
 
 
 def test_synthetic_rirs_decay_at_the_drawn_rt60():
-  bank = augment.build_rir_bank(augment.ReverbOptions(
+  bank = rir.build_rir_bank(augment_kinds.Reverb.Options(
       prob=1.0, rt60_s=(0.2, 0.7), rir_seconds=1.0, bank_size=8, bank_seed=5))
   assert bank.rirs.shape == (8, SR) and not bank.image_method.any()
   np.testing.assert_allclose(np.sum(bank.rirs.astype(np.float64) ** 2, -1), 1.0, rtol=1e-5)
@@ -108,15 +109,15 @@ def test_synthetic_rirs_decay_at_the_drawn_rt60():
 
 def test_image_method_rirs_when_pyroomacoustics_is_installed():
   pytest.importorskip("pyroomacoustics", reason="the augment extra is not installed")
-  options = augment.ReverbOptions(prob=1.0, rt60_s=(0.3, 0.4), rir_seconds=0.8, bank_size=2,
-                                  image_method=1.0, bank_seed=1)
-  bank = augment.build_rir_bank(options)
+  options = augment_kinds.Reverb.Options(prob=1.0, rt60_s=(0.3, 0.4), rir_seconds=0.8,
+                                         bank_size=2, image_method=1.0, bank_seed=1)
+  bank = rir.build_rir_bank(options)
   assert bank.image_method.all() and bank.rirs.shape == (2, 12800)
-  for rir, rt60 in zip(bank.rirs, bank.rt60_s):
-    assert np.argmax(np.abs(rir)) <= 10  # direct path moved to the start
+  for response, rt60 in zip(bank.rirs, bank.rt60_s):
+    assert np.argmax(np.abs(response)) <= 10  # direct path moved to the start
     # Sabine's formula is approximate for the image method (measured RT60 runs 1-1.5x).
-    assert 0.7 * rt60 < edc_rt60(rir) < 2.0 * rt60
-  np.testing.assert_array_equal(augment.build_rir_bank(options).rirs, bank.rirs)
+    assert 0.7 * rt60 < edc_rt60(response) < 2.0 * rt60
+  np.testing.assert_array_equal(rir.build_rir_bank(options).rirs, bank.rirs)
 
 
 def test_reverb_is_the_linear_convolution_with_a_bank_rir(batch):
@@ -125,7 +126,7 @@ def test_reverb_is_the_linear_convolution_with_a_bank_rir(batch):
   d = draws["reverb"]
   for k, u in enumerate(d["index"]):
     want = np.convolve(batch.reshape(-1, S)[u].astype(np.float64),
-                       augmenter.rir_bank.rirs[d["rir"][k]].astype(np.float64))[:S]
+                       augmenter.kinds["reverb"].bank.rirs[d["rir"][k]].astype(np.float64))[:S]
     np.testing.assert_allclose(out.reshape(-1, S)[u], want, atol=2e-6)
 
 
@@ -158,7 +159,7 @@ def test_channel_band_limits_and_mu_law_matches_g711():
   compressed = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
   q = np.round((compressed + 1) * 127.5) / 127.5 - 1
   want = np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu
-  got = np.asarray(augment.mu_law(jnp.asarray(x, jnp.float32)))
+  got = np.asarray(augment_dsp.mu_law(jnp.asarray(x, jnp.float32)))
   # float32 vs float64 may round a value on a level boundary the other way: rare.
   assert np.mean(np.abs(got - want) > 1e-5) < 1e-3
   assert len(np.unique(np.round(got, 6))) <= 256
@@ -171,7 +172,7 @@ def test_speed_matches_numpy_resampling(factor):
   x = sum(np.sin(2 * np.pi * f * t / SR + p) for f, p in zip(freqs, (0.1, 0.7, 2.0))) / 3
   # linear: np.interp of the periodically extended signal at (factor * t) mod S. float32
   # positions near t = 8000 are exact to ~5e-4 samples, so values to ~5e-4 * max|x'|.
-  speed = jax.jit(augment.speed, static_argnums=(2, 3))
+  speed = jax.jit(augment_dsp.speed, static_argnums=(2, 3))
   linear = np.asarray(speed(jnp.asarray(x[None], jnp.float32), factor, "linear", 0))[0]
   want = np.interp((factor * t) % S, np.arange(S + 1), np.append(x, x[0]))
   np.testing.assert_allclose(linear, want, atol=4e-4)
@@ -213,56 +214,40 @@ def test_every_kind_keeps_length_and_is_deterministic(everything, batch):
 
 
 def test_config_errors_name_the_field():
-  with pytest.raises(ValueError, match=r"config.augment.noise.prob"):
+  with pytest.raises(ValueError, match=r"config.augment.noise.prob=1.5: expected a number"):
     augment.AugmentOptions.from_dict({"noise": {"prob": 1.5}})
-  with pytest.raises(ValueError, match="unknown kinds"):
+  with pytest.raises(ValueError, match=r"config.augment: unknown fields \['echo'\]"):
     augment.AugmentOptions.from_dict({"echo": {"prob": 0.5}})
   with pytest.raises(ValueError, match=r"config.augment.gain: unknown fields \['dB'\]"):
     augment.AugmentOptions.from_dict({"gain": {"dB": (1, 2)}})
-  with pytest.raises(ValueError, match="colors"):
-    augment.AugmentOptions.from_dict({"noise": {"prob": 1.0, "colors": "violet"}})
+  assert augment.config_problems({"noise": {"colors": "violet", "bank_seed": -1},
+                                  "channel": {"low_hz": (300.0, 3500.0), "taps": 254}}) == [
+      "config.augment.noise.colors='violet': expected comma-separated names from "
+      "('white', 'pink', 'brown')",
+      "config.augment.noise.bank_seed=-1: expected an integer >= 0",
+      "config.augment.channel.taps=254: expected an odd integer >= 1"]
+  # relations between a kind's fields, once each field is fine on its own
+  assert augment.config_problems({"channel": {"low_hz": (300.0, 3500.0)}}) == [
+      "config.augment.channel.low_hz=(300.0, 3500.0): expected a high end below high_hz's "
+      "low end (3000.0)"]
+  assert augment.config_problems(augment.default_config()) == []
   assert augment.make_augmenter({k: {"prob": 0.0} for k in augment.KINDS}) is None
   with pytest.raises(ValueError, match="babble needs >= 2 speakers"):
     jax.jit(only("babble").__call__)(jnp.zeros((1, 2, 800)), jax.random.key(0))
 
 
-# ---------------------------------------------------------------- held-out conditions
-WAVES = [speech_like(1, 1, n, seed=n)[0, 0] for n in (12000, 16000, 9500, 14000)]  # one bucket
-SPEAKERS = ["a", "a", "b", "c"]
-
-
-def test_condition_noise_and_babble_snr_lengths_and_determinism():
-  white = augment.apply_condition(WAVES, "white_snr10", seed=1)
-  assert [len(w) for w in white] == [len(w) for w in WAVES]
-  for clean, noisy in zip(WAVES, white):
-    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
-  ranged = augment.apply_condition(WAVES, "noise_snr5..15", seed=1)
-  got = [snr_db(c, n) for c, n in zip(WAVES, ranged)]
-  assert all(5 - 0.02 < g < 15 + 0.02 for g in got) and np.ptp(got) > 1
-  again = augment.apply_condition(WAVES[:2], "noise_snr5..15", seed=1)  # wave i: key (seed, i)
-  for a, b in zip(again, ranged):
-    np.testing.assert_array_equal(a, b)
-  babble = augment.apply_condition(WAVES, "babble_snr10", seed=2, speakers=SPEAKERS)
-  for clean, noisy in zip(WAVES, babble):
-    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
-  with pytest.raises(ValueError, match="speakers"):
-    augment.apply_condition(WAVES, "babble_snr10")
-  with pytest.raises(ValueError, match="unknown augmentation condition part 'hiss'"):
-    augment.apply_condition(WAVES, "reverb+hiss")
-
-
-def test_condition_reverb_is_a_bank_convolution_and_every_condition_keeps_length():
-  out = augment.apply_condition(WAVES, "reverb_rt0.4..0.6", seed=3)
-  bank = augment.build_rir_bank(augment.condition_options("reverb_rt0.4..0.6", 3).reverb)
-  assert np.all((bank.rt60_s >= 0.4) & (bank.rt60_s <= 0.6))
-  for clean, wet in zip(WAVES, out):
-    errors = [np.max(np.abs(scipy.signal.fftconvolve(clean, rir)[:len(clean)] - wet))
-              for rir in bank.rirs.astype(np.float64)]
-    assert min(errors) < 2e-6
-  for condition in ("clean", "telephone+speed1.1+gain_db-6"):
-    out = augment.apply_condition(WAVES, condition, seed=0)
-    assert [len(w) for w in out] == [len(w) for w in WAVES], condition
-    assert all(np.all(np.isfinite(w)) for w in out)
+@pytest.mark.parametrize("name", augment.KINDS)
+def test_every_registered_kind_is_a_checked_config_section(name):
+  """A kind's options are its config.augment section: prob first, every field checked
+  (its default passing) and explained, and a bad prob named in the settings style."""
+  options = augment_kinds.REGISTRY[name].Options
+  fields = dataclasses.fields(options)
+  assert fields[0].name == "prob" and fields[0].default == 0.0
+  for f in fields:
+    assert f.metadata["check"].test(f.default) and f.metadata["help"], f.name
+  assert augment.default_config()[name] == settings.defaults(options)
+  assert augment.config_problems({name: {"prob": 1.01}}) == [
+      f"config.augment.{name}.prob=1.01: expected a number in [0, 1]"]
 
 
 # ---------------------------------------------------------------- the sharded train step

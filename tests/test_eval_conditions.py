@@ -1,14 +1,73 @@
-"""config.eval.conditions: held-out splits and channels scored beside the main split."""
+"""Held-out conditions: the channel grammar (one token per registered augmentation kind),
+its waveforms, and config.eval.conditions' splits and channels scored beside the main split."""
+
+import re
 
 import jax
 import numpy as np
 import pytest
+import scipy.signal
 
-from experiments import held_out, reporting
+from experiments import conditions, held_out, reporting
 from experiments.configs import td_demo
-from ge2e_jax import model, model_card, train_step
+from ge2e_jax import augment, augment_kinds, model, model_card, rir, train_step
 
 TINY = model.EncoderConfig(cells=16, projection=8)
+WAVES = [0.1 * np.random.RandomState(n).randn(n).astype(np.float32)
+         * np.abs(np.sin(np.linspace(0, 4, n, dtype=np.float32)))
+         for n in (12000, 16000, 9500, 14000)]  # one 1 s bucket: one compile per condition
+SPEAKERS = ["a", "a", "b", "c"]
+
+
+def snr_db(clean, noisy):
+  clean, noisy = np.asarray(clean, np.float64), np.asarray(noisy, np.float64)
+  return 10 * np.log10(np.sum(clean ** 2) / np.sum((noisy - clean) ** 2))
+
+
+@pytest.mark.parametrize("name", augment.KINDS)
+def test_every_kind_has_a_condition_token_that_selects_it_alone(name):
+  kind = augment_kinds.REGISTRY[name]
+  token = re.sub(r"\[.*\]| \(.*\)", "", kind.condition_help.split(", ")[0]).replace("X", "1")
+  options = conditions.condition_options(token, seed=4)
+  assert options.enabled() == (name,) and getattr(options, name).prob == 1.0, token
+  with pytest.raises(ValueError, match=f"names {name} twice"):
+    conditions.condition_options(f"{token}+{token}")
+  with pytest.raises(ValueError, match=re.escape(kind.condition_help)):  # listed in the error
+    conditions.condition_options(f"{token}+hiss")
+
+
+def test_condition_noise_and_babble_snr_lengths_and_determinism():
+  white = conditions.apply_condition(WAVES, "white_snr10", seed=1)
+  assert [len(w) for w in white] == [len(w) for w in WAVES]
+  for clean, noisy in zip(WAVES, white):
+    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
+  ranged = conditions.apply_condition(WAVES, "noise_snr5..15", seed=1)
+  got = [snr_db(c, n) for c, n in zip(WAVES, ranged)]
+  assert all(5 - 0.02 < g < 15 + 0.02 for g in got) and np.ptp(got) > 1
+  again = conditions.apply_condition(WAVES[:2], "noise_snr5..15", seed=1)  # wave i: (seed, i)
+  for a, b in zip(again, ranged):
+    np.testing.assert_array_equal(a, b)
+  babble = conditions.apply_condition(WAVES, "babble_snr10", seed=2, speakers=SPEAKERS)
+  for clean, noisy in zip(WAVES, babble):
+    assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.02)
+  with pytest.raises(ValueError, match="speakers"):
+    conditions.apply_condition(WAVES, "babble_snr10")
+  with pytest.raises(ValueError, match="unknown augmentation condition part 'hiss'"):
+    conditions.apply_condition(WAVES, "reverb+hiss")
+
+
+def test_condition_reverb_is_a_bank_convolution_and_every_condition_keeps_length():
+  out = conditions.apply_condition(WAVES, "reverb_rt0.4..0.6", seed=3)
+  bank = rir.build_rir_bank(conditions.condition_options("reverb_rt0.4..0.6", 3).reverb)
+  assert np.all((bank.rt60_s >= 0.4) & (bank.rt60_s <= 0.6))
+  for clean, wet in zip(WAVES, out):
+    errors = [np.max(np.abs(scipy.signal.fftconvolve(clean, h)[:len(clean)] - wet))
+              for h in bank.rirs.astype(np.float64)]
+    assert min(errors) < 2e-6
+  for condition in ("clean", "telephone+speed1.1+gain_db-6"):
+    out = conditions.apply_condition(WAVES, condition, seed=0)
+    assert [len(w) for w in out] == [len(w) for w in WAVES], condition
+    assert all(np.all(np.isfinite(w)) for w in out)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +97,8 @@ def test_noisy_condition_is_the_main_split_at_the_asked_snr(evaluator):
   clean, noisy = evaluator.eval_set, evaluator.conditions["test+noise_snr5"]
   assert noisy.utterances == clean.utterances
   for c, n in zip(clean.waves, noisy.waves):
-    c, n = np.asarray(c, np.float64), np.asarray(n, np.float64)
-    assert c.shape == n.shape
-    snr = 10 * np.log10(np.sum(c ** 2) / np.sum((n - c) ** 2))
-    assert abs(snr - 5.0) < 0.5
+    assert np.shape(c) == np.shape(n)
+    assert abs(snr_db(c, n) - 5.0) < 0.5
 
 
 def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
