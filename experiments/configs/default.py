@@ -84,7 +84,7 @@ def get_config() -> ml_collections.ConfigDict:
   # More held-out conditions, scored at every evaluation beside eval.split (which alone picks
   # the best checkpoint): "[?][tfds_name:]split[+channel]", comma-separated; the split is the
   # evaluation corpus's unless another prepared corpus is named; a channel is an
-  # conditions.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb";
+  # experiments.conditions.apply_condition spec, e.g. "test_unseen_lang,test+noise_snr5..15,test+reverb";
   # "?" = scored only where that corpus is prepared.
   c.eval.conditions = ""
   c.eval.every = 1000
