@@ -34,8 +34,9 @@ import sys
 from absl import app, flags
 import numpy as np
 
-from experiments import cli, output_paths
-from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
+from experiments import cli, output_paths, run_settings
+# numpy/scipy only; jax comes with inference, after flag parsing
+from ge2e_jax import scoring, settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -46,8 +47,14 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the workdir confi
 flags.DEFINE_string("split", "test", "Split of held-out speakers.")
 flags.DEFINE_string("channel", "", "Score the split through this channel (e.g. noise_snr5..15, "
                     "reverb, telephone; ge2e_jax.augment.apply_condition), seeded by --seed.")
-flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker (a count).")
-flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
+# The held-out fields of a training run's config.eval: default, help and check from there.
+_EVAL_FLAGS = {"enroll": "num_enroll", "max_utterances_per_speaker": "max_utterances_per_speaker",
+               "window_frames": "window_frames"}
+_EVAL_HELP = settings.help_text(run_settings.EvalOptions)
+flags.DEFINE_integer("num_enroll", run_settings.EvalOptions.enroll, _EVAL_HELP["enroll"] + ".")
+flags.DEFINE_integer("max_utterances_per_speaker",
+                     run_settings.EvalOptions.max_utterances_per_speaker,
+                     _EVAL_HELP["max_utterances_per_speaker"] + ".")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")
 flags.DEFINE_integer("seed", 0, "Seed of the enrollment choice.")
 flags.DEFINE_string("output_dir", None, "Where to write eval.json and the plots "
@@ -68,14 +75,22 @@ flags.DEFINE_bool("plots", True, "Write det.png (and embeddings_2d.png); needs m
                   "(pip install 'ge2e_jax[plots]').")
 flags.mark_flag_as_required("model")
 cli.define_quiet_flag()
-flags.register_validator("num_enroll", lambda v: v >= 1, "--num_enroll must be >= 1")
-flags.register_multi_flags_validator(
-    ["num_enroll", "max_utterances_per_speaker"],
-    lambda f: f["max_utterances_per_speaker"] > f["num_enroll"],
-    "--max_utterances_per_speaker must be larger than --num_enroll (some utterances are tested)")
-flags.register_validator("window_frames", lambda v: v is None or (v >= 2 and v % 2 == 0),
-                         "--window_frames must be an even number >= 2")
 flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers must be >= 1")
+
+
+@flags.multi_flags_validator(list(_EVAL_FLAGS.values()))
+def _check_eval_flags(values):
+  """config.eval's checks (``run_settings.EvalOptions``), naming the flags."""
+  fields = {field: values[flag] for field, flag in _EVAL_FLAGS.items()
+            if values[flag] is not None}
+  try:
+    run_settings.EvalOptions(**fields)
+  except settings.SettingError as err:
+    message = str(err)
+    for field, flag in _EVAL_FLAGS.items():
+      message = message.replace(f"config.eval.{field}=", f"--{flag}=")
+    raise flags.ValidationError(message) from None
+  return True
 
 
 def _eval_source(model_dir: str):
