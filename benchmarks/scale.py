@@ -160,7 +160,7 @@ def train(args) -> dict:
   from experiments import training_loop  # pylint: disable=g-import-not-at-top
   from experiments.configs import td  # pylint: disable=g-import-not-at-top
   config = td.get_config()
-  config.data.sources = f"scale:{corpus_name(args.hours)}"
+  config.data.sources = {"scale": {"corpus": corpus_name(args.hours)}}
   config.data.data_dir, config.data.cache_dir = args.data_dir, args.cache_dir
   config.data.storage = "cache"
   config.data.n_speakers, config.data.n_utterances, config.data.crop = N, M, "td"
