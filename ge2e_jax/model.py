@@ -82,12 +82,9 @@ def config_to_dict(config: EncoderConfig) -> dict:
 
 
 def config_from_dict(values: dict) -> EncoderConfig:
-  """Inverse of ``config_to_dict``; names the unknown keys of a bad dict."""
-  known = {f.name for f in dataclasses.fields(EncoderConfig)}
-  unknown = sorted(set(values) - known)
-  if unknown:
-    raise ValueError(f"unknown encoder config keys {unknown}; expected a subset of {sorted(known)}")
-  return EncoderConfig(**values)
+  """Inverse of ``config_to_dict`` (a config.json's ``model``); names every unknown key and
+  bad value as ``config.model.x``. Keys it lacks (an older version's) take their defaults."""
+  return settings.build(EncoderConfig, values, "model")
 
 
 PRESETS = {

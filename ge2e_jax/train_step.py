@@ -34,11 +34,11 @@ from ge2e_jax import features, losses, settings
 from ge2e_jax.model import EncoderConfig, SpeakerEncoder, init_encoder_params
 
 AXIS = "data"
-LOSSES = ("ge2e_softmax", "ge2e_contrast", "te2e", "softmax")
 INIT_W, INIT_B = 10.0, -5.0
 AUGMENT_STREAM = 0x617567  # folds the augmentation key out of the step key ("aug")
 
 LossName = Literal["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
+LOSSES = typing.get_args(LossName)
 
 
 @dataclasses.dataclass(frozen=True)
