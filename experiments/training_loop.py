@@ -26,9 +26,9 @@ from experiments import config_checks, held_out, finetune, preemption, reporting
 from ge2e_jax import augment, checkpoint, model, model_card, optim, train_step
 
 # How many dispatched steps the host may run ahead of the device. Unbounded, the host queues
-# a batch (and the step's buffers) per step until the next log step's fetch: td 64 x 10 on
-# 2 CPU cores peaked 0.45 GB higher with 12 steps between logs than with 1
-# (BENCHMARKS.md, "Corpora larger than RAM"). Two keep the next batch ready while a step runs.
+# a batch (and the step's buffers) per step until the next log step's fetch, and the peak
+# memory grows with the steps between logs (BENCHMARKS.md, "Corpora larger than RAM"). Two
+# keep the next batch ready while a step runs.
 MAX_STEPS_AHEAD = 2
 
 

@@ -220,8 +220,8 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = _LOSS.na
 
 # XLA:CPU's default scheduler allocates the stacked outputs of every lax.scan in the step
 # (each LSTMP layer's gates and their gradients) at the start of the program, all live at
-# once; the memory-optimised one allocates each when its loop runs: the td 64 x 10 step's
-# temp buffers fall from 1.11 to 0.76 GB at the same speed (benchmarks/step_memory.py).
+# once; the memory-optimised one allocates each when its loop runs: less memory at the same
+# speed (benchmarks/step_memory.py, BENCHMARKS.md).
 CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 
