@@ -75,6 +75,17 @@ def sources(data) -> dict[str, Source]:
   return settings.build(DataOptions, {"sources": spec}, "data").sources
 
 
+def upgraded(config: dict) -> dict:
+  """A config.json dict with ``data.sources`` as today's section (a config written when it and
+  ``data.weights`` were two strings: converted, weights folded in), else as it is."""
+  data = config.get("data")
+  if not isinstance(data, dict) or not isinstance(data.get("sources"), str):
+    return config
+  section = {name: dataclasses.asdict(spec) for name, spec in sources(data).items()}
+  data = {key: value for key, value in data.items() if key != "weights"}
+  return dict(config, data=dict(data, sources=section))
+
+
 _ITEM = re.compile(r"^\s*([^:,\s]+)\s*:\s*([^,\s]+)\s*$")
 
 

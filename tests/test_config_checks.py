@@ -131,6 +131,19 @@ def test_config_changes_name_what_a_resumed_run_must_keep():
   assert "data.n_speakers" not in str(resume.config_changes(old, new))
 
 
+def test_sources_written_as_strings_are_compared_in_todays_form():
+  old = td_multireader.get_config().to_dict()
+  old["data"]["sources"] = "hey:synthetic_voices/td_hey_computer,ok:synthetic_voices/td_ok_computer"
+  old["data"]["weights"] = "hey:1.0,ok:0.5"
+  new = td_multireader.get_config()
+  assert resume.config_changes(old, new.to_dict()) == []
+  new.data.sources.ok.weight = 0.25
+  new.data.sources.hey.corpus = "synthetic_voices/td_hey_computer_16"
+  assert resume.config_changes(old, new.to_dict()) == [
+      "data.sources.hey.corpus: 'synthetic_voices/td_hey_computer' -> "
+      "'synthetic_voices/td_hey_computer_16'", "data.sources.ok.weight: 0.5 -> 0.25"]
+
+
 def test_check_config_refuses_a_workdir_with_checkpoints_of_another_config(tmp_path):
   written = td.get_config()
   checkpoint.write_config(os.fspath(tmp_path), written.to_dict())
