@@ -5,6 +5,9 @@ fields with ``setting(default, check, help)``. Run configs (ml_collections) take
 defaults from ``defaults(cls)`` and ``problems(cls, values, "x.y")`` checks a config section
 against the same fields, naming each bad value as ``config.x.y.field`` -- so a default, a
 range or a help text is written in one place and every consumer reads it from there.
+A check of several fields of one dataclass is a relation its ``__post_init__`` passes to
+``check(self, path, *relations)``: built directly or from a config, the same checks run.
+``named(cls, ...)`` is a field of named entries (``config.data.sources``: name -> Source).
 """
 
 import dataclasses
