@@ -159,7 +159,7 @@ def train(args) -> dict:
   """A few trainer steps (td 64 x 10, storage="cache", `args.encoder_chunks`) on corpus
   `args.hours`, in this process."""
   config = td.get_config()
-  config.data.sources = f"scale:{corpus_name(args.hours)}"
+  config.data.sources = {"scale": {"corpus": corpus_name(args.hours)}}
   config.data.data_dir, config.data.cache_dir = args.data_dir, args.cache_dir
   config.data.storage = "cache"
   config.data.n_speakers, config.data.n_utterances, config.data.crop = N, M, "td"

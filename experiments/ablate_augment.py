@@ -20,6 +20,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from data_pipelines import source_specs
 from experiments import ablation_common, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,15 +51,15 @@ def arms(base) -> list[str]:
 def arm_config(base, speakers: str, arm: str, conditions, steps: int, eval_every: int):
   """The base with arm's augmentation, trained on ``speakers``' corpus, scored on the
   procedural corpus's ``conditions``."""
-  from data_pipelines import source_specs  # pylint: disable=g-import-not-at-top
   config = ablation_common.budgeted(base, steps, eval_every)
-  sources = source_specs.parse_sources(config.data.sources)
+  sources = source_specs.sources(config.data)
   if len(sources) != 1:
     raise ValueError(f"--config.data.sources: the augmentation ablation trains on one source, "
-                     f"got {config.data.sources!r}")
-  (name, corpus), = sources.items()
+                     f"got {sorted(sources)}")
+  (name, spec), = sources.items()
+  corpus = spec.corpus
   if speakers == "stock":
-    config.data.sources = f"{name}:{corpus}_stock"
+    config.data.sources[name].corpus = f"{corpus}_stock"
   elif speakers != "procedural":
     raise ValueError(f"--speakers: {speakers!r} is not one of {SPEAKERS}")
   for kind, options in config.augment.items():

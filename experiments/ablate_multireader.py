@@ -24,6 +24,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from data_pipelines import source_specs
 from experiments import ablation_common, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,14 +49,13 @@ def arm_config(base, arm: str, steps: int, eval_every: int, *, target: str, aux:
                pooled: str, target_weight: float, aux_weight: float):
   """``base`` with the sources, weights and eval source of ``arm`` (one of ARMS)."""
   config = ablation_common.budgeted(base, steps, eval_every)
-  config.data.weights = ""
   if arm == "target_only":
-    config.data.sources, config.eval.source = f"target:{target}", "target"
+    config.data.sources, config.eval.source = {"target": source_specs.source(target)}, "target"
   elif arm == "pooled":
-    config.data.sources, config.eval.source = f"pooled:{pooled}", "pooled"
+    config.data.sources, config.eval.source = {"pooled": source_specs.source(pooled)}, "pooled"
   else:
-    config.data.sources = f"target:{target},aux:{aux}"
-    config.data.weights = f"target:{target_weight},aux:{aux_weight}"
+    config.data.sources = {"target": source_specs.source(target, target_weight),
+                           "aux": source_specs.source(aux, aux_weight)}
     config.data.mode = "stacked"
     config.eval.source = "target"
   return config

@@ -27,6 +27,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 import numpy as np
 
+from data_pipelines import source_specs
 from experiments import ablation_common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +39,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
     "config", os.path.join(ROOT, "experiments/configs/ti_cpu_real.py"),
     "Base config (model, batch, optimiser, data_dir); the arms replace data.sources, "
-    "data.weights, eval.source, eval.conditions, seed, train.num_steps and eval.every.")
+    "eval.source, eval.conditions, seed, train.num_steps and eval.every.")
 flags.DEFINE_integer("steps", 3000, "Training steps of every arm.")
 flags.DEFINE_integer("eval_every", 300, "Evaluate (and checkpoint) every this many steps.")
 flags.DEFINE_list("weights", ["0.25", "0.5", "1.0", "2.0"],
@@ -57,17 +58,17 @@ def arm_config(base, arm: str, seed: int, steps: int, eval_every: int):
   """``base`` with the sources, weights, evaluation source and seed of ``arm``."""
   config = ablation_common.budgeted(base, steps, eval_every)
   config.seed = seed
-  config.data.weights = ""
   if arm == "synthetic":
-    config.data.sources, config.eval.source = f"ti:{SYNTHETIC}", "ti"
+    config.data.sources, config.eval.source = {"ti": source_specs.source(SYNTHETIC)}, "ti"
   elif arm == "recorded":
-    config.data.sources, config.eval.source = f"real:{RECORDED}", "real"
+    config.data.sources, config.eval.source = {"real": source_specs.source(RECORDED)}, "real"
   elif arm == "pooled":
-    config.data.sources, config.eval.source = f"pool:{SYNTHETIC}+{RECORDED}", "pool"
+    config.data.sources = {"pool": source_specs.source(f"{SYNTHETIC}+{RECORDED}")}
+    config.eval.source = "pool"
   elif arm.startswith("multireader_w"):
     weight = float(arm.removeprefix("multireader_w"))
-    config.data.sources = f"ti:{SYNTHETIC},real:{RECORDED}"
-    config.data.weights = f"ti:1.0,real:{weight}"
+    config.data.sources = {"ti": source_specs.source(SYNTHETIC, 1.0),
+                           "real": source_specs.source(RECORDED, weight)}
     config.data.mode = "stacked"
     config.eval.source = "ti"
   else:

@@ -33,9 +33,11 @@ import sys
 
 from absl import app, flags
 import numpy as np
+from scipy.stats import norm
 
-from experiments import cli, output_paths
-from ge2e_jax import scoring  # numpy/scipy only; jax comes with inference, after flag parsing
+from experiments import cli, held_out, output_paths, run_settings, trial_lists
+from ge2e_jax import (audio, export_io, inference, metrics, model, model_card, scoring,
+                      settings)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Training workdir or export dir.")
@@ -43,11 +45,17 @@ flags.DEFINE_enum("which", "best", ["best", "latest"], "Workdir checkpoint to ev
 flags.DEFINE_string("tfds_name", None, "TFDS name of the evaluation corpus "
                     "(default: the workdir config's eval source).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the workdir config's).")
-flags.DEFINE_string("split", "test", "Split of held-out speakers.")
+flags.DEFINE_string("split", run_settings.EvalOptions.split, "Split of held-out speakers.")
 flags.DEFINE_string("channel", "", "Score the split through this channel (e.g. noise_snr5..15, "
                     "reverb, telephone; experiments.conditions.apply_condition), seeded by --seed.")
-flags.DEFINE_integer("num_enroll", 3, "Enrolment utterances per speaker (a count).")
-flags.DEFINE_integer("max_utterances_per_speaker", 20, "Cap on utterances read per speaker.")
+# The held-out fields of a training run's config.eval: default, help and check from there.
+_EVAL_FLAGS = {"enroll": "num_enroll", "max_utterances_per_speaker": "max_utterances_per_speaker",
+               "window_frames": "window_frames"}
+_EVAL_HELP = settings.help_text(run_settings.EvalOptions)
+flags.DEFINE_integer("num_enroll", run_settings.EvalOptions.enroll, _EVAL_HELP["enroll"] + ".")
+flags.DEFINE_integer("max_utterances_per_speaker",
+                     run_settings.EvalOptions.max_utterances_per_speaker,
+                     _EVAL_HELP["max_utterances_per_speaker"] + ".")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")
 flags.DEFINE_integer("seed", 0, "Seed of the enrollment choice.")
 flags.DEFINE_string("output_dir", None, "Where to write eval.json and the plots "
@@ -68,19 +76,26 @@ flags.DEFINE_bool("plots", True, "Write det.png (and embeddings_2d.png); needs m
                   "(pip install 'ge2e_jax[plots]').")
 flags.mark_flag_as_required("model")
 cli.define_quiet_flag()
-flags.register_validator("num_enroll", lambda v: v >= 1, "--num_enroll must be >= 1")
-flags.register_multi_flags_validator(
-    ["num_enroll", "max_utterances_per_speaker"],
-    lambda f: f["max_utterances_per_speaker"] > f["num_enroll"],
-    "--max_utterances_per_speaker must be larger than --num_enroll (some utterances are tested)")
-flags.register_validator("window_frames", lambda v: v is None or (v >= 2 and v % 2 == 0),
-                         "--window_frames must be an even number >= 2")
 flags.register_validator("plot_speakers", lambda v: v >= 1, "--plot_speakers must be >= 1")
+
+
+@flags.multi_flags_validator(list(_EVAL_FLAGS.values()))
+def _check_eval_flags(values):
+  """config.eval's checks (``run_settings.EvalOptions``), naming the flags."""
+  fields = {field: values[flag] for field, flag in _EVAL_FLAGS.items()
+            if values[flag] is not None}
+  try:
+    run_settings.EvalOptions(**fields)
+  except settings.SettingError as err:
+    message = str(err)
+    for field, flag in _EVAL_FLAGS.items():
+      message = message.replace(f"config.eval.{field}=", f"--{flag}=")
+    raise flags.ValidationError(message) from None
+  return True
 
 
 def _eval_source(model_dir: str):
   """(tfds name, data_dir) of the workdir config's evaluation source, if it has one."""
-  from experiments import held_out  # pylint: disable=g-import-not-at-top
   path = os.path.join(model_dir, "config.json")
   if not os.path.exists(path):
     return None, None
@@ -92,10 +107,9 @@ def _eval_source(model_dir: str):
 
 
 def plot_det(far, frr, eer, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top  # optional: ge2e_jax[plots]
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from scipy.stats import norm  # pylint: disable=g-import-not-at-top
   clip = lambda p: norm.ppf(np.clip(p, 1e-4, 1 - 1e-4))
   ticks = np.array([0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
   fig, ax = plt.subplots(figsize=(5, 5))
@@ -116,7 +130,7 @@ def plot_det(far, frr, eer, path):
 
 def plot_projection(embeddings, speakers, max_speakers, path):
   """PCA to 2-D of the d-vectors of the first ``max_speakers`` speakers, one colour each."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top  # optional: ge2e_jax[plots]
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   shown = sorted(set(speakers))[:max_speakers]
@@ -137,7 +151,6 @@ def plot_projection(embeddings, speakers, max_speakers, path):
 
 def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
   """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
-  from ge2e_jax import export_io, model, model_card  # pylint: disable=g-import-not-at-top
   entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
                                 **fields)
   card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
@@ -150,9 +163,6 @@ def record_evaluation(embedder, result: dict, condition: str, data: str, **field
 
 def evaluate_own_trials():
   """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
-  # pylint: disable=g-import-not-at-top
-  from experiments import trial_lists
-  from ge2e_jax import audio, inference, metrics, model_card
   if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
     raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
                          "--calibrate, --score_norm and --cohort apply to them")
@@ -229,8 +239,6 @@ def main(argv):
 
 def evaluate():
   """Evaluates --model on a TFDS corpus per the flags; writes and prints the summary."""
-  from experiments import held_out  # pylint: disable=g-import-not-at-top
-  from ge2e_jax import inference, metrics  # pylint: disable=g-import-not-at-top
 
   options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
   embedder = inference.load(FLAGS.model, FLAGS.which, **options)

@@ -14,7 +14,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from data_pipelines.source_specs import parse_sources
+from data_pipelines import source_specs
 from experiments import conditions as channels  # parse_conditions' conditions hold channels
 from ge2e_jax import audio, features, inference, metrics, model, scoring
 
@@ -57,12 +57,12 @@ def load_eval_set(tfds_name: str, split: str, *, data_dir: str | None, enroll: i
 
 def eval_corpus(config) -> tuple[str, str | None]:
   """(TFDS name, data_dir) of a run config's ``eval.source`` (a ConfigDict or config.json dict)."""
-  sources = parse_sources(config["data"]["sources"])
+  sources = source_specs.sources(config["data"])
   source = config["eval"]["source"]
   if source not in sources:
     raise ValueError(f"config.eval.source={source!r} is not one of the sources "
                      f"{sorted(sources)} in config.data.sources")
-  return sources[source], config["data"].get("data_dir") or None
+  return sources[source].corpus, config["data"].get("data_dir") or None
 
 
 def embed(eval_set: EvalSet, embedder: inference.Embedder) -> np.ndarray:

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from data_pipelines import source_specs
 from ge2e_jax import checkpoint
 
 # Fields that may change when a run resumes: how long it trains, how it reports and keeps
@@ -36,9 +37,10 @@ BATCH_SHAPE = ("data.n_speakers", "data.n_utterances", "data.crop")
 def config_changes(old: dict, new: dict, allow_batch_change: bool = False) -> list[str]:
   """'field: old -> new' for each field of ``new`` that a resumed run must not change.
 
-  Fields only one side has (a config written by an older version) are not compared.
+  Fields only one side has (a config written by an older version) are not compared; the
+  sources of a config written when they were strings are compared in today's form.
   """
-  old, new = flatten(old), flatten(new)
+  old, new = flatten(source_specs.upgraded(old)), flatten(source_specs.upgraded(new))
   allowed = MAY_CHANGE + (BATCH_SHAPE if allow_batch_change else ())
   return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in sorted(old.keys() & new.keys())
           if old[key] != new[key]

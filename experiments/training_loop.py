@@ -21,14 +21,14 @@ import jax.numpy as jnp
 from data_pipelines import global_batch as global_batch_lib
 from data_pipelines import multireader as multireader_lib
 from data_pipelines import speaker_batches as speaker_batches_lib
-from data_pipelines.source_specs import parse_sources
+from data_pipelines import source_specs
 from experiments import config_checks, finetune, held_out, preemption, reporting, resume
 from ge2e_jax import augment, checkpoint, model, model_card, optim, train_step
 
 # How many dispatched steps the host may run ahead of the device. Unbounded, the host queues
-# a batch (and the step's buffers) per step until the next log step's fetch, so peak memory
-# grows with log_every (BENCHMARKS.md, "Corpora larger than RAM"). Two keep the next batch
-# ready while a step runs.
+# a batch (and the step's buffers) per step until the next log step's fetch, and the peak
+# memory grows with the steps between logs (BENCHMARKS.md, "Corpora larger than RAM"). Two
+# keep the next batch ready while a step runs.
 MAX_STEPS_AHEAD = 2
 
 
@@ -39,21 +39,20 @@ class NonFiniteLossError(RuntimeError):
 def build_input(config):
   """(pipeline or MultiReader, source names, whether its batches are MultiReader-stacked)."""
   data = config.data
-  sources = parse_sources(data.sources)
+  sources = source_specs.sources(data)
   common = dict(n_speakers=data.n_speakers, n_utterances=data.n_utterances, crop=data.crop,
                 data_dir=data.data_dir or None, process_index=jax.process_index(),
                 process_count=jax.process_count(), storage=data.storage,
                 cache_dir=data.cache_dir or None)
   pipelines = {name: speaker_batches_lib.speaker_batches(
-      tfds_name, "train", seed=config.seed + k, **common)
-      for k, (name, tfds_name) in enumerate(sources.items())}
-  if not data.weights:
-    if len(pipelines) != 1:
-      raise ValueError(f"config.data.sources names {len(pipelines)} sources: give "
-                       "config.data.weights ('name:alpha,...') to combine them with MultiReader")
+      spec.corpus, "train", seed=config.seed + k, **common)
+      for k, (name, spec) in enumerate(sources.items())}
+  if len(pipelines) == 1:
     (name, pipeline), = pipelines.items()
     return pipeline, (name,), False
-  reader = multireader_lib.MultiReader(pipelines, data.weights, mode=data.mode, seed=config.seed)
+  reader = multireader_lib.MultiReader(
+      pipelines, {name: spec.weight for name, spec in sources.items()}, mode=data.mode,
+      seed=config.seed)
   return reader, reader.names, data.mode == "stacked"
 
 
@@ -72,11 +71,8 @@ def train_and_evaluate(config, workdir: str):
   encoder_config = model.config_from_dict(dict(config.model))
   mesh = train_step.make_mesh()
   pipeline, source_names, stacked = build_input(config)
-  speakers_for_softmax = None
-  if config.loss.name == "softmax":
-    if stacked or len(source_names) != 1:
-      raise ValueError("the softmax baseline trains on one source (no MultiReader)")
-    speakers_for_softmax = len(pipeline.speakers)
+  # config_checks: the softmax baseline has one source.
+  speakers_for_softmax = len(pipeline.speakers) if config.loss.name == "softmax" else None
 
   optimizer = optim.make_optimizer(**config.optimizer)
   step_fn = train_step.make_train_step(encoder_config, optimizer, mesh, loss=config.loss.name,

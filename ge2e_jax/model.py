@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ge2e_jax import features, lstmp
+from ge2e_jax import features, lstmp, settings
 from ge2e_jax.normalize import l2_normalize
 
 
@@ -32,43 +32,44 @@ WINDOW_RULES = ("overlap", "partials")
 class EncoderConfig:
   """Shape of the encoder and its frontend; ``td`` and ``ti`` are the paper's presets.
 
-  cells, projection   LSTM cells and LSTMP projection per layer; ``projection=0``: plain LSTM
-                      layers (their output is the cells)
-  head                > 0: a dense layer of ``head`` units + ReLU after the last frame
-  n_fft, mel_scale,   the mel frontend (``features.mel_spectrogram``): FFT size (>= the
-  log_mel             400-sample window), "htk" or librosa's "slaney" filters, log or power
-  normalize_features  per-utterance mean/variance normalisation of the features over time
-  target_dbfs         utterances are scaled up to this RMS level first (None: as they are)
-  window_rule         how ``ge2e_jax.inference`` cuts an utterance into windows: "overlap"
-                      (50 %, an end-aligned last window, short input repeated) or
-                      "partials" (Resemblyzer's: a window every ``SAMPLE_RATE /
-                      partial_rate`` samples on the 10 ms grid, frames centred on it, zero
-                      padding, the last window only if it covers ``min_coverage`` of a
-                      window with audio)
+  Each field carries its check and help (``ge2e_jax.settings``): ``config.model`` of a run
+  and ``config_checks`` read them from here.
   """
-  cells: int
-  projection: int
-  layers: int = 3
-  n_mels: int = features.N_MELS
-  forget_bias: float = 1.0
-  scan_unroll: int = 1
-  head: int = 0
-  n_fft: int = features.N_FFT
-  mel_scale: str = "htk"
-  log_mel: bool = True
-  normalize_features: bool = True
-  target_dbfs: float | None = None
-  window_rule: str = "overlap"
-  partial_rate: float = 1.3
-  min_coverage: float = 0.75
+  cells: int = settings.required(settings.integer(1), "LSTM cells per layer")
+  projection: int = settings.required(
+      settings.integer(0, note="0: LSTM layers without projection"),
+      "LSTMP projection per layer; 0: plain LSTM layers (their output is the cells)")
+  layers: int = settings.setting(3, settings.integer(1), "stacked LSTM(P) layers")
+  n_mels: int = settings.setting(features.N_MELS, settings.integer(1), "mel bands")
+  forget_bias: float = settings.setting(1.0, settings.number(), "initial forget-gate bias")
+  scan_unroll: int = settings.setting(1, settings.integer(1),
+                                      "time steps per iteration of the recurrence's scan")
+  head: int = settings.setting(0, settings.integer(0, note="0: no dense head"),
+                               "> 0: a dense layer of this many units + ReLU after the last frame")
+  n_fft: int = settings.setting(features.N_FFT, settings.integer(400, note="the window"),
+                                "FFT size of the mel frontend (>= the 400-sample window)")
+  mel_scale: str = settings.setting("htk", settings.one_of(*features.MEL_SCALES),
+                                    "'htk' or librosa's 'slaney' mel filters")
+  log_mel: bool = settings.setting(True, settings.boolean(), "log-mel (else mel power)")
+  normalize_features: bool = settings.setting(
+      True, settings.boolean(), "per-utterance mean/variance normalisation over time")
+  target_dbfs: float | None = settings.setting(
+      None, settings.optional(settings.number(high=0, high_open=True, note="dB full scale")),
+      "utterances are scaled up to this RMS level first (None: as they are)")
+  window_rule: str = settings.setting(
+      "overlap", settings.one_of(*WINDOW_RULES),
+      "how ge2e_jax.inference cuts an utterance into windows: 'overlap' (50 %, an "
+      "end-aligned last window, short input repeated) or 'partials' (Resemblyzer's: a window "
+      "every SAMPLE_RATE / partial_rate samples on the 10 ms grid, frames centred on it, zero "
+      "padding, the last window only if it covers min_coverage of a window with audio)")
+  partial_rate: float = settings.setting(1.3, settings.number(0, low_open=True,
+                                                              note="windows per second"),
+                                         "'partials': windows per second")
+  min_coverage: float = settings.setting(0.75, settings.number(0, 1, low_open=True),
+                                         "'partials': the last window's least audio fraction")
 
   def __post_init__(self):
-    if self.mel_scale not in features.MEL_SCALES:
-      raise ValueError(f"mel_scale must be one of {features.MEL_SCALES}, got {self.mel_scale!r}")
-    if self.window_rule not in WINDOW_RULES:
-      raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {self.window_rule!r}")
-    if not 0 < self.min_coverage <= 1:
-      raise ValueError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+    settings.check(self, "model")
 
 
 def embedding_dim(config: EncoderConfig) -> int:
@@ -81,12 +82,9 @@ def config_to_dict(config: EncoderConfig) -> dict:
 
 
 def config_from_dict(values: dict) -> EncoderConfig:
-  """Inverse of ``config_to_dict``; names the unknown keys of a bad dict."""
-  known = {f.name for f in dataclasses.fields(EncoderConfig)}
-  unknown = sorted(set(values) - known)
-  if unknown:
-    raise ValueError(f"unknown encoder config keys {unknown}; expected a subset of {sorted(known)}")
-  return EncoderConfig(**values)
+  """Inverse of ``config_to_dict`` (a config.json's ``model``); names every unknown key and
+  bad value as ``config.model.x``. Keys it lacks (an older version's) take their defaults."""
+  return settings.build(EncoderConfig, values, "model")
 
 
 PRESETS = {

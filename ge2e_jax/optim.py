@@ -12,11 +12,13 @@ nothing); the scales keep their meaning: projection and (w, b) steps are 0.5x an
 reaches ``final_fraction * learning_rate`` at step ``decay_steps`` and stays there.
 """
 
-from typing import Literal
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from ge2e_jax import settings
 
 W_FLOOR = 1e-6
 
@@ -59,54 +61,80 @@ def _w_only(params):
 SCHEDULES = ("halving", "cosine", "exponential")
 
 
-def learning_rate_schedule(learning_rate: float, decay_every: int,
-                           schedule: str = "halving", warmup_steps: int = 0,
-                           decay_steps: int = 100_000, final_fraction: float = 0.01):
+def _warmup_before_decay(config, path):
+  if config.schedule != "halving" and not config.warmup_steps < config.decay_steps:
+    return (f"config.{path}.warmup_steps={config.warmup_steps}: expected fewer than "
+            f"config.{path}.decay_steps={config.decay_steps} (schedule {config.schedule!r})")
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """The optimiser of a run (``config.optimizer``); the defaults are the paper's."""
+  kind: str = settings.setting("sgd", settings.one_of("sgd", "adam"),
+                               "'sgd' (the paper's) or 'adam'")
+  learning_rate: float = settings.setting(0.01, settings.number(0, low_open=True),
+                                          "the (peak) learning rate")
+  decay_every: int = settings.setting(
+      30_000_000, settings.integer(0, note="steps; 0 keeps the rate constant"),
+      "'halving': the rate is halved every this many steps")
+  clip_norm: float = settings.setting(3.0, settings.number(0, low_open=True),
+                                      "the gradient's global L2 norm is clipped to this")
+  projection_scale: float = settings.setting(0.5, settings.number(0, low_open=True),
+                                             "gradient scale of the LSTMP projection weights")
+  similarity_scale: float = settings.setting(0.01, settings.number(0, low_open=True),
+                                             "gradient scale of the similarity's (w, b)")
+  schedule: str = settings.setting(
+      "halving", settings.one_of(*SCHEDULES),
+      "'halving' (the paper's), or warm-up then 'cosine' / 'exponential' decay to "
+      "final_fraction * learning_rate at decay_steps")
+  warmup_steps: int = settings.setting(0, settings.integer(0, note="steps"),
+                                       "linear warm-up from 0 to learning_rate")
+  decay_steps: int = settings.setting(100_000, settings.integer(1, note="steps"),
+                                      "'cosine' / 'exponential': the step the decay ends at")
+  final_fraction: float = settings.setting(0.01, settings.number(0, low_open=True),
+                                           "'cosine' / 'exponential': the last rate's fraction")
+
+  def __post_init__(self):
+    settings.check(self, "optimizer", _warmup_before_decay)
+
+
+def learning_rate_schedule(config: OptimizerConfig):
   """The learning rate per step (see the module doc).
 
-  "halving": lr halved every ``decay_every`` steps (staircase; decay_every <= 0 keeps it
-  constant), after ``warmup_steps`` of linear warm-up when > 0.
+  "halving": lr halved every ``decay_every`` steps (staircase; 0 keeps it constant), after
+  ``warmup_steps`` of linear warm-up when > 0.
   """
-  if schedule not in SCHEDULES:
-    raise ValueError(f"optimizer schedule must be one of {SCHEDULES}, got {schedule!r}")
-  if warmup_steps < 0 or (schedule != "halving" and not warmup_steps < decay_steps):
-    raise ValueError(f"optimizer: need 0 <= warmup_steps < decay_steps, got {warmup_steps}, "
-                     f"{decay_steps}")
-  if schedule == "cosine":
-    decay = optax.cosine_decay_schedule(learning_rate, decay_steps - warmup_steps,
-                                        alpha=final_fraction)
-  elif schedule == "exponential":
+  c = config
+  if c.schedule == "cosine":
+    decay = optax.cosine_decay_schedule(c.learning_rate, c.decay_steps - c.warmup_steps,
+                                        alpha=c.final_fraction)
+  elif c.schedule == "exponential":
     decay = optax.exponential_decay(
-        learning_rate, transition_steps=1,
-        decay_rate=final_fraction ** (1.0 / (decay_steps - warmup_steps)),
-        end_value=final_fraction * learning_rate)
-  elif decay_every <= 0:
-    decay = optax.constant_schedule(learning_rate)
+        c.learning_rate, transition_steps=1,
+        decay_rate=c.final_fraction ** (1.0 / (c.decay_steps - c.warmup_steps)),
+        end_value=c.final_fraction * c.learning_rate)
+  elif c.decay_every == 0:
+    decay = optax.constant_schedule(c.learning_rate)
   else:
-    decay = optax.exponential_decay(learning_rate, transition_steps=decay_every,
+    decay = optax.exponential_decay(c.learning_rate, transition_steps=c.decay_every,
                                     decay_rate=0.5, staircase=True)
-  if warmup_steps == 0:
+  if c.warmup_steps == 0:
     return decay
-  warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
-  return optax.join_schedules([warmup, decay], [warmup_steps])
+  warmup = optax.linear_schedule(0.0, c.learning_rate, c.warmup_steps)
+  return optax.join_schedules([warmup, decay], [c.warmup_steps])
 
 
-def make_optimizer(learning_rate: float = 0.01, decay_every: int = 30_000_000,
-                   clip_norm: float = 3.0, projection_scale: float = 0.5,
-                   similarity_scale: float = 0.01, kind: Literal["sgd", "adam"] = "sgd",
-                   schedule: str = "halving", warmup_steps: int = 0,
-                   decay_steps: int = 100_000,
-                   final_fraction: float = 0.01) -> optax.GradientTransformation:
-  if kind not in ("sgd", "adam"):
-    raise ValueError(f"optimizer kind must be 'sgd' or 'adam', got {kind!r}")
-  lr = learning_rate_schedule(learning_rate, decay_every, schedule, warmup_steps, decay_steps,
-                              final_fraction)
+def make_optimizer(**fields) -> optax.GradientTransformation:
+  """The chain of ``OptimizerConfig(**fields)`` (no fields: the paper's)."""
+  c = OptimizerConfig(**fields)
   scales = optax.multi_transform(
-      {"projection": optax.scale(projection_scale),
-       "similarity": optax.scale(similarity_scale),
+      {"projection": optax.scale(c.projection_scale),
+       "similarity": optax.scale(c.similarity_scale),
        "default": optax.identity()},
       param_labels)
-  clip = optax.clip_by_global_norm(clip_norm)
-  if kind == "sgd":  # the paper's order (SGD is linear: the same as scaling after it)
+  clip = optax.clip_by_global_norm(c.clip_norm)
+  lr = learning_rate_schedule(c)
+  if c.kind == "sgd":  # the paper's order (SGD is linear: the same as scaling after it)
     return optax.chain(clip, scales, optax.sgd(lr), keep_positive(_w_only))
   return optax.chain(clip, optax.adam(lr), scales, keep_positive(_w_only))

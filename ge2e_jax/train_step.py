@@ -18,7 +18,9 @@ AUGMENT_STREAM), device index): every device draws differently, and the augmente
 is a pure function of (seed, step).
 """
 
+import dataclasses
 import functools
+import typing
 from typing import Any, Literal
 
 import flax.struct
@@ -28,15 +30,36 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ge2e_jax import features, losses
+from ge2e_jax import features, losses, settings
 from ge2e_jax.model import EncoderConfig, SpeakerEncoder, init_encoder_params
 
 AXIS = "data"
-LOSSES = ("ge2e_softmax", "ge2e_contrast", "te2e", "softmax")
 INIT_W, INIT_B = 10.0, -5.0
 AUGMENT_STREAM = 0x617567  # folds the augmentation key out of the step key ("aug")
 
 LossName = Literal["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"]
+LOSSES = typing.get_args(LossName)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossOptions:
+  """The loss a run trains with (``config.loss``)."""
+  name: LossName = settings.setting(
+      "ge2e_softmax", settings.one_of(*LOSSES),
+      "GE2E softmax or contrast (Wan et al. 2018), TE2E, or a speaker-softmax baseline")
+  centroids: losses.Centroids = settings.setting(
+      "exclusive", settings.one_of(*typing.get_args(losses.Centroids)),
+      "GE2E: each utterance against its speaker's centroid without it (the paper's), with "
+      "it, or of the other half of the speaker's utterances ('split')")
+  reduction: losses.Reduction = settings.setting(
+      "sum", settings.one_of(*typing.get_args(losses.Reduction)),
+      "what the optimiser sees: the sum (the paper's L_G) or the mean")
+
+  def __post_init__(self):
+    settings.check(self, "loss")
+
+
+_LOSS = LossOptions()
 
 
 @flax.struct.dataclass
@@ -100,9 +123,9 @@ def batch_sharding(mesh, stacked: bool = False):
   return {k: NamedSharding(mesh, spec) for k, spec in _batch_specs(stacked).items()}
 
 
-def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_softmax",
-                       centroids: losses.Centroids = "exclusive",
-                       reduction: losses.Reduction = "sum", stacked: bool = False,
+def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = _LOSS.name,
+                       centroids: losses.Centroids = _LOSS.centroids,
+                       reduction: losses.Reduction = _LOSS.reduction, stacked: bool = False,
                        augment=None, encoder_chunks: int = 1):
   """``fn(params, batch, rng) -> ((loss, aux), grads)`` under ``shard_map`` over ``data``.
 
@@ -120,8 +143,7 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
   al. 2021): one more forward pass, and the activations of one chunk instead of all.
   Same loss and gradients up to float summation order.
   """
-  if loss not in LOSSES:
-    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+  LossOptions(loss, centroids, reduction)  # its checks: one line naming a bad value
   encoder = SpeakerEncoder(config)
 
   def source_loss(params, emb, speaker, rng, reduction):
@@ -198,8 +220,8 @@ def make_loss_and_grad(config: EncoderConfig, mesh, *, loss: LossName = "ge2e_so
 
 # XLA:CPU's default scheduler allocates the stacked outputs of every lax.scan in the step
 # (each LSTMP layer's gates and their gradients) at the start of the program, all live at
-# once; the memory-optimised one allocates each when its loop runs, for fewer temp buffers at
-# the same speed (benchmarks/step_memory.py; its numbers in BENCHMARKS.md).
+# once; the memory-optimised one allocates each when its loop runs: less memory at the same
+# speed (benchmarks/step_memory.py, BENCHMARKS.md).
 CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 

@@ -84,7 +84,8 @@ def check_outputs(root, stem, arms):
 def test_ablate_loss_writes_tables_plot_json_and_reuses_runs(synthetic_td, tmp_path):
   losses = ["ge2e_contrast", "softmax"]  # a GE2E loss and the one with a speaker head
   args = [f"--workdir={tmp_path}", f"--losses={','.join(losses)}",
-          f"--config.data.sources=ok:{synthetic_td.name}", *tiny_flags(synthetic_td.data_dir)]
+          f"--config.data.sources.ok.corpus={synthetic_td.name}",
+          *tiny_flags(synthetic_td.data_dir)]
   stdout = run_script("experiments.ablate_loss", *args)
   record = check_outputs(tmp_path, "loss_ablation", losses)
   assert "| ge2e_contrast |" in stdout
@@ -109,7 +110,9 @@ def test_ablate_multireader_writes_tables_plot_json(few_speaker_corpora, synthet
                       *tiny_flags(synthetic_td.data_dir))
   record = check_outputs(tmp_path, "multireader_ablation", arms)
   assert record["corpora"]["target_train_speakers"] == TARGET_SPEAKERS
-  assert record["arm_sources"]["multireader"]["weights"] == "target:1.0,aux:0.5"
+  assert record["arm_sources"]["multireader"]["sources"] == {
+      "target": {"corpus": target, "weight": 1.0},
+      "aux": {"corpus": synthetic_td.name, "weight": 0.5}}
   assert "| multireader |" in stdout
 
 
@@ -163,7 +166,7 @@ def test_ablate_augment_switches_kinds_off_and_scores_the_named_corpus(synthetic
   stdout = run_script("experiments.ablate_augment", f"--workdir={tmp_path}",
                       "--speakers=procedural", "--arms=all,no_noise",
                       "--conditions=test_unseen_lang+noise_snr5",
-                      f"--config.data.sources=ok:{synthetic_td.name}",
+                      f"--config.data.sources.ok.corpus={synthetic_td.name}",
                       "--config.augment.noise.prob=0.5", *flags_)
   record = check_outputs(tmp_path, "augment_ablation", ["procedural-all", "procedural-no_noise"])
   condition = f"{synthetic_td.name}:test_unseen_lang+noise_snr5"

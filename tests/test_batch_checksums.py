@@ -112,7 +112,7 @@ def test_multireader_batches_match_their_pinned_checksums(two_sources, case):
 def test_a_short_training_run_ends_on_its_pinned_parameters(wide, tmp_path):
   corpus, cache_dir = wide
   config = default.get_config()
-  config.data.sources = f"ok:{corpus.name}"
+  config.data.sources = {"ok": {"corpus": corpus.name}}
   config.data.data_dir = corpus.data_dir
   config.data.n_speakers, config.data.n_utterances = N, M
   config.data.storage, config.data.cache_dir = "cache", cache_dir

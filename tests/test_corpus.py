@@ -53,8 +53,9 @@ def test_a_plus_b_pools_two_corpora_keeping_their_speakers_apart(synthetic_td, s
 @pytest.fixture(scope="module")
 def librispeech_run(fake_librispeech, tmp_path_factory):
   config = td_demo.get_config()  # what --config=experiments/configs/td_demo.py loads
-  # The same fields as --config.data.sources=ls:librispeech/lazy_decode --config.eval...
-  config.data.sources = f"ls:{fake_librispeech.name}"
+  # The same fields as --config.data.sources="{'ls': {'corpus': 'librispeech/lazy_decode'}}"
+  # --config.eval.source=ls
+  config.data.sources = {"ls": {"corpus": fake_librispeech.name}}
   config.data.data_dir = fake_librispeech.data_dir
   config.eval.source = "ls"
   config.data.n_speakers, config.data.n_utterances = 2, 3

@@ -73,7 +73,7 @@ def test_condition_reverb_is_a_bank_convolution_and_every_condition_keeps_length
 @pytest.fixture(scope="module")
 def evaluator(synthetic_td, synthetic_ti):
   c = td_demo.get_config()
-  c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
+  c.data.sources.ok.corpus, c.data.data_dir = synthetic_td.name, synthetic_td.data_dir
   c.eval.conditions = f"test_unseen_lang, test+noise_snr5, {synthetic_ti.name}:test"
   c.eval.max_utterances_per_speaker = 6
   evaluator = held_out.HeldOutEvaluator(c, TINY)
@@ -132,7 +132,7 @@ def test_every_condition_is_scored_and_recorded(evaluator, tmp_path):
 
 def test_an_optional_condition_is_skipped_where_its_corpus_is_not_prepared(synthetic_td):
   c = td_demo.get_config()  # the demo: real speakers only where recorded_voices is built
-  c.data.sources, c.data.data_dir = f"ok:{synthetic_td.name}", synthetic_td.data_dir
+  c.data.sources.ok.corpus, c.data.data_dir = synthetic_td.name, synthetic_td.data_dir
   assert "?recorded_voices:test" in c.eval.conditions
   c.eval.max_utterances_per_speaker = 4
   c.eval.conditions = "?recorded_voices:test,?recorded_voices:test+reverb,test_unseen_lang"

@@ -18,7 +18,7 @@ TINY = model.EncoderConfig(cells=16, projection=8)
 
 def make_config(corpus, **train_fields):
   c = td_demo.get_config()
-  c.data.sources, c.data.data_dir = f"ok:{corpus.name}", corpus.data_dir
+  c.data.sources.ok.corpus, c.data.data_dir = corpus.name, corpus.data_dir
   c.data.n_speakers, c.data.n_utterances = 4, 4
   c.model.cells, c.model.projection = TINY.cells, TINY.projection
   c.train.log_every, c.train.checkpoint_every = 2, 2

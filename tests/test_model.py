@@ -115,6 +115,20 @@ def test_presets_have_the_papers_shapes(name, cells, projection):
     model.preset("xl")
 
 
+@pytest.mark.parametrize("fields, message", [
+    (dict(cells=0), "config.model.cells=0: expected an integer >= 1"),
+    (dict(projection=-1), "config.model.projection=-1: expected an integer >= 0 (0: LSTM"),
+    (dict(mel_scale="bark"), "config.model.mel_scale='bark': expected one of ('htk', 'slaney')"),
+    (dict(target_dbfs=3.0), "config.model.target_dbfs=3.0: expected None or a finite number < 0"),
+    (dict(min_coverage=0.0), "config.model.min_coverage=0.0: expected a number in (0, 1]"),
+    (dict(n_fft=256), "config.model.n_fft=256: expected an integer >= 400 (the window)"),
+])
+def test_encoder_fields_are_checked_where_they_are_defined(fields, message):
+  with pytest.raises(ValueError) as err:
+    model.preset("td", **fields)
+  assert message in str(err.value)
+
+
 def test_lstmp_output_depends_only_on_past_frames(small_encoder):
   """Frame t's output is that of frames 0..t alone: changing later frames leaves it as is."""
   _, params = small_encoder

@@ -78,14 +78,35 @@ def test_weight_spec_parses_in_given_order():
   assert mr.parse_weights(" hey:0.25 , ok:1e0", ["ok", "hey"]) == {"hey": 0.25, "ok": 1.0}
 
 
-def test_sources_spec_keeps_tfds_configs_and_versions():
-  spec = "ls: librispeech/lazy_decode:2.1.2,ok:synthetic_voices/td_ok_computer"
-  assert source_specs.parse_sources(spec) == {"ls": "librispeech/lazy_decode:2.1.2",
-                                              "ok": "synthetic_voices/td_ok_computer"}
+def test_weights_as_a_mapping_are_checked_alike():
+  assert mr.parse_weights({"hey": 0.25, "ok": 1}, ["ok", "hey"]) == {"hey": 0.25, "ok": 1.0}
+  with pytest.raises(ValueError, match="weight '0.0' of 'ok' must be a finite number > 0"):
+    mr.parse_weights({"ok": 0.0}, ["ok", "hey"])
+
+
+def test_sources_section_fills_defaults_and_names_bad_entries():
+  data = {"sources": {"ls": {"corpus": "librispeech/lazy_decode:2.1.2"},
+                      "ok": {"corpus": "synthetic_voices/td_ok_computer", "weight": 0.5}}}
+  assert source_specs.sources(data) == {
+      "ls": source_specs.Source("librispeech/lazy_decode:2.1.2", 1.0),
+      "ok": source_specs.Source("synthetic_voices/td_ok_computer", 0.5)}
+  with pytest.raises(ValueError, match=r"config.data.sources.ok.weight=-1: expected a finite "
+                                       r"number > 0"):
+    source_specs.sources({"sources": {"ok": {"corpus": "a", "weight": -1}}})
+
+
+def test_sources_of_a_config_written_before_they_were_a_section():
+  """config.json of older runs: "name:corpus,..." and data.weights (evaluate reads them)."""
+  data = {"sources": "ls: librispeech/lazy_decode:2.1.2,ok:synthetic_voices/td_ok_computer",
+          "weights": "ls:1.0,ok:0.5"}
+  assert source_specs.sources(data) == {
+      "ls": source_specs.Source("librispeech/lazy_decode:2.1.2", 1.0),
+      "ok": source_specs.Source("synthetic_voices/td_ok_computer", 0.5)}
+  assert source_specs.sources({"sources": "ok:a", "weights": ""})["ok"].weight == 1.0
   with pytest.raises(ValueError, match="config.data.sources 'ok:a,ok:b': source 'ok' is given"):
-    source_specs.parse_sources("ok:a,ok:b")
+    source_specs.sources({"sources": "ok:a,ok:b"})
   with pytest.raises(ValueError, match="item 'ok' is not 'name:tfds_name'"):
-    source_specs.parse_sources("ok")
+    source_specs.sources({"sources": "ok"})
 
 
 def test_stacked_blocks_have_shapes_weights_and_only_their_sources_audio(shards, raws):

@@ -253,7 +253,7 @@ def test_config_switch_selects_the_cache_in_the_trainer(cache_dir, synthetic_td)
   from experiments import training_loop  # pylint: disable=g-import-not-at-top
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
-  config.data.sources = f"ok:{synthetic_td.name}"
+  config.data.sources.ok.corpus = synthetic_td.name
   config.data.data_dir = synthetic_td.data_dir
   config.data.n_speakers, config.data.n_utterances = N, M
   assert config.data.storage == "memory"

@@ -23,7 +23,7 @@ STEPS = 12
 def overrides(corpus, **extra):
   """--config.* flags: a tiny model and batch over the session's synthetic td corpus."""
   values = {
-      "data.sources": f"ok:{corpus.name}", "data.data_dir": corpus.data_dir,
+      "data.sources.ok.corpus": corpus.name, "data.data_dir": corpus.data_dir,
       "data.n_speakers": 4, "data.n_utterances": 4,
       "model.cells": 16, "model.projection": 8,
       "train.num_steps": STEPS, "train.log_every": 2, "train.checkpoint_every": 2,

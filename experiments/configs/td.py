@@ -2,8 +2,8 @@
 
 Trained with augmentation (noise at 0-20 dB, reverberation, babble, telephone channel, gain)
 and scored at every evaluation on voices of language families never in train, clean and in
-noise (without augmentation the demo model's noisy unseen-family EER was twice as high:
-RESULTS.md §0, which also has each kind's share), and on real human speakers.
+noise, and on real human speakers (what augmentation and each of its kinds changed:
+RESULTS.md §0).
 """
 
 from experiments.configs import default

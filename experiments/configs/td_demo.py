@@ -1,9 +1,8 @@
 """`make demo`: the td model on the embedded synthetic corpus, a few minutes on 2 CPU cores.
 
 td.py's model, augmentation and held-out conditions; 16 x 6 batches, 600 steps, and Adam
-(lr 1e-3, 50 warm-up steps, cosine decay to 5 % at step 600) instead of td.py's paper SGD:
-over two seeds it ended at 1.9-3.1 % EER on noisy voices of unseen language families where
-SGD ended at 4.1-4.3 % (RESULTS.md §0, "Optimiser").
+(lr 1e-3, 50 warm-up steps, cosine decay to 5 % at step 600) instead of td.py's paper SGD,
+which it beat on noisy voices of unseen language families (RESULTS.md §0, "Optimiser").
 """
 
 from experiments.configs import td

@@ -5,9 +5,8 @@ The encoder fields (architecture, frontend, volume, partial windows) are the imp
 model's (``model.RESEMBLYZER``) and evaluation uses its 160-frame windows: the trainer
 checks both against the source's config.json (``experiments/finetune.py``). Adam at a tenth
 of td_demo's learning rate, so the first steps do not undo what the source learnt, and a
-third of td_demo's 600 steps (warm-up and cosine decay over them): trained on to 600 steps,
-the fine-tune over-fitted the 120 training voices after about 200 (RESULTS.md,
-"Pretrained encoders").
+third of td_demo's 600 steps (warm-up and cosine decay over them): trained longer, the
+fine-tune over-fitted the 120 training voices (RESULTS.md, "Pretrained encoders").
 """
 
 from experiments.configs import td_demo

@@ -15,6 +15,7 @@ reverberant).
       --workdir=runs/ti_cpu_real
 """
 
+from data_pipelines import source_specs
 from experiments.configs import ti_cpu
 
 RECORDED_WEIGHT = 1.0  # MultiReader weight of recorded_voices beside synthetic_voices/ti's 1.0
@@ -22,8 +23,8 @@ RECORDED_WEIGHT = 1.0  # MultiReader weight of recorded_voices beside synthetic_
 
 def get_config():
   c = ti_cpu.get_config()
-  c.data.sources = "ti:synthetic_voices/ti,real:recorded_voices"
-  c.data.weights = f"ti:1.0,real:{RECORDED_WEIGHT}"
+  c.data.sources = {"ti": source_specs.source("synthetic_voices/ti", 1.0),
+                    "real": source_specs.source("recorded_voices", RECORDED_WEIGHT)}
   c.data.mode = "stacked"
   c.data.n_speakers = 8
   return c
