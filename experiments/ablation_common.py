@@ -169,7 +169,7 @@ def steps_table(histories: dict[str, list[dict]]) -> str:
 
 def plot(histories: dict[str, list[dict]], path: str, title: str):
   """Two panels: EER against steps and against training seconds."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top  # optional: the plots extra
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

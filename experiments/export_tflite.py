@@ -45,7 +45,7 @@ def input_samples(samples: int, window_frames: int) -> int:
 def convert(config: model.EncoderConfig, encoder_params, *, window_frames: int,
             samples: int = 0, batch: int = 1) -> bytes:
   """The TFLite flatbuffer of waveform (batch, samples) -> (batch, D) d-vectors."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # optional: the export extra
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
   if batch < 1:
@@ -91,6 +91,7 @@ def add_to_export(directory: str, config: model.EncoderConfig, encoder_params,
 
 def load(path: str, num_threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
   """``fn(waveform (batch, samples) float32) -> (batch, D)`` running a .tflite with LiteRT."""
+  # optional: the tflite extra
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
 
   runner = litert.Interpreter(model_path=path, num_threads=num_threads)

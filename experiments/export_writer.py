@@ -39,7 +39,7 @@ def export_jax(embedder: inference.Embedder, platforms) -> jax.export.Exported:
 def write_saved_model(directory: str, embedder: inference.Embedder, platforms):
   """SavedModel whose ``serving_default`` maps ``waveform`` to ``d_vectors``."""
   # TensorFlow only here: --help and the other artifacts do not pay for importing it.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # optional: the export extra
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
   to_tf = jax2tf.convert(functools.partial(inference.embed_waveforms, embedder.config,
