@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
 .PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained onnx \
-  recorded-voices
+  recorded-voices coverage
 
 setup: $(VENV)/.installed
 
@@ -92,3 +92,9 @@ recorded-voices: setup third_party/recorded_voices/packages.txt
 third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh | $(VENV)/.installed
 	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
 	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
+
+# The whole suite with line coverage of the library, the experiments and the data pipelines
+# (code run in the tests' subprocesses is not counted).
+coverage: setup
+	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra --cov=ge2e_jax --cov=experiments \
+	  --cov=data_pipelines --cov-report=term

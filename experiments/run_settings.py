@@ -58,7 +58,7 @@ class EvalOptions:
       "", settings.text("'[?][tfds_name:]split[+channel]' items, comma-separated, or ''"),
       "more held-out conditions scored beside eval.split: '[?][tfds_name:]split[+channel]', "
       "comma-separated; the split is the evaluation corpus's unless another prepared corpus "
-      "is named; a channel is an augment.apply_condition spec, e.g. "
+      "is named; a channel is an experiments.conditions.apply_condition spec, e.g. "
       "'test_unseen_lang,test+noise_snr5..15,test+reverb'; '?' = scored only where that "
       "corpus is prepared")
   every: int = settings.setting(1000, settings.integer(0, note="steps; 0 = no evaluation"),

@@ -21,6 +21,11 @@ utterances of 0.9-1.4 s each. fake_librispeech_other: the same ids, other noise.
 speaker_tree: a LibriSpeech-style folder tree of real wav/flac files (see
 `SpeakerTree`), with 44.1 kHz stereo files, a tone with known silence padding
 and bad files, for the speaker_folders builder.
+
+The session shares one JAX compilation cache (a fresh temporary folder, so every session
+starts cold): the training, export and CLI subprocesses the tests start inherit it through
+JAX_COMPILATION_CACHE_DIR, and an encoder or train step compiled once is read back by every
+later process and module that compiles the same program.
 """
 
 from __future__ import annotations
@@ -28,10 +33,29 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def pytest_configure(config):
+  """Sets the session's compilation cache before any test module imports jax."""
+  if CACHE_ENV not in os.environ:
+    config.ge2e_jax_cache = tempfile.mkdtemp(prefix="ge2e_jax_compilation_cache_")
+    os.environ[CACHE_ENV] = config.ge2e_jax_cache
+
+
+def pytest_unconfigure(config):
+  cache = getattr(config, "ge2e_jax_cache", None)
+  if cache:
+    del os.environ[CACHE_ENV]
+    shutil.rmtree(cache, ignore_errors=True)
+
 
 TD_SPEAKERS = dict(num_train_speakers=10, num_test_speakers=4, num_unseen_lang_speakers=4,
                    utterances_per_speaker=8)

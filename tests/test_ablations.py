@@ -30,11 +30,22 @@ def tiny_flags(data_dir):
       f"--steps={STEPS}", f"--eval_every={EVAL_EVERY}"]
 
 
-def run_script(module, *args):
-  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return proc.stdout
+def start_script(logs, module, *args):
+  """Runs ``module`` in the background, its stdout and stderr into files under ``logs``."""
+  out, err = (open(logs / f"{module}.{kind}", "w+") for kind in ("stdout", "stderr"))
+  proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=out,
+                          stderr=err, env=dict(os.environ, PYTHONPATH=ROOT))
+  return proc, out, err
+
+
+def finish(run):
+  """The script's stdout, once it has ended well."""
+  proc, out, err = run
+  proc.wait(timeout=300)
+  out.seek(0)
+  err.seek(0)
+  assert proc.returncode == 0, err.read()[-3000:]
+  return out.read()
 
 
 def build(data_dir, config):
@@ -59,6 +70,41 @@ def few_speaker_corpora(synthetic_td, synthetic_td_hey):
   return build(data_dir, target), build(data_dir, pooled)
 
 
+LOSSES = ["ge2e_contrast", "softmax"]  # a GE2E loss and the one with a speaker head
+MULTIREADER_ARMS = ["pooled", "multireader"]  # target_only trains like pooled: one source
+
+
+@pytest.fixture(scope="module")
+def ablations(synthetic_td, few_speaker_corpora, tmp_path_factory):
+  """The three ablation scripts, started side by side: {name: (workdir, process)}."""
+  target, pooled = few_speaker_corpora
+  tiny = tiny_flags(synthetic_td.data_dir)
+  workdirs = {name: tmp_path_factory.mktemp(name) for name in ("loss", "multireader", "augment")}
+  logs = tmp_path_factory.mktemp("logs")
+  runs = {
+      "loss": start_script(
+          logs, "experiments.ablate_loss", f"--workdir={workdirs['loss']}",
+          f"--losses={','.join(LOSSES)}", f"--config.data.sources.ok.corpus={synthetic_td.name}",
+          *tiny),
+      "multireader": start_script(
+          logs, "experiments.ablate_multireader", f"--workdir={workdirs['multireader']}",
+          f"--arms={','.join(MULTIREADER_ARMS)}", f"--target={target}",
+          f"--aux={synthetic_td.name}", f"--pooled={pooled}", *tiny),
+      "augment": start_script(
+          logs, "experiments.ablate_augment", f"--workdir={workdirs['augment']}",
+          "--speakers=procedural", "--arms=all,no_noise",
+          "--conditions=test_unseen_lang+noise_snr5",
+          f"--config.data.sources.ok.corpus={synthetic_td.name}", "--config.augment.noise.prob=0.5",
+          *[f for f in tiny if "augment.noise.prob" not in f])}
+  yield {name: (workdirs[name], run) for name, run in runs.items()}
+  for proc, out, err in runs.values():
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+    out.close()
+    err.close()
+
+
 def check_outputs(root, stem, arms):
   """The .md tables, .png plot and .json histories exist, name every arm and agree."""
   with open(os.path.join(root, f"{stem}.json")) as f:
@@ -81,37 +127,30 @@ def check_outputs(root, stem, arms):
 
 
 @pytest.mark.slow
-def test_ablate_loss_writes_tables_plot_json_and_reuses_runs(synthetic_td, tmp_path):
-  losses = ["ge2e_contrast", "softmax"]  # a GE2E loss and the one with a speaker head
-  args = [f"--workdir={tmp_path}", f"--losses={','.join(losses)}",
-          f"--config.data.sources.ok.corpus={synthetic_td.name}",
-          *tiny_flags(synthetic_td.data_dir)]
-  stdout = run_script("experiments.ablate_loss", *args)
-  record = check_outputs(tmp_path, "loss_ablation", losses)
+def test_ablate_loss_writes_tables_plot_json_and_reuses_runs(ablations):
+  workdir, proc = ablations["loss"]
+  stdout = finish(proc)
+  record = check_outputs(workdir, "loss_ablation", LOSSES)
   assert "| ge2e_contrast |" in stdout
-  assert [checkpoint.read_config(tmp_path / loss)["loss"]["name"] for loss in losses] == losses
+  assert [checkpoint.read_config(workdir / loss)["loss"]["name"] for loss in LOSSES] == LOSSES
 
   # Rerun: the finished arm is reused as is; another config in its workdir is refused.
-  config = ml_collections.ConfigDict(checkpoint.read_config(tmp_path / "softmax"))
-  assert ablation_common.run_arm(config, tmp_path / "softmax") == record["histories"]["softmax"]
+  config = ml_collections.ConfigDict(checkpoint.read_config(workdir / "softmax"))
+  assert ablation_common.run_arm(config, workdir / "softmax") == record["histories"]["softmax"]
   config.seed = 1
   with pytest.raises(ValueError, match=r"another config.*seed"):
-    ablation_common.run_arm(config, tmp_path / "softmax")
+    ablation_common.run_arm(config, workdir / "softmax")
 
 
 @pytest.mark.slow
-def test_ablate_multireader_writes_tables_plot_json(few_speaker_corpora, synthetic_td,
-                                                    tmp_path):
-  target, pooled = few_speaker_corpora
-  arms = ["pooled", "multireader"]  # target_only trains like pooled: one plain source
-  stdout = run_script("experiments.ablate_multireader", f"--workdir={tmp_path}",
-                      f"--arms={','.join(arms)}", f"--target={target}",
-                      f"--aux={synthetic_td.name}", f"--pooled={pooled}",
-                      *tiny_flags(synthetic_td.data_dir))
-  record = check_outputs(tmp_path, "multireader_ablation", arms)
+def test_ablate_multireader_writes_tables_plot_json(ablations, few_speaker_corpora,
+                                                    synthetic_td):
+  workdir, proc = ablations["multireader"]
+  stdout = finish(proc)
+  record = check_outputs(workdir, "multireader_ablation", MULTIREADER_ARMS)
   assert record["corpora"]["target_train_speakers"] == TARGET_SPEAKERS
   assert record["arm_sources"]["multireader"]["sources"] == {
-      "target": {"corpus": target, "weight": 1.0},
+      "target": {"corpus": few_speaker_corpora[0], "weight": 1.0},
       "aux": {"corpus": synthetic_td.name, "weight": 0.5}}
   assert "| multireader |" in stdout
 
@@ -161,13 +200,9 @@ def test_check_pooled_corpora_accepts_these_and_refuses_a_leaky_source(few_speak
 
 
 @pytest.mark.slow
-def test_ablate_augment_switches_kinds_off_and_scores_the_named_corpus(synthetic_td, tmp_path):
-  flags_ = [f for f in tiny_flags(synthetic_td.data_dir) if "augment.noise.prob" not in f]
-  stdout = run_script("experiments.ablate_augment", f"--workdir={tmp_path}",
-                      "--speakers=procedural", "--arms=all,no_noise",
-                      "--conditions=test_unseen_lang+noise_snr5",
-                      f"--config.data.sources.ok.corpus={synthetic_td.name}",
-                      "--config.augment.noise.prob=0.5", *flags_)
+def test_ablate_augment_switches_kinds_off_and_scores_the_named_corpus(synthetic_td, ablations):
+  tmp_path, proc = ablations["augment"]
+  stdout = finish(proc)
   record = check_outputs(tmp_path, "augment_ablation", ["procedural-all", "procedural-no_noise"])
   condition = f"{synthetic_td.name}:test_unseen_lang+noise_snr5"
   for history in record["histories"].values():

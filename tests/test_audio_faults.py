@@ -90,6 +90,7 @@ def test_corpus_is_large_and_mixed(corpus):
   assert sum(e.api == audio_corpus.GOOD for e in everything) >= 40
 
 
+@pytest.mark.slow
 def test_embed_cli_over_the_corpus(corpus, export_dir, embedder, tmp_path):
   """One run, --skip_unreadable: good files embedded, every bad path named with a reason."""
   out = tmp_path / "new" / "folder" / "d.npz"
@@ -205,6 +206,7 @@ def _embed(*args):
                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_embed_refuses_bad_outputs_and_unlistable_folders_before_any_work(corpus, export_dir,
                                                                          tmp_path):
   good = next(e.path for e in corpus.entries if e.path.endswith("enc_pcm_16.wav"))

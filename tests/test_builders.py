@@ -347,14 +347,16 @@ def test_failing_folder_builds_end_in_one_line(speaker_tree, tmp_path):
       json.dumps({"name": "t4", "root": str(speaker_tree.root), "test_percent": 100.0}):
           "falls in split 'train'",
   }
+  procs = {config: subprocess.Popen(  # side by side: each pays for a TensorFlow start
+      [sys.executable, "-m", "data_pipelines.builders.tfds_build", script, f"--config={config}",
+       f"--data_dir={tmp_path / 'data'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for config in cases}
   for config, needle in cases.items():
-    proc = subprocess.run([sys.executable, "-m", "data_pipelines.builders.tfds_build", script,
-                           f"--config={config}", f"--data_dir={tmp_path / 'data'}"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
+    _, stderr = procs[config].communicate(timeout=300)
+    assert procs[config].returncode == 1, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith("tfds_build: ") and needle in last, last
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in stderr
 
 
 # --- adapters of TFDS's own librispeech and voxceleb ------------------------------------

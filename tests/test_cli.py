@@ -6,60 +6,25 @@ tool's module is not ``__main__``); one process per script runs its cases one af
 other, and the scripts' processes run side by side: each pays for a python start.
 """
 
-import configparser
-import json
 import os
 import re
-import subprocess
-import sys
+
+import pytest
+
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# pip's console-script wrapper (sys.argv[0] = the script; sys.exit(run())), once per case.
-DRIVER = """
-import contextlib, io, json, sys
-from absl import flags
-from {module} import {function} as run
-results = []
-for args in json.loads(sys.argv[1]):
-  flags.FLAGS.unparse_flags()  # each case starts from the defaults
-  sys.argv = [{script!r}] + args
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = run()
-    except SystemExit as exit_:
-      code = exit_.code
-  results.append((code, out.getvalue(), err.getvalue()))
-print(json.dumps(results))
-"""
-
-
-def console_scripts() -> dict:
-  """{script: (checkout module, function)} from setup.cfg's console_scripts."""
-  cfg = configparser.ConfigParser()
-  cfg.read(os.path.join(REPO, "setup.cfg"))
-  scripts = {}
-  for line in cfg["options.entry_points"]["console_scripts"].strip().splitlines():
-    script, target = (part.strip() for part in line.split("="))
-    module, function = target.split(":")
-    scripts[script] = (module.replace("ge2e_jax_experiments", "experiments"), function)
-  return scripts
 
 
 def run_all(cases: dict) -> dict:
   """{case: (exit status, stdout, stderr)}; cases are (script, args)."""
   procs = {}
-  for script, (module, function) in console_scripts().items():
+  for script in cli_cases.console_scripts():
     mine = {case: args for case, (s, args) in cases.items() if s == script}
-    code = DRIVER.format(script=script, module=module, function=function)
-    procs[script] = mine, subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(list(mine.values()))], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=REPO))
+    procs[script] = mine, cli_cases.start(script, list(mine.values()))
   results = {}
   for script, (mine, proc) in procs.items():
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, (script, stderr[-3000:])
-    results.update(zip(mine, json.loads(stdout.splitlines()[-1])))
+    results.update(zip(mine, cli_cases.finish(proc)[0]))
   return results
 
 
@@ -70,8 +35,9 @@ def flags_defined_in(module: str) -> set:
   return set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source))
 
 
+@pytest.mark.slow
 def test_help_and_misuse_of_every_console_script():
-  scripts = console_scripts()
+  scripts = cli_cases.console_scripts()
   assert {"ge2e-train", "ge2e-evaluate", "ge2e-embed", "ge2e-verify", "ge2e-export"} <= set(
       scripts)
   cases = {}

@@ -5,8 +5,6 @@ frame, and segments scored against the known turns of a conversation.
 """
 
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -15,16 +13,10 @@ import soundfile as sf
 
 from ge2e_jax import audio, checkpoint, der, diarization, inference, model, optim, train_step
 from ge2e_jax.diarization import Segment
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
 FRAME = 160
-
-
-def run_diarize(*args):
-  return subprocess.run([sys.executable, "-m", "experiments.diarize", *map(os.fspath, args)],
-                        cwd=REPO, capture_output=True, text=True, timeout=180,
-                        env=dict(os.environ, PYTHONPATH=REPO))
 
 
 def test_frame_labels_take_the_nearest_window_centre():
@@ -157,25 +149,27 @@ def test_diarize_api_on_real_speech(workdir, conversation):
 def test_cli_writes_rttm_and_refuses_bad_input(workdir, conversation, tmp_path):
   path, turns = conversation
   out = tmp_path / "out" / "dia.rttm"
-  done = run_diarize(f"--model={workdir}", "--num_speakers=2", f"--output={out}", path)
-  assert done.returncode == 0, done.stderr
+  before = path.read_bytes()
+  refused = [([f"--model={workdir}", f"--output={path}", path], "is also an input"),
+             ([f"--model={tmp_path / 'none'}", path], "none"),
+             ([f"--model={workdir}", "--num_speakers=0", path], "--num_speakers"),
+             ([f"--model={workdir}", f"--output={out}", path, tmp_path / "missing.wav"],
+              "missing.wav")]
+  # One process: the run that writes the RTTM, then the refused ones.
+  (done, *results), _ = cli_cases.run("ge2e-diarize", [
+      [f"--model={workdir}", "--num_speakers=2", f"--output={out}", path],
+      *[args for args, _ in refused]])
+  code, _, stderr = done
+  assert code == 0, stderr
   lines = out.read_text().splitlines()
   segments = der.read_rttm(lines)["two_voices"]
   assert len(segments) == len(lines) >= 2 and {s.speaker for s in segments} == {"spk0", "spk1"}
   assert segments[0].start >= 0.2 and segments[-1].end <= turns[-1].end + 0.4
-  assert "2 speaker(s)" in done.stderr
+  assert "2 speaker(s)" in stderr
 
-  before = path.read_bytes()
-  cases = [([f"--model={workdir}", f"--output={path}", path], "is also an input"),
-           ([f"--model={tmp_path / 'none'}", path], "none"),
-           ([f"--model={workdir}", "--num_speakers=0", path], "--num_speakers"),
-           ([f"--model={workdir}", f"--output={out}", path, tmp_path / "missing.wav"],
-            "missing.wav")]
-  for args, needle in cases:
-    done = run_diarize(*args)
-    assert done.returncode != 0
-    last = done.stderr.strip().splitlines()[-1]  # absl's INFO log lines come before it
-    assert "Traceback" not in done.stderr and last.startswith("diarize: ") and needle in last, (
-        done.stderr)
+  for (code, _, stderr), (_, needle) in zip(results, refused):
+    assert code != 0
+    last = stderr.strip().splitlines()[-1]  # absl's INFO log lines come before it
+    assert "Traceback" not in stderr and last.startswith("diarize: ") and needle in last, stderr
   assert path.read_bytes() == before  # the input was not overwritten
   assert out.read_text().splitlines() == lines  # the earlier output was not replaced

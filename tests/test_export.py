@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from ge2e_jax import audio, checkpoint, export_io, inference, model, model_card, optim, train_step
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -149,6 +150,7 @@ def test_jax_export_artifact_matches_inference(export_dir, waveforms, expected):
                              atol=PARITY)  # another batch size, same artifact
 
 
+@pytest.mark.slow
 def test_saved_model_in_plain_tensorflow_matches_inference(export_dir, waveforms, expected,
                                                            tmp_path):
   np.savez(tmp_path / "in.npz", **waveforms)
@@ -165,14 +167,28 @@ def test_saved_model_in_plain_tensorflow_matches_inference(export_dir, waveforms
       np.testing.assert_allclose(got[name], expected[name], atol=PARITY, err_msg=name)
 
 
-def test_export_refuses_to_overwrite_and_names_a_bad_workdir(export_dir, tmp_path):
-  again = run_export(f"--workdir={export_dir.parent}")
-  assert again.returncode == 1
-  assert f"{export_dir} exists; pass --overwrite" in again.stderr
-  missing = run_export(f"--workdir={tmp_path / 'nowhere'}")
-  assert missing.returncode == 1
-  assert f"{tmp_path / 'nowhere'} is not a directory; expected a training workdir" in missing.stderr
-  assert "Traceback" not in again.stderr + missing.stderr
+@pytest.fixture(scope="module")
+def refusals(workdir, export_dir, tmp_path_factory):
+  """The export CLI's refusals and --help, one process: {case: (status, stdout, stderr)};
+  "kept": the training run's checkpoints and config.json before them."""
+  nowhere = tmp_path_factory.mktemp("missing") / "nowhere"
+  kept = sorted(os.listdir(workdir / "checkpoints")), (workdir / "config.json").read_bytes()
+  cases = {"again": [f"--workdir={export_dir.parent}"], "missing": [f"--workdir={nowhere}"],
+           "into_the_run": [f"--workdir={workdir}", f"--output={workdir}", "--overwrite"],
+           "help": ["--help"]}
+  results, _ = cli_cases.run("ge2e-export", list(cases.values()))
+  return dict(zip(cases, results), nowhere=nowhere, kept=kept)
+
+
+@pytest.mark.slow
+def test_export_refuses_to_overwrite_and_names_a_bad_workdir(export_dir, refusals):
+  (again, _, again_err), (missing, _, missing_err) = refusals["again"], refusals["missing"]
+  assert again == 1
+  assert f"{export_dir} exists; pass --overwrite" in again_err
+  assert missing == 1
+  assert (f"{refusals['nowhere']} is not a directory; expected a training workdir"
+          in missing_err)
+  assert "Traceback" not in again_err + missing_err
 
 
 def test_export_files_have_the_permissions_the_umask_gives(export_dir):
@@ -188,18 +204,19 @@ def test_export_files_have_the_permissions_the_umask_gives(export_dir):
   assert not wrong and len(modes) > 10, wrong
 
 
-def test_export_never_replaces_or_enters_the_training_run(workdir):
-  kept = sorted(os.listdir(workdir / "checkpoints")), (workdir / "config.json").read_bytes()
-  result = run_export(f"--workdir={workdir}", f"--output={workdir}", "--overwrite")
-  assert result.returncode == 1
+@pytest.mark.slow
+def test_export_never_replaces_or_enters_the_training_run(workdir, refusals):
+  code, _, stderr = refusals["into_the_run"]
+  assert code == 1
   assert (f"--output={workdir} is, holds or lies inside {workdir / 'checkpoints'}, part of "
-          f"the model {workdir}") in result.stderr
-  assert "Traceback" not in result.stderr
+          f"the model {workdir}") in stderr
+  assert "Traceback" not in stderr
   assert (sorted(os.listdir(workdir / "checkpoints")),
-          (workdir / "config.json").read_bytes()) == kept
+          (workdir / "config.json").read_bytes()) == refusals["kept"]
 
 
-def test_export_cli_help():
-  result = run_export("--help")
-  assert "Export a trained speaker encoder" in result.stdout
-  assert "--workdir" in result.stdout and "--platforms" in result.stdout
+@pytest.mark.slow
+def test_export_cli_help(refusals):
+  _, stdout, _ = refusals["help"]
+  assert "Export a trained speaker encoder" in stdout
+  assert "--workdir" in stdout and "--platforms" in stdout

@@ -166,6 +166,7 @@ def run_cli(module, *args):
                         capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, damage", [
     ("embed", "flip_bytes"), ("verify", "truncate"), ("diarize", "edit_config"),
     ("evaluate", "replace_ocdbt_manifest")])

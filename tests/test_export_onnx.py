@@ -170,6 +170,7 @@ def test_docs_verify_snippet_runs_without_jax_or_tensorflow(onnx_export, speech,
   assert "threshold 0.6000" in result.stdout
 
 
+@pytest.mark.slow
 def test_export_without_the_onnx_packages_says_what_to_install(tmp_path):
   """Checked before any artifact is written: one line, nothing left behind."""
   out = tmp_path / "export"

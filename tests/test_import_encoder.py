@@ -10,6 +10,7 @@ import pytest
 
 from ge2e_jax import export_io, inference, model, model_card, pretrained
 from tests import torch_fixtures
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,9 +53,12 @@ def run_import(*args):
 @pytest.mark.slow
 def test_cli_writes_an_export_that_embeds_like_the_params(tiny, tmp_path):
   output = tmp_path / "rtvc_export"
-  result = run_import("--format=rtvc", f"--checkpoint={torch_fixtures.RTVC_TINY}",
-                      f"--output={output}", "--platforms=cpu")
-  assert result.returncode == 0, result.stderr[-2000:]
+  # The import, then the same import again (it needs --overwrite): one process.
+  args = ["--format=rtvc", f"--checkpoint={torch_fixtures.RTVC_TINY}", f"--output={output}",
+          "--platforms=cpu"]
+  (code, _, stderr), (again_code, _, again_stderr) = cli_cases.run(
+      "experiments.import_encoder:run", [args, args])[0]
+  assert code == 0, stderr[-2000:]
   config, params = tiny
   assert export_io.verify_checksums(output)  # import_encoder lists its files too
   embedder = inference.load(output)
@@ -69,12 +73,11 @@ def test_cli_writes_an_export_that_embeds_like_the_params(tiny, tmp_path):
   np.testing.assert_allclose(export_io.load_jax_export(output)(wav[None])[0],
                              want.embed_prepared([wav])[0], atol=1e-5)
   # A second import into the same place needs --overwrite; the first export stays.
-  again = run_import("--format=rtvc", f"--checkpoint={torch_fixtures.RTVC_TINY}",
-                     f"--output={output}", "--platforms=cpu")
-  assert again.returncode == 1 and "--overwrite" in again.stderr.strip().splitlines()[-1]
+  assert again_code == 1 and "--overwrite" in again_stderr.strip().splitlines()[-1]
   assert export_io.is_export_dir(output)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_malicious_checkpoint_in_one_line(tmp_path):
   marker, bad = tmp_path / "pwned", tmp_path / "bad.pt"
   bad.write_bytes(b"\x80\x02cposix\nsystem\nq\x00X\x0c\x00\x00\x00touch pwnedq\x01\x85q\x02Rq\x03.")

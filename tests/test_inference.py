@@ -7,7 +7,6 @@ at a time; averaging and normalisation are float64 NumPy.
 
 import os
 import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -15,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from ge2e_jax import audio, checkpoint, features, inference, model, optim, train_step
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
 WINDOW = 400 + 159 * 160  # samples of 160 frames
 NO_TRIM = inference.TrimOptions(enabled=False)
@@ -216,11 +215,6 @@ def test_load_names_the_path_and_what_it_expected(tmp_path):
     inference.load(tmp_path)
 
 
-def run_embed(*args):
-  return subprocess.run([sys.executable, "-m", "experiments.embed", *map(os.fspath, args)],
-                        cwd=REPO, capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def audio_folder(tmp_path_factory, speech):
   """folder/{a.wav, sub/b.flac, sub/c.ogg, sub/notes.txt} and a broken file beside it."""
@@ -235,12 +229,31 @@ def audio_folder(tmp_path_factory, speech):
   return root
 
 
-def test_embed_cli_writes_unit_rows_for_every_file(workdir, audio_folder, tmp_path):
-  out = tmp_path / "d.npz"
-  extra = audio_folder / "folder" / "a.wav"
-  result = run_embed(f"--model={workdir}", f"--output={out}", audio_folder / "folder", extra)
-  assert result.returncode == 0, result.stderr
-  with np.load(out) as npz:
+@pytest.fixture(scope="module")
+def embed_runs(workdir, audio_folder, tmp_path_factory):
+  """The embed CLI's cases, one process: {case: (output folder, (status, stdout, stderr))}.
+  "writes": a folder and a file; "bad_file": a truncated file over an earlier output;
+  "skip": --skip_unreadable; "help"."""
+  out = {case: tmp_path_factory.mktemp(case) for case in ("writes", "bad_file", "skip")}
+  np.savez(out["bad_file"] / "d.npz", embeddings=np.zeros((1, 2)))  # an earlier run's output
+  cases = {
+      "writes": [f"--model={workdir}", f"--output={out['writes'] / 'd.npz'}",
+                 audio_folder / "folder", audio_folder / "folder" / "a.wav"],
+      "bad_file": [f"--model={workdir}", f"--output={out['bad_file'] / 'd.npz'}",
+                   audio_folder / "folder", audio_folder / "broken.wav"],
+      "skip": [f"--model={workdir}", f"--output={out['skip'] / 'd.npz'}", "--skip_unreadable",
+               audio_folder / "broken.wav", audio_folder / "folder" / "sub"],
+      "help": ["--help"]}
+  previous = (out["bad_file"] / "d.npz").read_bytes()
+  results, _ = cli_cases.run("ge2e-embed", list(cases.values()))
+  return {case: (out.get(case), result) for case, result in zip(cases, results)}, previous
+
+
+@pytest.mark.slow
+def test_embed_cli_writes_unit_rows_for_every_file(workdir, audio_folder, embed_runs):
+  folder, (code, _, stderr) = embed_runs[0]["writes"]
+  assert code == 0, stderr
+  with np.load(folder / "d.npz") as npz:
     paths, emb = npz["paths"], npz["embeddings"]
     assert {"paths", "embeddings", "skipped", "skipped_reasons"} <= set(npz.files)
     assert npz["skipped"].shape == (0,)
@@ -251,34 +264,31 @@ def test_embed_cli_writes_unit_rows_for_every_file(workdir, audio_folder, tmp_pa
   np.testing.assert_allclose(emb, inference.load(workdir).embed_files(paths), atol=1e-6)
 
 
-def test_embed_cli_bad_file_fails_cleanly_and_keeps_old_output(workdir, audio_folder, tmp_path):
-  out = tmp_path / "d.npz"
-  np.savez(out, embeddings=np.zeros((1, 2)))  # an earlier run's output: an npz
-  previous = out.read_bytes()
-  result = run_embed(f"--model={workdir}", f"--output={out}", audio_folder / "folder",
-                     audio_folder / "broken.wav")
-  assert result.returncode == 1
-  assert f"cannot embed {audio_folder / 'broken.wav'}: truncated" in result.stderr
-  assert "Traceback" not in result.stderr
-  assert out.read_bytes() == previous
-  assert os.listdir(tmp_path) == ["d.npz"]  # no temporary file left behind
+@pytest.mark.slow
+def test_embed_cli_bad_file_fails_cleanly_and_keeps_old_output(audio_folder, embed_runs):
+  (folder, (code, _, stderr)), previous = embed_runs[0]["bad_file"], embed_runs[1]
+  assert code == 1
+  assert f"cannot embed {audio_folder / 'broken.wav'}: truncated" in stderr
+  assert "Traceback" not in stderr
+  assert (folder / "d.npz").read_bytes() == previous
+  assert os.listdir(folder) == ["d.npz"]  # no temporary file left behind
 
 
-def test_embed_cli_can_skip_and_report_bad_files(workdir, audio_folder, tmp_path):
-  out = tmp_path / "d.npz"
-  result = run_embed(f"--model={workdir}", f"--output={out}", "--skip_unreadable",
-                     audio_folder / "broken.wav", audio_folder / "folder" / "sub")
-  assert result.returncode == 0, result.stderr
-  assert f"{audio_folder / 'broken.wav'}: truncated" in result.stderr
-  with np.load(out) as npz:
+@pytest.mark.slow
+def test_embed_cli_can_skip_and_report_bad_files(audio_folder, embed_runs):
+  folder, (code, _, stderr) = embed_runs[0]["skip"]
+  assert code == 0, stderr
+  assert f"{audio_folder / 'broken.wav'}: truncated" in stderr
+  with np.load(folder / "d.npz") as npz:
     assert [os.path.basename(p) for p in npz["paths"]] == ["b.flac", "c.ogg"]
     assert list(npz["skipped"]) == [os.fspath(audio_folder / "broken.wav")]
     assert "truncated" in npz["skipped_reasons"][0]
     assert npz["embeddings"].shape == (2, CONFIG.projection)
 
 
-def test_embed_cli_help():
-  result = run_embed("--help")
-  assert "Embed audio files into d-vectors" in result.stdout
-  assert "--output" in result.stdout and "--skip_unreadable" in result.stdout
-  assert "Traceback" not in result.stderr
+@pytest.mark.slow
+def test_embed_cli_help(embed_runs):
+  _, (_, stdout, stderr) = embed_runs[0]["help"]
+  assert "Embed audio files into d-vectors" in stdout
+  assert "--output" in stdout and "--skip_unreadable" in stdout
+  assert "Traceback" not in stderr

@@ -71,6 +71,7 @@ def run_cli(module, *args):
                         cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["embed", "diarize"])
 def test_cli_never_replaces_its_input_audio(files, command):
   wav = files / "speakers" / "alice" / "a.wav"
@@ -83,6 +84,7 @@ def test_cli_never_replaces_its_input_audio(files, command):
   assert wav.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_evaluate_never_writes_into_its_speaker_folders(files):
   speakers = files / "speakers"
   result = run_cli("evaluate", f"--model={files / 'run'}", f"--speaker_dir={speakers}",

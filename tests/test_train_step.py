@@ -35,40 +35,26 @@ def relative_error(a, b):
 
 
 @pytest.fixture(scope="module")
-def device_results(tmp_path_factory):
+def devices_worker(tmp_path_factory):
+  """The 8-device worker, started in the background by the first test that asks for it (the
+  2-process test, first in this file), so that it runs beside the tests that follow."""
   out = tmp_path_factory.mktemp("sharded") / "devices.npz"
-  finish(run_worker("devices", out))
+  proc = run_worker("devices", out)
+  yield proc, out
+  if proc.poll() is None:
+    proc.kill()
+    proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def device_results(devices_worker):
+  proc, out = devices_worker
+  finish(proc)
   return dict(np.load(out))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 5e-5)])
-def test_eight_devices_match_one_device(device_results, dtype, tolerance):
-  """Loss, aux and every gradient leaf of the global batch, 1 vs 8 CPU devices.
-
-  float64 shows the sharded computation is the single-device one (differences ~1e-14;
-  a wrong all-gather transpose is off by a factor). float32 differs by rounding only:
-  XLA's CPU kernels round differently for 4-row and 32-row shards (log-mel already
-  differs by 1 ulp), and the LSTM's backward pass amplifies that to ~2e-5 of a leaf's
-  largest entry; the loss itself agrees to ~6e-7.
-  """
-  keys = [k for k in device_results if k.startswith(dtype + "/") and k.split("/")[2] == "1"]
-  cases = {k.split("/")[1] for k in keys}
-  assert len(cases) == (8 if dtype == "float64" else 2)
-  grads = 0
-  for key in keys:
-    parts = key.split("/")
-    parts[2] = "8"
-    one, eight = device_results[key], device_results["/".join(parts)]
-    is_grad = parts[3].startswith("grad")
-    tol = 1e-5 if (dtype == "float32" and not is_grad) else tolerance
-    assert relative_error(one, eight) <= tol, (key, relative_error(one, eight))
-    grads += is_grad
-  assert grads >= len(cases) * 13  # every leaf of every case was compared
-
-
-@pytest.mark.slow
-def test_two_processes_match_one_process(tmp_path):
+def test_two_processes_match_one_process(devices_worker, tmp_path):
   """jax.distributed on 127.0.0.1: 2 processes x 2 CPU devices, each feeding its speakers."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -89,6 +75,8 @@ def test_two_processes_match_one_process(tmp_path):
 # ------------------------------------------------------------------ in-process step checks
 CONFIG = model.EncoderConfig(cells=8, projection=4)
 N, M, FRAMES = 4, 3, 6
+# One optimiser for every step built here: the same program, compiled once per session.
+OPTIMIZER = dict(learning_rate=0.05, decay_every=0)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +92,7 @@ def one_device():
 
 def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
   mesh, batch, params = one_device
-  opt = optim.make_optimizer(learning_rate=0.05, decay_every=0)
+  opt = optim.make_optimizer(**OPTIMIZER)
   step = train_step.make_train_step(CONFIG, opt, mesh)
   loss_and_grad = jax.jit(train_step.make_loss_and_grad(CONFIG, mesh))
   rng = jax.random.key(4)
@@ -120,6 +108,7 @@ def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
     np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ge2e_softmax", "te2e"])
 def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
   """The encoder's backward pass over 3 or 4 chunks of the utterances == over all at once:
@@ -146,7 +135,7 @@ def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
 def test_cpu_step_is_compiled_with_the_memory_optimised_scheduler(one_device):
   """Same step, same results; XLA's default CPU scheduler needs more temp memory for it."""
   mesh, batch, params = one_device
-  opt = optim.make_optimizer()
+  opt = optim.make_optimizer(**OPTIMIZER)
   state = train_step.init_state(params, opt)
   rng = jax.random.key(4)
   compiled = {name: train_step.make_train_step(CONFIG, opt, mesh, compiler_options=options)
@@ -173,6 +162,7 @@ def ref_ge2e_softmax_rows(emb, w):
   return np.array(rows)
 
 
+@pytest.mark.slow
 def test_stacked_loss_is_the_weighted_sum_of_per_source_losses(one_device):
   """MultiReader: sum_k alpha_k L_k, one similarity matrix per source, against float64 loops."""
   mesh = one_device[0]
@@ -196,7 +186,7 @@ def test_stacked_loss_is_the_weighted_sum_of_per_source_losses(one_device):
 
 def test_nonfinite_step_is_skipped_and_counted(one_device):
   mesh, batch, params = one_device
-  opt = optim.make_optimizer(decay_every=0)
+  opt = optim.make_optimizer(**OPTIMIZER)
   step = train_step.make_train_step(CONFIG, opt, mesh)
   bad = dict(batch, audio=batch["audio"].at[0, 0, 5].set(jnp.nan))
   state = train_step.init_state(jax.tree.map(jnp.copy, params), opt)  # the step donates it
@@ -217,3 +207,30 @@ def test_unknown_loss_is_rejected(one_device):
   mesh, _, _ = one_device
   with pytest.raises(ValueError, match="config.loss.name='triplet': expected one of"):
     train_step.make_loss_and_grad(CONFIG, mesh, loss="triplet")
+
+
+# ------------------------------------------------- 8 devices (the background worker)
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 5e-5)])
+def test_eight_devices_match_one_device(device_results, dtype, tolerance):
+  """Loss, aux and every gradient leaf of the global batch, 1 vs 8 CPU devices.
+
+  float64 shows the sharded computation is the single-device one (differences ~1e-14;
+  a wrong all-gather transpose is off by a factor). float32 differs by rounding only:
+  XLA's CPU kernels round differently for 4-row and 32-row shards (log-mel already
+  differs by 1 ulp), and the LSTM's backward pass amplifies that to ~2e-5 of a leaf's
+  largest entry; the loss itself agrees to ~6e-7.
+  """
+  keys = [k for k in device_results if k.startswith(dtype + "/") and k.split("/")[2] == "1"]
+  cases = {k.split("/")[1] for k in keys}
+  assert len(cases) == (8 if dtype == "float64" else 2)
+  grads = 0
+  for key in keys:
+    parts = key.split("/")
+    parts[2] = "8"
+    one, eight = device_results[key], device_results["/".join(parts)]
+    is_grad = parts[3].startswith("grad")
+    tol = 1e-5 if (dtype == "float32" and not is_grad) else tolerance
+    assert relative_error(one, eight) <= tol, (key, relative_error(one, eight))
+    grads += is_grad
+  assert grads >= len(cases) * 13  # every leaf of every case was compared

@@ -1,5 +1,8 @@
 """The training job end to end on a tiny config: kill-and-resume identity (with every kind of
-augmentation on), corrupt-checkpoint fallback, non-finite losses, evaluation and the CLIs."""
+augmentation on), corrupt-checkpoint fallback, non-finite losses, evaluation and the CLIs.
+
+One uninterrupted run is the reference; one other run is interrupted by SIGTERM, SIGKILL
+and a damaged step in turn; the refused restarts run side by side."""
 
 import json
 import os
@@ -18,6 +21,7 @@ from ge2e_jax import augment, checkpoint, model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 12
+NO_EVAL = {"eval.every": 0}  # runs whose checks need no held-out evaluation
 
 
 def overrides(corpus, **extra):
@@ -50,6 +54,17 @@ def run(cmd, timeout=300):
   return proc
 
 
+def run_side_by_side(cmds, timeout=300) -> list:
+  """Runs the commands at once (their starts overlap); [(status, stdout, stderr)] in order."""
+  procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=ROOT)) for cmd in cmds]
+  results = []
+  for proc in procs:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    results.append((proc.returncode, stdout, stderr))
+  return results
+
+
 def final_params(workdir):
   step, params = checkpoint.restore_params(workdir, which="latest")
   assert step == STEPS
@@ -72,33 +87,99 @@ def complete_steps(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, synthetic_td):
+def uninterrupted_started(tmp_path_factory, synthetic_td):
+  """The reference run, started in the background (the interrupted run, first in this file,
+  works beside it): (workdir, process, its stderr file)."""
   workdir = tmp_path_factory.mktemp("uninterrupted")
-  proc = run(train_command(workdir, synthetic_td))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir, proc.stderr
+  log = tmp_path_factory.mktemp("logs") / "uninterrupted.log"
+  with open(log, "w") as stderr:
+    proc = subprocess.Popen(train_command(workdir, synthetic_td), cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+                            stderr=stderr)
+  yield workdir, proc, log
+  if proc.poll() is None:
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_started):
+  """The finished reference run: (workdir, its stderr)."""
+  workdir, proc, log = uninterrupted_started
+  proc.wait(timeout=300)
+  assert proc.returncode == 0, log.read_text()[-3000:]
+  return workdir, log.read_text()
+
+
+def _start_and_signal(cmd, workdir, signals):
+  """Starts ``cmd``, waits for its step-2 checkpoint, sends ``signals`` (0.05 s apart)."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not [s for s in complete_steps(workdir) if s >= 2] and proc.poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  for sig in signals:
+    proc.send_signal(sig)
+    time.sleep(0.05)
+  _, stderr = proc.communicate(timeout=240)
+  return proc.returncode, stderr
+
+
+def _damage(step_dir) -> int:
+  """Truncates every file of a checkpoint step that holds data; how many it truncated."""
+  damaged = 0
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      if os.path.getsize(path) > 64:
+        with open(path, "r+b") as f:
+          f.truncate(16)
+        damaged += 1
+  return damaged
 
 
 @pytest.mark.slow
-def test_sigkill_and_restart_ends_bit_identical(uninterrupted, synthetic_td, tmp_path):
-  workdir = tmp_path / "killed"
+def test_sigterm_sigkill_and_a_corrupt_step_in_one_run_end_bit_identical(
+    uninterrupted_started, synthetic_td, tmp_path, request):
+  """One run interrupted three ways, each restart resuming where the last left off: SIGTERM
+  (saves the current step, exits 0), SIGKILL (no handler: the complete steps stay), then its
+  newest step truncated (set aside, the one before restored). Every restart replays the same
+  batches, so the run ends where the uninterrupted one does."""
+  workdir = tmp_path / "interrupted"
   cmd = train_command(workdir, synthetic_td)
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 240
-  while not [s for s in complete_steps(workdir) if s >= 4] and proc.poll() is None:
-    assert time.time() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  returncode, stderr = _start_and_signal(cmd, workdir, [signal.SIGTERM])
+  assert returncode == 0, stderr[-3000:]
+  stopped = max(complete_steps(workdir))
+  assert stopped < STEPS, stderr[-2000:]  # really stopped early
+  assert (f"train: SIGTERM received: saved step {stopped} in {workdir / 'checkpoints'} and "
+          "stopped") in stderr
+
+  with open(tmp_path / "killed.log", "w") as log:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 240
+    while not [s for s in complete_steps(workdir) if s > stopped] and proc.poll() is None:
+      assert time.time() < deadline, "no checkpoint appeared"
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  assert f"resumed from step {stopped}" in (tmp_path / "killed.log").read_text()
   killed_at = complete_steps(workdir)
-  assert killed_at and max(killed_at) < STEPS, killed_at  # really interrupted mid-run
+  assert len(killed_at) >= 2 and stopped < max(killed_at) < STEPS, killed_at  # mid-run
+
+  newest, before = killed_at[-1], killed_at[-2]
+  assert _damage(workdir / "checkpoints" / str(newest))
   resumed = run(cmd)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f"resumed from step {max(killed_at)}" in resumed.stderr
-  want, got = final_params(uninterrupted[0]), final_params(workdir)
+  assert f"checkpoints/{newest} is unreadable" in resumed.stderr
+  assert f"resumed from step {before}" in resumed.stderr
+  aside = [d for d in os.listdir(os.path.join(workdir, "checkpoints")) if ".corrupt-" in d]
+  assert len(aside) == 1  # kept for inspection, not deleted
   history = [json.loads(line) for line in open(workdir / "eval_history.jsonl")]
-  assert [h["step"] for h in history] == [6, 12]  # no duplicates from the killed run
+  assert [h["step"] for h in history] == [6, 12]  # no duplicates from the interrupted runs
+  reference, _ = request.getfixturevalue("uninterrupted")  # waits for the reference run
+  want, got = final_params(reference), final_params(workdir)
   assert want.keys() == got.keys()
   for key in want:
     np.testing.assert_array_equal(got[key], want[key], err_msg=key)
@@ -130,39 +211,11 @@ def test_run_logs_progress_writes_config_and_keeps_best(uninterrupted):
 
 
 @pytest.mark.slow
-def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(uninterrupted, synthetic_td,
-                                                                 tmp_path):
-  workdir = tmp_path / "corrupt"
-  first = run(train_command(workdir, synthetic_td, **{"train.num_steps": 6}))
-  assert first.returncode == 0, first.stderr[-3000:]
-  assert complete_steps(workdir)[-1] == 6
-  damaged = 0
-  for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "6")):
-    for name in files:
-      path = os.path.join(root, name)
-      if os.path.getsize(path) > 64:
-        with open(path, "r+b") as f:
-          f.truncate(16)
-        damaged += 1
-  assert damaged
-  resumed = run(train_command(workdir, synthetic_td))
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "checkpoints/6 is unreadable" in resumed.stderr
-  assert "resumed from step 4" in resumed.stderr
-  aside = [d for d in os.listdir(os.path.join(workdir, "checkpoints")) if ".corrupt-" in d]
-  assert len(aside) == 1  # kept for inspection, not deleted
-  # Resuming from step 4 replays the same batches: the run ends where an intact one does.
-  want, got = final_params(uninterrupted[0]), final_params(workdir)
-  for key in want:
-    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-
-
-@pytest.mark.slow
 def test_diverging_run_stops_with_a_clear_error_and_saves_only_finite_state(synthetic_td,
                                                                             tmp_path):
   workdir = tmp_path / "diverge"
   proc = run(train_command(workdir, synthetic_td, **{
-      "optimizer.learning_rate": 1e30, "train.max_nonfinite_streak": 3, "eval.every": 0}))
+      "optimizer.learning_rate": 1e30, "train.max_nonfinite_streak": 3, **NO_EVAL}))
   assert proc.returncode != 0
   assert "consecutive steps had a non-finite loss or gradient" in proc.stderr
   assert complete_steps(workdir)  # the steps before the divergence were saved ...
@@ -171,22 +224,36 @@ def test_diverging_run_stops_with_a_clear_error_and_saves_only_finite_state(synt
     assert np.all(np.isfinite(value)), key
 
 
+@pytest.fixture(scope="module")
+def refused_resumes(uninterrupted, synthetic_td, tmp_path_factory):
+  """Copies of the finished run restarted with another config, both at once:
+  {case: (workdir, its config.json or None, its checkpoint steps, (status, stdout, stderr))}.
+  "changed": model, loss and seed changed; "lost": config.json deleted, learning rate changed."""
+  runs, cases = {}, []
+  for case, changes in (("changed", {"model.cells": 32, "loss.name": "softmax", "seed": 1}),
+                        ("lost", {"optimizer.learning_rate": 0.5})):
+    workdir = tmp_path_factory.mktemp(case) / "run"
+    shutil.copytree(uninterrupted[0], workdir)
+    if case == "lost":
+      os.remove(workdir / "config.json")
+    config_json = (workdir / "config.json").read_bytes() if case == "changed" else None
+    runs[case] = workdir, config_json, sorted(os.listdir(workdir / "checkpoints"))
+    cases.append(train_command(workdir, synthetic_td, **changes,
+                               **{"train.num_steps": STEPS + 2}))
+  results = run_side_by_side(cases)
+  return {case: (*runs[case], result) for case, result in zip(runs, results)}
+
+
 @pytest.mark.slow
-def test_changed_config_is_refused_in_one_line_and_the_run_is_untouched(uninterrupted,
-                                                                       synthetic_td, tmp_path):
-  workdir = tmp_path / "run"
-  shutil.copytree(uninterrupted[0], workdir)
-  config_json = (workdir / "config.json").read_bytes()
-  steps = sorted(os.listdir(workdir / "checkpoints"))
-  proc = run(train_command(workdir, synthetic_td, **{
-      "model.cells": 32, "loss.name": "softmax", "seed": 1, "train.num_steps": STEPS + 2}))
-  assert proc.returncode == 1
-  last = proc.stderr.strip().splitlines()[-1]
+def test_changed_config_is_refused_in_one_line_and_the_run_is_untouched(refused_resumes):
+  workdir, config_json, steps, (code, _, stderr) = refused_resumes["changed"]
+  assert code == 1
+  last = stderr.strip().splitlines()[-1]
   assert last.startswith("train: ") and "holds checkpoints of a run with another config" in last
   for change in ("loss.name: 'ge2e_softmax' -> 'softmax'", "model.cells: 16 -> 32",
                  "seed: 0 -> 1"):
     assert change in last, last
-  assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
+  assert "Traceback" not in stderr and "Event loop is closed" not in stderr
   assert (workdir / "config.json").read_bytes() == config_json
   assert sorted(os.listdir(workdir / "checkpoints")) == steps
 
@@ -194,16 +261,17 @@ def test_changed_config_is_refused_in_one_line_and_the_run_is_untouched(uninterr
 def test_train_cli_says_one_line_for_bad_config_input_and_writes_nothing(tmp_path):
   nowhere = types.SimpleNamespace(name="synthetic_voices/none", data_dir=os.fspath(tmp_path))
   workdir = tmp_path / "run"
-  unknown = run(train_command(workdir, nowhere) + ["--config.train.nonexistent=1"], timeout=120)
-  bad = run(train_command(workdir, nowhere, **{
-      "train.num_steps": 0, "train.log_every": 0, "train.checkpoint_every": 0}), timeout=120)
-  assert (unknown.returncode, bad.returncode) == (2, 1)  # a flag error; a config value
-  assert ("--config.train.nonexistent=1: config.train has no field 'nonexistent'"
-          in unknown.stderr)
-  last = bad.stderr.strip().splitlines()[-1]
+  unknown, bad = run_side_by_side([
+      train_command(workdir, nowhere) + ["--config.train.nonexistent=1"],
+      train_command(workdir, nowhere, **{
+          "train.num_steps": 0, "train.log_every": 0, "train.checkpoint_every": 0})],
+      timeout=120)
+  assert (unknown[0], bad[0]) == (2, 1)  # a flag error; a config value
+  assert "--config.train.nonexistent=1: config.train has no field 'nonexistent'" in unknown[2]
+  last = bad[2].strip().splitlines()[-1]
   assert last.startswith("train: config.train.num_steps=0: expected an integer >= 1; "), last
   assert "config.train.log_every=0" in last and "config.train.checkpoint_every=0" in last
-  assert "Traceback" not in unknown.stderr + bad.stderr
+  assert "Traceback" not in unknown[2] + bad[2]
   assert not workdir.exists()
 
 
@@ -225,62 +293,22 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_lost_config_json_does_not_let_another_config_resume(uninterrupted, synthetic_td,
-                                                               tmp_path):
-  workdir = tmp_path / "run"
-  shutil.copytree(uninterrupted[0], workdir)
-  os.remove(workdir / "config.json")
-  steps = sorted(os.listdir(workdir / "checkpoints"))
-  proc = run(train_command(workdir, synthetic_td, **{
-      "optimizer.learning_rate": 0.5, "train.num_steps": STEPS + 2}))
-  assert proc.returncode == 1
-  last = proc.stderr.strip().splitlines()[-1]
+def test_a_lost_config_json_does_not_let_another_config_resume(refused_resumes):
+  workdir, _, steps, (code, _, stderr) = refused_resumes["lost"]
+  assert code == 1
+  last = stderr.strip().splitlines()[-1]
   assert last.startswith("train: ") and (
       f"(the config stored in its checkpoint step {STEPS}): optimizer.learning_rate") in last
-  assert "Traceback" not in proc.stderr
+  assert "Traceback" not in stderr
   assert not (workdir / "config.json").exists()
   assert sorted(os.listdir(workdir / "checkpoints")) == steps
-
-
-def _start_and_signal(cmd, workdir, signals):
-  """Starts ``cmd``, waits for its step-2 checkpoint, sends ``signals`` (0.05 s apart)."""
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 240
-  while not [s for s in complete_steps(workdir) if s >= 2] and proc.poll() is None:
-    assert time.time() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
-  for sig in signals:
-    proc.send_signal(sig)
-    time.sleep(0.05)
-  _, stderr = proc.communicate(timeout=240)
-  return proc.returncode, stderr
-
-
-@pytest.mark.slow
-def test_sigterm_saves_the_current_step_exits_0_and_resumes_bit_identical(
-    uninterrupted, synthetic_td, tmp_path):
-  workdir = tmp_path / "preempted"
-  cmd = train_command(workdir, synthetic_td)
-  returncode, stderr = _start_and_signal(cmd, workdir, [signal.SIGTERM])
-  assert returncode == 0, stderr[-3000:]
-  stopped = max(complete_steps(workdir))
-  assert stopped < STEPS, stderr[-2000:]  # really stopped early
-  assert (f"train: SIGTERM received: saved step {stopped} in {workdir / 'checkpoints'} and "
-          "stopped") in stderr
-  resumed = run(cmd)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f"resumed from step {stopped}" in resumed.stderr
-  want, got = final_params(uninterrupted[0]), final_params(workdir)
-  for key in want:
-    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 @pytest.mark.slow
 def test_a_second_sigterm_ends_the_run_at_once_and_the_last_step_stays_usable(
     synthetic_td, tmp_path):
   workdir = tmp_path / "twice"
-  returncode, _ = _start_and_signal(train_command(workdir, synthetic_td),
+  returncode, _ = _start_and_signal(train_command(workdir, synthetic_td, **NO_EVAL),
                                     workdir, [signal.SIGTERM, signal.SIGTERM])
   steps = complete_steps(workdir)
   assert steps and max(steps) < STEPS
@@ -305,7 +333,7 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synt
     workdir = disk / "run"
     proc = run(train_command(workdir, synthetic_td, **{
         "train.num_steps": 400, "train.checkpoint_every": 1, "train.keep_last": 1000,
-        "train.log_every": 50, "eval.every": 0}))
+        "train.log_every": 50, **NO_EVAL}))
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("train: saving a checkpoint in") and (
@@ -325,7 +353,7 @@ def _two_processes(workdir, corpus, tmp_path, tag):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  return [subprocess.Popen(train_command(workdir, corpus) + [
+  return [subprocess.Popen(train_command(workdir, corpus, **NO_EVAL) + [
       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={rank}",
       f"--heartbeat_timeout_s={HEARTBEAT_S}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
       stderr=open(tmp_path / f"{tag}{rank}.log", "w")) for rank in (0, 1)]
@@ -350,38 +378,45 @@ def _final_state_hashes(workdir):
 
 @pytest.mark.slow
 def test_a_preempted_then_lost_process_and_both_resume_bit_identical(synthetic_td, tmp_path):
-  whole = tmp_path / "whole"
-  for proc in _two_processes(whole, synthetic_td, tmp_path, "whole"):
-    assert proc.wait(timeout=400) == 0, (tmp_path / "whole0.log").read_text()[-3000:]
+  whole = tmp_path / "whole"  # the reference, side by side with the interrupted run
+  whole_procs = _two_processes(whole, synthetic_td, tmp_path, "whole")
   workdir = tmp_path / "interrupted"
+  procs = []
+  try:
+    # One host preempted (SIGTERM to one process only): JAX's preemption service makes
+    # both save the same step and exit 0.
+    procs = _two_processes(workdir, synthetic_td, tmp_path, "preempted")
+    _wait_for_step(workdir, procs, 4)
+    procs[1].send_signal(signal.SIGTERM)
+    assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
+    saved = [(tmp_path / f"preempted{rank}.log").read_text().strip().splitlines()[-1]
+             for rank in (0, 1)]
+    assert saved[0] == saved[1] and saved[0].startswith(
+        "train: preemption notice received: saved step"), saved
+    preempted_at = max(complete_steps(workdir))
+    assert preempted_at < STEPS
 
-  # One host preempted (SIGTERM to one process only): JAX's preemption service makes both
-  # save the same step and exit 0.
-  procs = _two_processes(workdir, synthetic_td, tmp_path, "preempted")
-  _wait_for_step(workdir, procs, 4)
-  procs[1].send_signal(signal.SIGTERM)
-  assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
-  saved = [(tmp_path / f"preempted{rank}.log").read_text().strip().splitlines()[-1]
-           for rank in (0, 1)]
-  assert saved[0] == saved[1] and saved[0].startswith("train: preemption notice received: "
-                                                      "saved step"), saved
-  preempted_at = max(complete_steps(workdir))
-  assert preempted_at < STEPS
-
-  # The same command resumes on both; then one host is lost (SIGKILL): the other stops
-  # within the heartbeat timeout instead of hanging in a collective.
-  procs = _two_processes(workdir, synthetic_td, tmp_path, "killed")
-  _wait_for_step(workdir, procs, preempted_at + 1)
-  procs[1].send_signal(signal.SIGKILL)
-  start = time.time()
-  returncode = procs[0].wait(timeout=HEARTBEAT_S * 12)
-  took = time.time() - start
-  log = (tmp_path / "killed0.log").read_text()
-  assert f"resumed from step {preempted_at}" in log
-  assert returncode != 0 and took < HEARTBEAT_S * 6, (returncode, took, log[-3000:])
-  assert ("train: process 0 of 2 lost another process" in log
-          or "JAX distributed service detected fatal errors" in log), log[-3000:]
-  assert preempted_at < max(complete_steps(workdir)) < STEPS
+    # The same command resumes on both; then one host is lost (SIGKILL): the other stops
+    # within the heartbeat timeout instead of hanging in a collective.
+    procs = _two_processes(workdir, synthetic_td, tmp_path, "killed")
+    _wait_for_step(workdir, procs, preempted_at + 1)
+    procs[1].send_signal(signal.SIGKILL)
+    start = time.time()
+    returncode = procs[0].wait(timeout=HEARTBEAT_S * 12)
+    took = time.time() - start
+    log = (tmp_path / "killed0.log").read_text()
+    assert f"resumed from step {preempted_at}" in log
+    assert returncode != 0 and took < HEARTBEAT_S * 6, (returncode, took, log[-3000:])
+    assert ("train: process 0 of 2 lost another process" in log
+            or "JAX distributed service detected fatal errors" in log), log[-3000:]
+    assert preempted_at < max(complete_steps(workdir)) < STEPS
+    for proc in whole_procs:
+      assert proc.wait(timeout=400) == 0, (tmp_path / "whole0.log").read_text()[-3000:]
+  finally:  # nothing left running when a check fails
+    for proc in whole_procs + procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
   # Restarted once more, both end on the uninterrupted run's bits.
   for proc in _two_processes(workdir, synthetic_td, tmp_path, "resumed"):

@@ -2,8 +2,6 @@
 usable step, a non-finite --threshold, and a NumPy masked array handed to the Embedder."""
 
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -11,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from ge2e_jax import checkpoint, inference, model, optim, train_step
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=8, projection=4)
 
 
@@ -46,28 +44,40 @@ def wav(tmp_path_factory):
   return os.fspath(path)
 
 
-def run_cli(module, *args):
-  return subprocess.run([sys.executable, "-m", f"experiments.{module}", *map(str, args)],
-                        cwd=REPO, capture_output=True, text=True, timeout=120)
+THRESHOLDS = ["nan", "inf", "-inf"]
 
 
+@pytest.fixture(scope="module")
+def results(damaged_workdir, wav, tmp_path_factory):
+  """{case: (exit status, stdout, stderr)}: embed's and verify's cases, one process each."""
+  out = tmp_path_factory.mktemp("out") / "o.npz"
+  embed = cli_cases.start("ge2e-embed", [[f"--model={damaged_workdir}", f"--output={out}", wav]])
+  verify = cli_cases.start("ge2e-verify", [
+      [f"--model={damaged_workdir}", "--enroll", wav, "--test", wav],
+      *[["--model=/nowhere", "--enroll", wav, "--test", wav, f"--threshold={value}"]
+        for value in THRESHOLDS]])
+  (embed_result,), embed_exit = cli_cases.finish(embed)
+  verify_results, verify_exit = cli_cases.finish(verify)
+  return {"embed": embed_result, "verify": verify_results[0],
+          **dict(zip(THRESHOLDS, verify_results[1:]))}, embed_exit + verify_exit
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["embed", "verify"])
-def test_a_workdir_without_a_usable_step_is_one_line(damaged_workdir, wav, tmp_path, command):
-  args = ([f"--output={tmp_path / 'o.npz'}", wav] if command == "embed"
-          else ["--enroll", wav, "--test", wav])
-  result = run_cli(command, f"--model={damaged_workdir}", *args)
-  assert result.returncode == 1
-  last = result.stderr.strip().splitlines()[-1]
+def test_a_workdir_without_a_usable_step_is_one_line(damaged_workdir, results, command):
+  (code, _, stderr), at_exit = results[0][command], results[1]
+  assert code == 1
+  last = stderr.strip().splitlines()[-1]
   assert last.startswith(f"{command}: cannot load --model") and "no usable checkpoint" in last
-  assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
+  assert "Traceback" not in stderr + at_exit and "Event loop is closed" not in stderr + at_exit
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-def test_verify_threshold_must_be_finite(wav, value):
-  result = run_cli("verify", "--model=/nowhere", "--enroll", wav, "--test", wav,
-                   f"--threshold={value}")
-  assert result.returncode == 2
-  (line,) = result.stderr.strip().splitlines()
+@pytest.mark.slow
+@pytest.mark.parametrize("value", THRESHOLDS)
+def test_verify_threshold_must_be_finite(results, value):
+  code, _, stderr = results[0][value]
+  assert code == 2
+  (line,) = stderr.strip().splitlines()
   assert line.startswith("verify: ") and "--threshold must be a finite number" in line
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ge2e_jax import audio, checkpoint, inference, model, model_card, optim, scoring, train_step
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = model.EncoderConfig(cells=16, projection=8)
@@ -182,19 +183,32 @@ def read_scores(output_dir):
     return [line.rstrip("\n").split("\t") for line in f]
 
 
-def test_evaluate_trial_list_with_as_norm_matches_reference(workdir, trial_list, speaker_tree,
-                                                            files, dvectors, tmp_path):
-  cohort = tmp_path / "cohort"
-  cohort.mkdir()
+@pytest.fixture(scope="module")
+def evaluations(workdir, trial_list, speaker_tree, files, tmp_path_factory):
+  """The evaluate CLI, one process, in this order: {case: (output_dir, (status, stdout,
+  stderr))}. "trials": the trial list with AS-norm over a cohort folder of 1005 and 1006;
+  "calibrate": --speaker_dir --calibrate (writes the card's operating point)."""
+  cohort = tmp_path_factory.mktemp("cohort")
   for s in ("1005", "1006"):
     for p in files[s]:
       os.symlink(p, cohort / f"{s}_{os.path.basename(p)}")
-  out = tmp_path / "out"
-  proc = run_module("evaluate", f"--model={workdir}", f"--trials={trial_list}",
-                    f"--audio_root={speaker_tree.root}", "--score_norm=asnorm",
-                    f"--cohort={cohort}", "--top_k=4", f"--output_dir={out}")
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.startswith("EER ") and "asnorm scores" in proc.stdout
+  out = {case: tmp_path_factory.mktemp(case) / "out" for case in ("trials", "calibrate")}
+  cases = {"trials": [f"--model={workdir}", f"--trials={trial_list}",
+                      f"--audio_root={speaker_tree.root}", "--score_norm=asnorm",
+                      f"--cohort={cohort}", "--top_k=4", f"--output_dir={out['trials']}"],
+           "calibrate": [f"--model={workdir}", f"--speaker_dir={speaker_tree.root}",
+                         "--num_enroll=1", "--calibrate", "--skip_unreadable",
+                         f"--output_dir={out['calibrate']}"]}
+  results, _ = cli_cases.run("ge2e-evaluate", list(cases.values()))
+  return {case: (out[case], result) for case, result in zip(cases, results)}
+
+
+@pytest.mark.slow
+def test_evaluate_trial_list_with_as_norm_matches_reference(workdir, files, dvectors,
+                                                            evaluations):
+  out, (code, stdout, stderr) = evaluations["trials"]
+  assert code == 0, stderr[-3000:]
+  assert stdout.startswith("EER ") and "asnorm scores" in stdout
   cohort_dv = np.stack([dvectors[p] for s in ("1005", "1006") for p in files[s]])
 
   def stats(x):
@@ -235,15 +249,14 @@ def test_trial_list_bad_lines_are_reported_by_number(tmp_path):
       trial_lists.Trial(0, "root/a.wav", "/abs/c.wav")]
 
 
+@pytest.mark.slow
 def test_calibrated_speaker_folders_then_verify_cli(workdir, speaker_tree, files, dvectors,
-                                                    tmp_path):
+                                                    evaluations):
   """evaluate --speaker_dir --calibrate writes the card's operating point; verify uses it."""
-  out = tmp_path / "eval"
-  proc = run_module("evaluate", f"--model={workdir}", f"--speaker_dir={speaker_tree.root}",
-                    "--num_enroll=1", "--calibrate", "--skip_unreadable", f"--output_dir={out}")
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "left out 1 speaker(s)" in proc.stderr and "tone" in proc.stderr  # one file only
-  assert "truncated" in proc.stderr  # a skipped bad file, with its reason
+  out, (code, _, stderr) = evaluations["calibrate"]
+  assert code == 0, stderr[-3000:]
+  assert "left out 1 speaker(s)" in stderr and "tone" in stderr  # one file only
+  assert "truncated" in stderr  # a skipped bad file, with its reason
   summary = json.load(open(out / "eval.json"))
   rows = read_scores(out)
   scores, labels = [float(r[3]) for r in rows], [int(r[0]) for r in rows]
@@ -277,6 +290,7 @@ def test_calibrated_speaker_folders_then_verify_cli(workdir, speaker_tree, files
     assert line["llr"] == pytest.approx(a * line["score"] + b, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_embed_cli_windows(workdir, files, params, tmp_path):
   out = tmp_path / "w.npz"
   paths = files["1001"][:2]
