@@ -55,7 +55,7 @@ def step(title: str, cmd: list[str], show=lambda line: True):
 
 def write_test_utterance(path: str):
   """Writes the first test-split utterance (a speaker never trained on) as a wav file."""
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow: the train extra
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TF: the train extra
   example = next(corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)))
   sf.write(os.path.join(ROOT, path), example["audio"], SAMPLE_RATE)
   print(f"wrote {path}: speaker {example['speaker']}, "
@@ -64,7 +64,7 @@ def write_test_utterance(path: str):
 
 def write_verify_files(folder: str):
   """alice1-3.wav: three utterances of one held-out speaker; bob1.wav: another speaker's."""
-  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow: the train extra
+  from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TF: the train extra
   by_speaker = {}
   for example in corpus.iterate(CORPUS, "test", os.path.join(ROOT, DATA_DIR)):
     by_speaker.setdefault(example["speaker"], []).append(example["audio"])
