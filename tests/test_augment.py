@@ -251,6 +251,7 @@ def test_every_registered_kind_is_a_checked_config_section(name):
 
 
 # ---------------------------------------------------------------- the sharded train step
+@pytest.mark.slow  # an 8-device subprocess
 def test_per_device_draws_are_a_pure_function_of_seed_step_and_device(tmp_path):
   """2 CPU devices: the step's loss equals an unaugmented step on a batch whose shard d was
   augmented on the host with fold_in(fold_in(fold_in(key(seed), step), STREAM), d)."""

@@ -1,7 +1,7 @@
 """Augmented batches and held-out conditions are pinned bit for bit (sha256 of the float32
 bytes): a refactor of the augmentation code must not change a single training batch, so a
 resumed or repeated run stays bit-identical. Expected values come from the code before the
-kinds became registered classes (issue 18), computed with XLA:CPU (another backend rounds
+kinds became registered classes, computed with XLA:CPU (another backend rounds
 its FFTs and transcendentals differently)."""
 
 import hashlib

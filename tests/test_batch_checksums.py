@@ -1,7 +1,7 @@
 """Pinned checksums: what a (seed, step) yields, on every storage, and a 20-step training run.
 
-The expected digests were written from the code as it stood before issue 18 unified the data
-path (then: two shard loaders, an in-graph crop for audio in RAM and a NumPy one for audio
+The expected digests were written from the code as it stood before one crop path served
+every storage (then: two shard loaders, an in-graph crop for audio in RAM and a NumPy one for audio
 on disk). They pin the batches themselves, so any change to the speakers, utterances, crop
 lengths, crop starts or tiling a step draws, on any storage, fails here. The corpora are
 conftest's fake LibriSpeech (seeded noise in lossless FLAC read by TFDS's real builder), so

@@ -1,6 +1,5 @@
 """A checkpoint save that fills the disk (a 3 MB tmpfs as the workdir; needs root and
-mount) fails with one error naming the complete steps, and every one of them stays usable
-(issue 19, item 6)."""
+mount) fails with one error naming the complete steps, and every one of them stays usable."""
 
 import os
 import subprocess

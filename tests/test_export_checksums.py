@@ -1,6 +1,6 @@
 """Exports verify themselves: every file is listed with its sha256 in checksums.json, and
 ``inference.load``, ``load_jax_export`` and the CLIs refuse a damaged export with one line
-naming the file (issue 19). A real export dir (orbax params, config, card, jax.export) is
+naming the file. A real export dir (orbax params, config, card, jax.export) is
 written once; each case damages a copy."""
 
 import json

@@ -1,5 +1,5 @@
 """A 2-process jax.distributed CPU run where one process is killed: the other stops within
-a bounded, configurable time with a clear error instead of hanging (issue 19, item 6)."""
+a bounded, configurable time with a clear error instead of hanging."""
 
 import os
 import signal

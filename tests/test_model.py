@@ -142,7 +142,7 @@ def test_lstmp_output_depends_only_on_past_frames(small_encoder):
   assert np.abs(out_changed[5:] - out[5:]).max() > 1e-3
 
 
-@pytest.mark.parametrize("name", ["td", "ti"])
+@pytest.mark.parametrize("name", ["td", pytest.param("ti", marks=pytest.mark.slow)])
 def test_initial_embeddings_do_not_collapse(name):
   """Different voices must start far apart (a default-init LSTMP gave cosines ~0.9995)."""
   samples = features.samples_for_frames(80)

@@ -1,4 +1,4 @@
-"""No CLI overwrites what the user gave (issue 19): an output that is an input, lies inside an
+"""No CLI overwrites what the user gave: an output that is an input, lies inside an
 input folder or a model, or exists and is audio or another kind of file is refused in one
 line before any work, and the file is left as it was."""
 

@@ -1,4 +1,4 @@
-"""The run's record is authoritative (issue 19): a resumed run is compared with the config
+"""The run's record is authoritative: a resumed run is compared with the config
 stored in its checkpoint steps as well as config.json; with config.json missing, empty or
 unreadable it resumes only against a step's copy, and stops in one line without one."""
 

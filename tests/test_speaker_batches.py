@@ -220,6 +220,7 @@ def test_two_hosts_read_disjoint_shards_covering_all_speakers(host_shards, td_sh
     assert b0["audio"].shape == b1["audio"].shape  # one crop length per step on all hosts
 
 
+@pytest.mark.slow  # a 4-device subprocess
 def test_global_batch_assembles_speakers_over_devices(td_batches, tmp_path):
   """Four CPU devices (a subprocess, so XLA_FLAGS apply before jax starts)."""
   local = {"audio": td_batches[0]["audio"], "speaker": td_batches[0]["speaker"]}

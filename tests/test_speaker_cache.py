@@ -220,6 +220,7 @@ def test_cache_of_another_split_or_sample_rate_is_an_error(copied, synthetic_td)
     _open(root, synthetic_td)
 
 
+@pytest.mark.slow  # builds a corpus twice
 def test_cache_of_a_rebuilt_corpus_is_stale(tmp_path):
   """A real rebuild: the same corpus name prepared again with other contents."""
   from data_pipelines.builders import synthetic_voices  # pylint: disable=g-import-not-at-top

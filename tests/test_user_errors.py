@@ -1,4 +1,4 @@
-"""One line for every user error (issue 19, item 5): embed and verify on a workdir without a
+"""One line for every user error: embed and verify on a workdir without a
 usable step, a non-finite --threshold, and a NumPy masked array handed to the Embedder."""
 
 import os
