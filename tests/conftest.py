@@ -34,6 +34,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import subprocess
 import tempfile
 
 import numpy as np
@@ -274,3 +275,24 @@ def speaker_tree(tmp_path_factory) -> SpeakerTree:
     (root / rel).write_bytes(data)
   return SpeakerTree(root, speakers, texts, tuple(stereo), tone,
                      {rel: word for rel, (_, word) in bad.items()})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """``small_disk(size)``: a fresh tmpfs of that size ("1m") for full-disk cases; needs root
+  and mount (skips elsewhere), unmounted after the test."""
+  mounted = []
+
+  def mount(size: str) -> pathlib.Path:
+    path = tmp_path / f"small_disk{len(mounted)}"
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode:
+      pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    mounted.append(path)
+    return path
+
+  yield mount
+  for path in mounted:
+    subprocess.run(["umount", str(path)], check=True)

@@ -322,29 +322,20 @@ def test_a_second_sigterm_ends_the_run_at_once_and_the_last_step_stays_usable(
 
 @pytest.mark.slow
 def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synthetic_td,
-                                                                            tmp_path):
-  disk = tmp_path / "small_disk"
-  disk.mkdir()
-  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                           capture_output=True, text=True)
-  if mounted.returncode:
-    pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-  try:
-    workdir = disk / "run"
-    proc = run(train_command(workdir, synthetic_td, **{
-        "train.num_steps": 400, "train.checkpoint_every": 1, "train.keep_last": 1000,
-        "train.log_every": 50, **NO_EVAL}))
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("train: saving a checkpoint in") and (
-        "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
-    # Nor the aborted save's tensorstore callbacks reporting its closed event loop.
-    assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
-    steps = complete_steps(workdir)
-    assert len(steps) > 2 and max(steps) < 400
-    assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
-  finally:
-    subprocess.run(["umount", str(disk)], check=True)
+                                                                            small_disk):
+  workdir = small_disk("1m") / "run"
+  proc = run(train_command(workdir, synthetic_td, **{
+      "train.num_steps": 400, "train.checkpoint_every": 1, "train.keep_last": 1000,
+      "train.log_every": 50, **NO_EVAL}))
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("train: saving a checkpoint in") and (
+      "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
+  # Nor the aborted save's tensorstore callbacks reporting its closed event loop.
+  assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
+  steps = complete_steps(workdir)
+  assert len(steps) > 2 and max(steps) < 400
+  assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
 
 
 def _two_processes(workdir, corpus, tmp_path, tag):
