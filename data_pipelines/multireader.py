@@ -23,9 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines import speaker_batches as sb
-from data_pipelines.source_specs import parse_weights
+from data_pipelines.source_specs import MODES, parse_weights
 
-MODES = ("stacked", "sampled")
 _SOURCE_STREAM = 3
 
 
@@ -33,14 +32,15 @@ class MultiReader:
   """Batches from several `SpeakerBatches` sources (see module docstring).
 
   sources: {name: SpeakerBatches}; all must share N, M, crop, host sharding and provenance.
-  weights: `"name:weight,..."` naming sources; only named sources are read, in that order.
+  weights: `{name: weight}` (or `"name:weight,..."`) naming sources; only named sources are
+    read, in that order.
   seed: keys the crop length and (sampled mode) the source draw; each source keeps its own
     seed for its speakers and utterances, and is read on stream k so two sources built on the
     same corpus and seed still draw independently.
   """
 
-  def __init__(self, sources: Mapping[str, sb.SpeakerBatches], weights: str, *,
-               mode: str = "stacked", seed: int = 0):
+  def __init__(self, sources: Mapping[str, sb.SpeakerBatches], weights: Mapping | str,
+               *, mode: str = "stacked", seed: int = 0):
     if mode not in MODES:
       raise ValueError(f"MultiReader mode must be one of {MODES}; got {mode!r}")
     parsed = parse_weights(weights, sources)

@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from data_pipelines import corpus
 from data_pipelines import speaker_cache
+from data_pipelines.source_specs import STORAGES
 from ge2e_jax.audio import INT16_SCALE
 from ge2e_jax.features import HOP_LENGTH, SAMPLE_RATE, samples_for_frames
 
@@ -384,9 +385,6 @@ def prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
   options = tf.data.Options()
   options.deterministic = True
   return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-STORAGES = ("memory", "cache")
 
 
 def speaker_batches(name: str, split: str, *, n_speakers: int, n_utterances: int,
