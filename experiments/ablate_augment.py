@@ -18,21 +18,16 @@ through noise, reverberation or a telephone channel. Prints and writes
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from data_pipelines import source_specs
 from experiments import ablation_common, cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEAKERS = ("procedural", "stock")
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "experiments/configs/td_demo.py"),
-    "Base config (one data source); the arms change its augment.*.prob, data.sources, "
-    "eval.conditions, train.num_steps and eval.every.")
-flags.DEFINE_integer("steps", 600, "Training steps of every arm.")
-flags.DEFINE_integer("eval_every", 200, "Evaluate (and checkpoint) every this many steps.")
-flags.DEFINE_string("workdir", "runs/ablations/augment", "Root; one workdir per arm under it.")
+ablation_common.define_flags(
+    __name__, "td_demo.py", "Base config (one data source); the arms change its augment.*.prob, "
+    "data.sources, eval.conditions, train.num_steps and eval.every.",
+    steps=600, eval_every=200, workdir="runs/ablations/augment")
 flags.DEFINE_list("speakers", list(SPEAKERS), f"Training corpora, some of {SPEAKERS}.")
 flags.DEFINE_list("arms", [], "Arms to run (all, none, no_<kind>); empty = every arm.")
 flags.DEFINE_list("conditions", ["test", "test_unseen_lang", "test_unseen_lang+noise_snr5..15",

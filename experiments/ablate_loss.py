@@ -13,19 +13,14 @@ unfinished one resumes from its last checkpoint.
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import ablation_common, cli
 from ge2e_jax import train_step
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "experiments/configs/td_demo.py"),
-    "Base config; every arm changes only loss.name, train.num_steps and eval.every.")
-flags.DEFINE_integer("steps", 600, "Training steps of every arm.")
-flags.DEFINE_integer("eval_every", 100, "Evaluate (and checkpoint) every this many steps.")
-flags.DEFINE_string("workdir", "runs/ablations/loss", "Root; one workdir per loss under it.")
+ablation_common.define_flags(
+    __name__, "td_demo.py", "Base config; every arm changes only loss.name, train.num_steps and "
+    "eval.every.", steps=600, eval_every=100, workdir="runs/ablations/loss")
 flags.DEFINE_list("losses", ["ge2e_softmax", "ge2e_contrast", "te2e", "softmax"],
                   "Losses to compare (ge2e_jax.train_step.LOSSES).")
 

@@ -22,26 +22,22 @@ audio of target/train plus aux/train. Prints and writes ``<workdir>/multireader_
 import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from data_pipelines import source_specs
 from experiments import ablation_common, cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("target_only", "pooled", "multireader")
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "experiments/configs/td_demo.py"),
-    "Base config (model, batch, optimiser, seed, data_dir); its data.sources is replaced.")
+ablation_common.define_flags(
+    __name__, "td_demo.py",
+    "Base config (model, batch, optimiser, seed, data_dir); its data.sources is replaced.",
+    steps=600, eval_every=100, workdir="runs/ablations/multireader")
 flags.DEFINE_string("target", "synthetic_voices/td_hey_computer_16", "Target TFDS name.")
 flags.DEFINE_string("aux", "synthetic_voices/td_ok_computer", "Auxiliary TFDS name.")
 flags.DEFINE_string("pooled", "synthetic_voices/td_hey_computer_16_pooled_ok",
                     "TFDS name whose train split is target/train + aux/train, test target/test.")
 flags.DEFINE_float("target_weight", 1.0, "MultiReader weight of the target source.")
 flags.DEFINE_float("aux_weight", 0.5, "MultiReader weight of the auxiliary source.")
-flags.DEFINE_integer("steps", 600, "Training steps of every arm.")
-flags.DEFINE_integer("eval_every", 100, "Evaluate (and checkpoint) every this many steps.")
-flags.DEFINE_string("workdir", "runs/ablations/multireader", "Root; one workdir per arm.")
 flags.DEFINE_list("arms", list(ARMS), f"Arms to run, some of {ARMS}.")
 
 

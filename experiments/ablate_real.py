@@ -24,30 +24,25 @@ import json
 import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 import numpy as np
 
 from data_pipelines import source_specs
 from experiments import ablation_common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC, RECORDED = "synthetic_voices/ti", "recorded_voices"
 FIXED_ARMS = ("synthetic", "recorded", "pooled")
 CONDITIONS = (f"{SYNTHETIC}:test_unseen_lang", f"{SYNTHETIC}:test_unseen_lang+noise_snr5..15",
               f"{RECORDED}:test", f"{RECORDED}:test+noise_snr5..15", f"{RECORDED}:test+reverb")
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "experiments/configs/ti_cpu_real.py"),
-    "Base config (model, batch, optimiser, data_dir); the arms replace data.sources, "
-    "eval.source, eval.conditions, seed, train.num_steps and eval.every.")
-flags.DEFINE_integer("steps", 3000, "Training steps of every arm.")
-flags.DEFINE_integer("eval_every", 300, "Evaluate (and checkpoint) every this many steps.")
+ablation_common.define_flags(
+    __name__, "ti_cpu_real.py", "Base config (model, batch, optimiser, data_dir); the arms replace "
+    "data.sources, eval.source, eval.conditions, seed, train.num_steps and eval.every.",
+    steps=3000, eval_every=300, workdir="runs/ablations/real")
 flags.DEFINE_list("weights", ["0.25", "0.5", "1.0", "2.0"],
                   "MultiReader weights of the recorded corpus (synthetic: 1.0).")
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds; every arm runs once per seed.")
 flags.DEFINE_list("arms", [], "Arms to run (synthetic, recorded, pooled, multireader_w<w>); "
                   "empty = all.")
-flags.DEFINE_string("workdir", "runs/ablations/real", "Root; one workdir per seed and arm.")
 
 
 def all_arms(weights) -> list[str]:

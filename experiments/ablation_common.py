@@ -13,10 +13,29 @@ import os
 import sys
 import textwrap
 
-from absl import logging
+from absl import flags, logging
+from ml_collections import config_flags
 
 from experiments import reporting, resume, training_loop
 from ge2e_jax import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def define_flags(module: str, config: str, config_help: str, *, steps: int, eval_every: int,
+                 workdir: str):
+  """The flags every ablation has, filed under the ablation's ``module`` (its ``--help``
+  lists them): its base ``--config`` (``experiments/configs/<config>``), the arms'
+  ``--steps`` and ``--eval_every``, and ``--workdir`` (one workdir per arm)."""
+  config_flags.DEFINE_config_file("config", os.path.join(ROOT, "experiments/configs", config),
+                                  config_help)
+  flags.DEFINE_integer("steps", steps, "Training steps of every arm.")
+  flags.DEFINE_integer("eval_every", eval_every,
+                       "Evaluate (and checkpoint) every this many steps.")
+  flags.DEFINE_string("workdir", workdir, "Root; one workdir per arm under it.")
+  owner = sys.argv[0] if module == "__main__" else module  # where absl files a tool's flags
+  for name in ("config", "steps", "eval_every", "workdir"):
+    flags.FLAGS.register_flag_by_module(owner, flags.FLAGS[name])
 
 
 def budgeted(base, steps: int, eval_every: int):
