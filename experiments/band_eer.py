@@ -55,22 +55,22 @@ def bands(data_dir: str | None, split: str) -> dict[str, str]:
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
   from data_pipelines.builders import common  # pylint: disable=g-import-not-at-top
   report = common.read_report(corpus.builder(CORPUS, data_dir))
-  if split not in report.get("bands", {}):
-    raise ValueError(f"{CORPUS}: its build report has no band limits of split {split!r}; "
-                     f"rebuild it (`make recorded-voices`, builder 2.0.0 or later)")
+  if split not in report["bands"]:
+    raise ValueError(f"--split={split!r}: expected one of {sorted(report['bands'])}")
   return {speaker: band for band, speakers in report["bands"][split].items()
           for speaker in speakers}
 
 
 def main(argv):
   del argv
-  # The builders already trimmed silence (as in experiments/held_out.py).
-  embedders = {path: inference.load(path, trim=inference.TrimOptions(enabled=False))
-               for path in FLAGS.model}
-  band_of = bands(FLAGS.data_dir, FLAGS.split)
-  eval_set = held_out.load_eval_set(
-      CORPUS, FLAGS.split, data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
-      max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
+  with cli.one_line_errors("band_eer"):
+    # The builders already trimmed silence (as in experiments/held_out.py).
+    embedders = {path: inference.load(path, trim=inference.TrimOptions(enabled=False))
+                 for path in FLAGS.model}
+    band_of = bands(FLAGS.data_dir, FLAGS.split)
+    eval_set = held_out.load_eval_set(
+        CORPUS, FLAGS.split, data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
+        max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)
   scored = {"log-mel statistics (untrained)": held_out.log_mel_statistics(eval_set.waves)}
   for path, embedder in embedders.items():
     scored[path] = embedder.embed_prepared(eval_set.waves)
