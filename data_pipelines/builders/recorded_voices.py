@@ -16,9 +16,11 @@ third_party/recorded_voices/<package>/, versions in packages.txt) and builds thi
                       reader per language; symbols/ is left out, its numbers and letters
                       came from other readers), kajongg (four English player voices)
 
-Speakers are the credited voices of the packages' copyright files (or the game's credits),
-never guessed from the folder: a speaker may span packages (Allison Smith recorded both
-the US English and the Mexican Spanish prompts) and a package may hold several speakers.
+Speakers are the voices credited in the packages' copyright files, changelogs or game
+credits, never guessed from the folder: a speaker may span packages (Allison Smith recorded
+both the US English and the Mexican Spanish prompts) and a package may hold several
+speakers. An uncredited voice is a speaker only where it cannot be another one's actor
+(Kajongg's four voices of one language are its four players; its German set is left out).
 A clip whose bytes repeat an earlier clip of its speaker (one recording filed under two
 names) is read once.
 
