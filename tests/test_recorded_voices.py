@@ -33,10 +33,12 @@ CLIPS = (
       for word in ("Hello", "Ouch", "Boring", "Victory", "Oops")],
     *[("gcin-voice", f"usr/share/gcin-voice/ogg/s{i}/{k}.ogg", 44100, 1, 0.4, pitch)
       for i in range(8) for k, pitch in (("3", 110), ("5", 240))],
-    # Stamp descriptions: Bulgarian is read, symbols/ is not, French is not on the list.
+    # Stamp descriptions: Bulgarian and French are read, symbols/ is not, Dutch is not on
+    # the list; French's two readers by the encoder of their clips (ENCODERS).
     *[("tuxpaint-stamps-default", f"{STAMPS}/{stamp}_desc_{locale}.ogg", 44100, 1, 0.8, pitch)
-      for stamp in ("animals/birds/owl", "food/fruit/apple", "town/house", "symbols/math/7")
-      for locale, pitch in (("bg", 130), ("fr", 200))],
+      for stamp in ("animals/birds/owl", "food/fruit/apple", "town/house", "household/cup",
+                    "symbols/math/7")
+      for locale, pitch in (("bg", 130), ("fr", 200), ("nl", 220))],
     # Kajongg: the English voice is read, the German one is not.
     *[("kajongg", f"{KAJONGG}/{voice}/{tile}.ogg", 44100, 1, 0.5, pitch)
       for voice, pitch in (("male1", 125), ("de/male1", 127)) for tile in ("b1", "b2", "pung")],
@@ -44,7 +46,13 @@ CLIPS = (
 # (package, copy, original): one recording filed under a second name (sorted after it).
 COPIES = (("tuxpaint-stamps-default", f"{STAMPS}/animals/birds/owlet_desc_bg.ogg",
            f"{STAMPS}/animals/birds/owl_desc_bg.ogg"),)
-TEST_SPEAKERS = ("asterisk-armelle", "hedgewars-mtg90pl", "gcin-chu-lo", "tuxpaint-bg")
+# The date in the Vorbis encoder's vendor string of these clips (the others: libsndfile's).
+ENCODERS = {f"{STAMPS}/animals/birds/owl_desc_fr.ogg": "20070622",
+            f"{STAMPS}/food/fruit/apple_desc_fr.ogg": "20101101",
+            f"{STAMPS}/town/house_desc_fr.ogg": "20101101",
+            f"{STAMPS}/symbols/math/7_desc_fr.ogg": "20101101"}
+TEST_SPEAKERS = ("asterisk-armelle", "hedgewars-mtg90pl", "gcin-chu-lo", "tuxpaint-bg",
+                 "tuxpaint-fr-chion")
 
 
 def _voice(seconds, rate, channels, pitch, seed):
@@ -57,6 +65,31 @@ def _voice(seconds, rate, channels, pitch, seed):
   return np.repeat(wave[:, None], channels, axis=1) if channels > 1 else wave
 
 
+def _ogg_crc(page: bytes) -> int:
+  """Ogg's page checksum: CRC-32, polynomial 0x04c11db7, not reflected, initial value 0."""
+  crc = 0
+  for byte in page:
+    crc ^= byte << 24
+    for _ in range(8):
+      crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+  return crc
+
+
+def _set_encoder_date(path, date):
+  """Rewrites the date in an Ogg Vorbis file's vendor string (same length), fixing its page."""
+  with open(path, "rb") as f:
+    data = bytearray(f.read())
+  at = data.index(b"libVorbis I ") + len(b"libVorbis I ")
+  data[at:at + 8] = date.encode()
+  page = data.rfind(b"OggS", 0, at)
+  segments = data[page + 26]
+  end = page + 27 + segments + sum(data[page + 27:page + 27 + segments])
+  data[page + 22:page + 26] = bytes(4)
+  data[page + 22:page + 26] = _ogg_crc(bytes(data[page:end])).to_bytes(4, "little")
+  with open(path, "wb") as f:
+    f.write(data)
+
+
 def _write_tree(root):
   for n, (package, rel, rate, channels, seconds, pitch) in enumerate(CLIPS):
     path = os.path.join(root, package, rel)
@@ -66,6 +99,8 @@ def _write_tree(root):
       sf.write(path, wave, rate, format="RAW", subtype="GSM610")
     else:
       sf.write(path, wave, rate, subtype="VORBIS" if path.endswith(".ogg") else "PCM_16")
+  for rel, date in ENCODERS.items():
+    _set_encoder_date(os.path.join(root, "tuxpaint-stamps-default", rel), date)
   # What the real packages also hold: a silence prompt, a link to a shared clip, licences.
   sf.write(os.path.join(root, "asterisk-core-sounds-en-wav", SOUNDS, "en_US_f_Allison",
                         "silence1.wav"), np.zeros(8000), 8000)
@@ -103,13 +138,13 @@ def test_speakers_are_the_credited_voices_and_splits_are_disjoint(built):
   # Allison's two packages are one speaker; the two Polish packs one; Robot is left out;
   # gcin-voice holds two speakers; Kajongg's German voice and French descriptions are not read.
   assert speakers["train"] == {"asterisk-allison", "hedgewars-stephen-alexander", "gcin-liu",
-                               "kajongg-male1"}
+                               "kajongg-male1", "tuxpaint-fr-paulk"}
   assert speakers["test"] == set(TEST_SPEAKERS)
   for found in examples.values():
     for ex in found:
       assert ex["audio"].dtype == np.int16 and ex["audio"].ndim == 1
       assert ex["utterance"].startswith(ex["speaker"] + "/")
-  for left_out in ("Robot", "symbols/", "_desc_fr", "/de/"):
+  for left_out in ("Robot", "symbols/", "_desc_nl", "cup_desc_fr", "/de/"):
     assert not any(left_out in u["source"] for u in report["utterances"])
   assert report["train_speakers"] == sorted(speakers["train"])
 
@@ -121,7 +156,8 @@ def test_utterances_join_one_speakers_clips_within_one_split(built):
     for source in speaker.clips:
       for package, rel, *_ in CLIPS:
         if (package == source.package and _matches(rel, source.pattern)
-            and not any(_matches(rel, p) for p in source.exclude)):
+            and not any(_matches(rel, p) for p in source.exclude)
+            and ENCODERS.get(rel, "20200704") in (source.encoder or "20200704")):
           owner[os.path.join(root, package, rel)] = speaker.id
   seen = collections.Counter()
   split_of = {s: split for split, found in examples.items() for s in {e["speaker"] for e in found}}
@@ -172,13 +208,16 @@ def test_report_holds_package_licence_and_band_limit_per_speaker(built):
   assert hog["sample_rates"] == [44100] and hog["band_limit_hz"] == 8000 and not hog["upsampled"]
   assert rows["asterisk-armelle"]["split"] == "test" and rows["gcin-liu"]["split"] == "train"
   assert rows["tuxpaint-bg"]["voice"] == "Krasimir Petkov"
-  assert rows["tuxpaint-bg"]["languages"] == ["bg"] and rows["tuxpaint-bg"]["clips"] == 3
+  assert rows["tuxpaint-bg"]["languages"] == ["bg"] and rows["tuxpaint-bg"]["clips"] == 4
+  assert (rows["tuxpaint-fr-chion"]["clips"], rows["tuxpaint-fr-paulk"]["clips"]) == (1, 2)
   # Speakers by band limit per split, as the telephone prompts are confounded with their band.
   assert report["bands"] == {
       "train": {"4000": ["asterisk-allison"],
-                "8000": ["gcin-liu", "hedgewars-stephen-alexander", "kajongg-male1"]},
+                "8000": ["gcin-liu", "hedgewars-stephen-alexander", "kajongg-male1",
+                         "tuxpaint-fr-paulk"]},
       "test": {"4000": ["asterisk-armelle"],
-               "8000": ["gcin-chu-lo", "hedgewars-mtg90pl", "tuxpaint-bg"]}}
+               "8000": ["gcin-chu-lo", "hedgewars-mtg90pl", "tuxpaint-bg",
+                        "tuxpaint-fr-chion"]}}
   assert json.dumps(report)  # plain JSON throughout
 
 
@@ -197,6 +236,15 @@ def test_trials_by_band_counts_what_the_evaluation_scores(built):
       expected[pair]["target"] += (min(counts[s], 3) - 1) * (s == model)
   assert rv.trials_by_band(report, "test", enroll=1, max_utterances=3) == dict(expected)
   assert set(expected) == {"4000/4000", "4000/8000", "8000/4000", "8000/8000"}
+
+
+def test_vorbis_encoder_is_the_vendor_string(built):
+  _, _, _, root, _ = built
+  stamps = os.path.join(root, "tuxpaint-stamps-default", STAMPS)
+  assert rv.vorbis_encoder(os.path.join(stamps, "animals/birds/owl_desc_fr.ogg")) == (
+      "Xiph.Org libVorbis I 20070622 (Reducing Environment)")
+  assert rv.vorbis_encoder(os.path.join(root, "asterisk-core-sounds-en-wav", SOUNDS,
+                                        "en_US_f_Allison", "p0.wav")) == ""
 
 
 def test_join_plan_groups_to_the_target_and_is_seeded():

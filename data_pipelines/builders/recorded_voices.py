@@ -13,8 +13,9 @@ third_party/recorded_voices/<package>/, versions in packages.txt) and builds thi
   spoken words        qabcs-data (only its English set, a microphone recording; the other
                       sets are synthesised), gcin-voice (two Mandarin syllable voices),
                       tuxpaint-stamps-default (the stamps' spoken descriptions: one credited
-                      reader per language; symbols/ is left out, its numbers and letters
-                      came from other readers), kajongg (four English player voices)
+                      reader per language, French's two told apart by their encoder;
+                      symbols/ is left out, its numbers and letters came from other
+                      readers), kajongg (four English player voices)
 
 Speakers are the voices credited in the packages' copyright files, changelogs or game
 credits, never guessed from the folder: a speaker may span packages (Allison Smith recorded
@@ -72,12 +73,15 @@ KAJONGG = "usr/share/kajongg/voices"
 @dataclasses.dataclass(frozen=True)
 class Clips:
   """A speaker's clips in one package: a recursive glob under `<root>/<package>/`, less the
-  paths (relative to the package folder) that match an `exclude` pattern (fnmatch)."""
+  paths (relative to the package folder) that match an `exclude` pattern (fnmatch) and,
+  where `encoder` is set, the clips whose Vorbis encoder (vendor string) does not hold it:
+  one language's clips recorded in batches by two readers are told apart by the encoder."""
   package: str
   pattern: str
   language: str  # BCP 47
   licence: str
   exclude: tuple[str, ...] = ()
+  encoder: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +95,11 @@ def _hedgewars(pack: str, language: str) -> Clips:
   return Clips("hedgewars-data", f"{HEDGEWARS}/{pack}/*.ogg", language, "GFDL-1.3")
 
 
-def _tuxpaint(locale: str, language: str, *exclude: str) -> Clips:
+def _tuxpaint(locale: str, language: str, *exclude: str, encoder: str = "") -> Clips:
   # symbols/ (letters, numbers, money...) mixes in other readers: its numbers came from
   # Schoolsplay's and other contributors' recordings (the package's changelog).
   return Clips("tuxpaint-stamps-default", f"{TUXPAINT}/**/*_desc_{locale}.ogg", language,
-               "GPL-2", exclude=(f"{TUXPAINT}/symbols/*", *exclude))
+               "GPL-2", exclude=(f"{TUXPAINT}/symbols/*", *exclude), encoder=encoder)
 
 
 def _kajongg(voice: str) -> Clips:
@@ -146,8 +150,9 @@ SPEAKERS = (
     RecordedSpeaker("gcin-chu-lo", "Chu Lo (ChionMeilin recording group)", (
         Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/5.ogg", "zh", "CC-BY-3.0"),)),
     # The readers credited for the "descriptive sounds" in tuxpaint-stamps-default's
-    # changelog (usr/share/doc/tuxpaint-stamps-default/changelog.gz). French is left out:
-    # two readers are credited for it.
+    # changelog (usr/share/doc/tuxpaint-stamps-default/changelog.gz). French has two: Jacques
+    # Chion's (release 2007.November.21) are the clips of the 2007 Vorbis encoder, PaulK's
+    # (Google Code-In, release 2014.August.13) those of the 2010 one; their voices differ.
     RecordedSpeaker("tuxpaint-be", "Kseniya Buraya", (_tuxpaint("be", "be"),)),
     RecordedSpeaker("tuxpaint-bg", "Krasimir Petkov", (_tuxpaint("bg", "bg"),)),
     # Five 8 kHz clips among Catalan's 44.1 kHz ones: another session, if not another reader.
@@ -158,6 +163,10 @@ SPEAKERS = (
     RecordedSpeaker("tuxpaint-da", "Joe Dalton", (_tuxpaint("da", "da"),)),
     RecordedSpeaker("tuxpaint-el", "Kiriaki Serafeim", (_tuxpaint("el", "el"),)),
     RecordedSpeaker("tuxpaint-es", "Estefanía Ortiz", (_tuxpaint("es", "es"),)),
+    RecordedSpeaker("tuxpaint-fr-chion", "Jacques Chion (credited; the 2007 batch)", (
+        _tuxpaint("fr", "fr", encoder="libVorbis I 20070622"),)),
+    RecordedSpeaker("tuxpaint-fr-paulk", "PaulK (the 2010 batch)", (
+        _tuxpaint("fr", "fr", encoder="libVorbis I 20101101"),)),
     RecordedSpeaker("tuxpaint-ro", "Tabbytha", (_tuxpaint("ro", "ro"),)),
     RecordedSpeaker("tuxpaint-ru", "Edwin Veber", (_tuxpaint("ru", "ru"),)),
     # Kajongg's four English player voices (two male, two female; recordings copyright
@@ -170,12 +179,12 @@ SPEAKERS = (
 # The only packages this builder reads; a package folder under the root that is not
 # listed here is refused.
 ALLOWED_PACKAGES = tuple(sorted({c.package for s in SPEAKERS for c in s.clips}))
-# Four of the seven telephone-band voices and nine wide-band ones, so each band holds
+# Four of the seven telephone-band voices and ten wide-band ones, so each band holds
 # several speakers and trials within one band are possible.
 TEST_SPEAKERS = ("asterisk-carlo", "asterisk-armelle", "asterisk-june", "asterisk-ivrvoice-ru",
                  "hedgewars-mtg90pl", "hedgewars-default-uk", "qabcs-en", "gcin-chu-lo",
-                 "tuxpaint-bg", "tuxpaint-da", "tuxpaint-el", "kajongg-female1",
-                 "kajongg-male1")
+                 "tuxpaint-bg", "tuxpaint-da", "tuxpaint-el", "tuxpaint-fr-chion",
+                 "kajongg-female1", "kajongg-male1")
 
 
 @dataclasses.dataclass(eq=False)
@@ -231,6 +240,8 @@ def scan(root: str, report: common.BuildReport) -> list[Clip]:
       for path in sorted(glob.glob(os.path.join(base, source.pattern), recursive=True)):
         if any(fnmatch.fnmatch(os.path.relpath(path, base), p) for p in source.exclude):
           continue
+        if source.encoder and source.encoder not in vorbis_encoder(path):
+          continue
         if os.path.islink(path):
           report.skip(path, "symbolic link (its target is read as its own clip)")
         elif os.path.isfile(path):
@@ -242,6 +253,17 @@ def scan(root: str, report: common.BuildReport) -> list[Clip]:
           first_of[digest] = path
           clips.append(Clip(path, speaker.id, source.package))
   return clips
+
+
+def vorbis_encoder(path: str) -> str:
+  """The vendor string of an Ogg Vorbis file's comment header ("" where there is none)."""
+  with open(path, "rb") as f:
+    head = f.read(4096)  # the identification and comment headers open the stream
+  start = head.find(b"\x03vorbis") + 7
+  if start < 7 or start + 4 > len(head):
+    return ""
+  length = int.from_bytes(head[start:start + 4], "little")
+  return head[start + 4:start + 4 + length].decode("utf-8", "replace")
 
 
 def read_clip(path: str) -> tuple[np.ndarray, int]:
@@ -327,7 +349,7 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: Asterisk prompts, Hedgewars voices, qABCs, gcin.",
-      "2.0.0": "28 speakers: Tux Paint stamp descriptions (8 credited readers) and Kajongg's "
+      "2.0.0": "30 speakers: Tux Paint stamp descriptions (10 credited readers) and Kajongg's "
                "4 English voices; asterisk-june and asterisk-ivrvoice-ru move to test; a "
                "clip repeated under another name is read once.",
   }
