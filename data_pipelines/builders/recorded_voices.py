@@ -150,9 +150,10 @@ SPEAKERS = (
     RecordedSpeaker("gcin-chu-lo", "Chu Lo (ChionMeilin recording group)", (
         Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/5.ogg", "zh", "CC-BY-3.0"),)),
     # The readers credited for the "descriptive sounds" in tuxpaint-stamps-default's
-    # changelog (usr/share/doc/tuxpaint-stamps-default/changelog.gz). French has two: Jacques
-    # Chion's (release 2007.November.21) are the clips of the 2007 Vorbis encoder, PaulK's
-    # (Google Code-In, release 2014.August.13) those of the 2010 one; their voices differ.
+    # changelog (usr/share/doc/tuxpaint-stamps-default/changelog.gz). French has two, Jacques
+    # Chion (release 2007.November.21) and PaulK (Google Code-In, release 2014.August.13),
+    # and two batches of clips by their Vorbis encoder, in two voices (2007: 68 animals;
+    # 2010: nearly every stamp, like the other Code-In sets). Who read which is inferred.
     RecordedSpeaker("tuxpaint-be", "Kseniya Buraya", (_tuxpaint("be", "be"),)),
     RecordedSpeaker("tuxpaint-bg", "Krasimir Petkov", (_tuxpaint("bg", "bg"),)),
     # Five 8 kHz clips among Catalan's 44.1 kHz ones: another session, if not another reader.
@@ -163,9 +164,9 @@ SPEAKERS = (
     RecordedSpeaker("tuxpaint-da", "Joe Dalton", (_tuxpaint("da", "da"),)),
     RecordedSpeaker("tuxpaint-el", "Kiriaki Serafeim", (_tuxpaint("el", "el"),)),
     RecordedSpeaker("tuxpaint-es", "Estefanía Ortiz", (_tuxpaint("es", "es"),)),
-    RecordedSpeaker("tuxpaint-fr-chion", "Jacques Chion (credited; the 2007 batch)", (
+    RecordedSpeaker("tuxpaint-fr-chion", "Jacques Chion (inferred: the 2007 batch)", (
         _tuxpaint("fr", "fr", encoder="libVorbis I 20070622"),)),
-    RecordedSpeaker("tuxpaint-fr-paulk", "PaulK (the 2010 batch)", (
+    RecordedSpeaker("tuxpaint-fr-paulk", "PaulK (inferred: the 2010 batch)", (
         _tuxpaint("fr", "fr", encoder="libVorbis I 20101101"),)),
     RecordedSpeaker("tuxpaint-ro", "Tabbytha", (_tuxpaint("ro", "ro"),)),
     RecordedSpeaker("tuxpaint-ru", "Edwin Veber", (_tuxpaint("ru", "ru"),)),
