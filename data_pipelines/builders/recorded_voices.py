@@ -20,8 +20,9 @@ third_party/recorded_voices/<package>/, versions in packages.txt) and builds thi
 Speakers are the voices credited in the packages' copyright files, changelogs or game
 credits, never guessed from the folder: a speaker may span packages (Allison Smith recorded
 both the US English and the Mexican Spanish prompts) and a package may hold several
-speakers. An uncredited voice is a speaker only where it cannot be another one's actor
-(Kajongg's four voices of one language are its four players; its German set is left out).
+speakers. Uncredited voices: four Hedgewars packs (one language or character each) and
+Kajongg's four English voices (its four players; its German set, maybe by the same people,
+is left out).
 A clip whose bytes repeat an earlier clip of its speaker (one recording filed under two
 names) is read once.
 
