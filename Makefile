@@ -84,12 +84,14 @@ onnx: setup
 
 # Recorded human voices (docs/recorded_voices.md): the Debian packages the recorded_voices
 # builder allows, apt-downloaded and unpacked into third_party/recorded_voices (the system's
-# apt state stays as it is), then the corpus in runs/tfds.
+# apt state stays as it is; fetched again when the fetch script or the speaker table
+# changes), then the corpus in runs/tfds.
 recorded-voices: setup third_party/recorded_voices/packages.txt
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
 	  --data_dir=runs/tfds
 
-third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh | $(VENV)/.installed
+third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded_voices.sh \
+  data_pipelines/builders/recorded_voices.py | $(VENV)/.installed
 	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
 	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
 

@@ -2,7 +2,7 @@
 
 Arms, same base config (ti_cpu_real: model, N x M per source, optimiser), steps and seeds:
   synthetic      synthetic_voices/ti:train alone
-  recorded       recorded_voices:train alone (10 speakers: N must be <= 10)
+  recorded       recorded_voices:train alone (16 speakers: N must be <= 16)
   pooled         naive pooling: one speaker pool of both train splits (corpus "a+b")
   multireader_w<w>
                  MultiReader stacked: per step one N x M batch of each, loss

@@ -4,6 +4,7 @@ import collections
 import fnmatch
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from data_pipelines.builders import recorded_voices as rv
 NO_GCS = tfds.download.DownloadConfig(try_download_gcs=False)
 SOUNDS = "usr/share/asterisk/sounds"
 VOICES = "usr/share/games/hedgewars/Data/Sounds/voices"
+STAMPS = "usr/share/tuxpaint/stamps"
+KAJONGG = "usr/share/kajongg/voices"
 # (package, file relative to the package folder, rate, channels, seconds, pitch Hz)
 CLIPS = (
     *[("asterisk-core-sounds-en-wav", f"{SOUNDS}/en_US_f_Allison/p{i}.wav", 8000, 1, 1.2, 210)
@@ -30,8 +33,26 @@ CLIPS = (
       for word in ("Hello", "Ouch", "Boring", "Victory", "Oops")],
     *[("gcin-voice", f"usr/share/gcin-voice/ogg/s{i}/{k}.ogg", 44100, 1, 0.4, pitch)
       for i in range(8) for k, pitch in (("3", 110), ("5", 240))],
+    # Stamp descriptions: Bulgarian and French are read, symbols/ is not, Dutch is not on
+    # the list; French's two readers by the encoder of their clips (ENCODERS).
+    *[("tuxpaint-stamps-default", f"{STAMPS}/{stamp}_desc_{locale}.ogg", 44100, 1, 0.8, pitch)
+      for stamp in ("animals/birds/owl", "food/fruit/apple", "town/house", "household/cup",
+                    "symbols/math/7")
+      for locale, pitch in (("bg", 130), ("fr", 200), ("nl", 220))],
+    # Kajongg: the English voice is read, the German one is not.
+    *[("kajongg", f"{KAJONGG}/{voice}/{tile}.ogg", 44100, 1, 0.5, pitch)
+      for voice, pitch in (("male1", 125), ("de/male1", 127)) for tile in ("b1", "b2", "pung")],
 )
-TEST_SPEAKERS = ("asterisk-armelle", "hedgewars-mtg90pl", "gcin-chu-lo")
+# (package, copy, original): one recording filed under a second name (sorted after it).
+COPIES = (("tuxpaint-stamps-default", f"{STAMPS}/animals/birds/owlet_desc_bg.ogg",
+           f"{STAMPS}/animals/birds/owl_desc_bg.ogg"),)
+# The date in the Vorbis encoder's vendor string of these clips (the others: libsndfile's).
+ENCODERS = {f"{STAMPS}/animals/birds/owl_desc_fr.ogg": "20070622",
+            f"{STAMPS}/food/fruit/apple_desc_fr.ogg": "20101101",
+            f"{STAMPS}/town/house_desc_fr.ogg": "20101101",
+            f"{STAMPS}/symbols/math/7_desc_fr.ogg": "20101101"}
+TEST_SPEAKERS = ("asterisk-armelle", "hedgewars-mtg90pl", "gcin-chu-lo", "tuxpaint-bg",
+                 "tuxpaint-fr-chion")
 
 
 def _voice(seconds, rate, channels, pitch, seed):
@@ -44,6 +65,31 @@ def _voice(seconds, rate, channels, pitch, seed):
   return np.repeat(wave[:, None], channels, axis=1) if channels > 1 else wave
 
 
+def _ogg_crc(page: bytes) -> int:
+  """Ogg's page checksum: CRC-32, polynomial 0x04c11db7, not reflected, initial value 0."""
+  crc = 0
+  for byte in page:
+    crc ^= byte << 24
+    for _ in range(8):
+      crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+  return crc
+
+
+def _set_encoder_date(path, date):
+  """Rewrites the date in an Ogg Vorbis file's vendor string (same length), fixing its page."""
+  with open(path, "rb") as f:
+    data = bytearray(f.read())
+  at = data.index(b"libVorbis I ") + len(b"libVorbis I ")
+  data[at:at + 8] = date.encode()
+  page = data.rfind(b"OggS", 0, at)
+  segments = data[page + 26]
+  end = page + 27 + segments + sum(data[page + 27:page + 27 + segments])
+  data[page + 22:page + 26] = bytes(4)
+  data[page + 22:page + 26] = _ogg_crc(bytes(data[page:end])).to_bytes(4, "little")
+  with open(path, "wb") as f:
+    f.write(data)
+
+
 def _write_tree(root):
   for n, (package, rel, rate, channels, seconds, pitch) in enumerate(CLIPS):
     path = os.path.join(root, package, rel)
@@ -53,10 +99,14 @@ def _write_tree(root):
       sf.write(path, wave, rate, format="RAW", subtype="GSM610")
     else:
       sf.write(path, wave, rate, subtype="VORBIS" if path.endswith(".ogg") else "PCM_16")
+  for rel, date in ENCODERS.items():
+    _set_encoder_date(os.path.join(root, "tuxpaint-stamps-default", rel), date)
   # What the real packages also hold: a silence prompt, a link to a shared clip, licences.
   sf.write(os.path.join(root, "asterisk-core-sounds-en-wav", SOUNDS, "en_US_f_Allison",
                         "silence1.wav"), np.zeros(8000), 8000)
   os.symlink("m0.gsm", os.path.join(root, "asterisk-prompt-fr-armelle", SOUNDS, "fr", "link.gsm"))
+  for package, copy, original in COPIES:
+    shutil.copyfile(os.path.join(root, package, original), os.path.join(root, package, copy))
   packages = sorted({c[0] for c in CLIPS})
   for package in packages:
     doc = os.path.join(root, package, "usr/share/doc", package)
@@ -86,14 +136,16 @@ def test_speakers_are_the_credited_voices_and_splits_are_disjoint(built):
   _, examples, report, _, _ = built
   speakers = {split: {ex["speaker"] for ex in found} for split, found in examples.items()}
   # Allison's two packages are one speaker; the two Polish packs one; Robot is left out;
-  # gcin-voice holds two speakers.
-  assert speakers["train"] == {"asterisk-allison", "hedgewars-stephen-alexander", "gcin-liu"}
+  # gcin-voice holds two speakers; Kajongg's German voice and French descriptions are not read.
+  assert speakers["train"] == {"asterisk-allison", "hedgewars-stephen-alexander", "gcin-liu",
+                               "kajongg-male1", "tuxpaint-fr-paulk"}
   assert speakers["test"] == set(TEST_SPEAKERS)
   for found in examples.values():
     for ex in found:
       assert ex["audio"].dtype == np.int16 and ex["audio"].ndim == 1
       assert ex["utterance"].startswith(ex["speaker"] + "/")
-  assert not any("Robot" in u["source"] for u in report["utterances"])
+  for left_out in ("Robot", "symbols/", "_desc_nl", "cup_desc_fr", "/de/"):
+    assert not any(left_out in u["source"] for u in report["utterances"])
   assert report["train_speakers"] == sorted(speakers["train"])
 
 
@@ -103,7 +155,9 @@ def test_utterances_join_one_speakers_clips_within_one_split(built):
   for speaker in rv.SPEAKERS:
     for source in speaker.clips:
       for package, rel, *_ in CLIPS:
-        if package == source.package and _matches(rel, source.pattern):
+        if (package == source.package and _matches(rel, source.pattern)
+            and not any(_matches(rel, p) for p in source.exclude)
+            and ENCODERS.get(rel, "20200704") in (source.encoder or "20200704")):
           owner[os.path.join(root, package, rel)] = speaker.id
   seen = collections.Counter()
   split_of = {s: split for split, found in examples.items() for s in {e["speaker"] for e in found}}
@@ -113,10 +167,14 @@ def test_utterances_join_one_speakers_clips_within_one_split(built):
     assert split_of[u["speaker"]] == u["split"]
     seen.update(parts)
   assert max(seen.values()) == 1  # every clip in at most one utterance
-  # Every generated clip of an allowed speaker is used, except the silent one (reported).
+  # Every generated clip of an allowed speaker is used; the silent one and a copy (its
+  # original is used) are skipped and reported.
   assert set(seen) == set(owner)
   skipped = {os.path.basename(s["path"]): s["reason"] for s in report["skipped"]}
   assert "silence trimming" in skipped["silence1.wav"] and "link" in skipped["link.gsm"]
+  for package, copy, original in COPIES:
+    assert skipped[os.path.basename(copy)] == (
+        f"the same bytes as {os.path.join(root, package, original)} (read once)")
 
 
 def _matches(rel, pattern):
@@ -149,7 +207,44 @@ def test_report_holds_package_licence_and_band_limit_per_speaker(built):
   hog = rows["hedgewars-stephen-alexander"]
   assert hog["sample_rates"] == [44100] and hog["band_limit_hz"] == 8000 and not hog["upsampled"]
   assert rows["asterisk-armelle"]["split"] == "test" and rows["gcin-liu"]["split"] == "train"
+  assert rows["tuxpaint-bg"]["voice"] == "Krasimir Petkov"
+  assert rows["tuxpaint-bg"]["languages"] == ["bg"] and rows["tuxpaint-bg"]["clips"] == 4
+  assert (rows["tuxpaint-fr-chion"]["clips"], rows["tuxpaint-fr-paulk"]["clips"]) == (1, 2)
+  # Speakers by band limit per split, as the telephone prompts are confounded with their band.
+  assert report["bands"] == {
+      "train": {"4000": ["asterisk-allison"],
+                "8000": ["gcin-liu", "hedgewars-stephen-alexander", "kajongg-male1",
+                         "tuxpaint-fr-paulk"]},
+      "test": {"4000": ["asterisk-armelle"],
+               "8000": ["gcin-chu-lo", "hedgewars-mtg90pl", "tuxpaint-bg",
+                        "tuxpaint-fr-chion"]}}
   assert json.dumps(report)  # plain JSON throughout
+
+
+def test_trials_by_band_counts_what_the_evaluation_scores(built):
+  _, examples, report, _, _ = built
+  # By hand from the examples: speakers with > 1 utterance, at most 3 each, 1 enrolled.
+  counts = collections.Counter(ex["speaker"] for ex in examples["test"])
+  band = {r["speaker"]: str(r["band_limit_hz"]) for r in report["speakers"]
+          if r["speaker"] in counts}
+  kept = [s for s, n in counts.items() if n > 1]
+  expected = collections.defaultdict(lambda: {"trials": 0, "target": 0})
+  for s in kept:
+    for model in kept:
+      pair = f"{band[s]}/{band[model]}"
+      expected[pair]["trials"] += min(counts[s], 3) - 1
+      expected[pair]["target"] += (min(counts[s], 3) - 1) * (s == model)
+  assert rv.trials_by_band(report, "test", enroll=1, max_utterances=3) == dict(expected)
+  assert set(expected) == {"4000/4000", "4000/8000", "8000/4000", "8000/8000"}
+
+
+def test_vorbis_encoder_is_the_vendor_string(built):
+  _, _, _, root, _ = built
+  stamps = os.path.join(root, "tuxpaint-stamps-default", STAMPS)
+  assert rv.vorbis_encoder(os.path.join(stamps, "animals/birds/owl_desc_fr.ogg")) == (
+      "Xiph.Org libVorbis I 20070622 (Reducing Environment)")
+  assert rv.vorbis_encoder(os.path.join(root, "asterisk-core-sounds-en-wav", SOUNDS,
+                                        "en_US_f_Allison", "p0.wav")) == ""
 
 
 def test_join_plan_groups_to_the_target_and_is_seeded():

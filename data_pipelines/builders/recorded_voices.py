@@ -11,11 +11,20 @@ third_party/recorded_voices/<package>/, versions in packages.txt) and builds thi
   game voice packs    hedgewars-data: a pack is a character; packs of one credited actor
                       are one speaker, the processed Robot pack is left out
   spoken words        qabcs-data (only its English set, a microphone recording; the other
-                      sets are synthesised), gcin-voice (two Mandarin syllable voices)
+                      sets are synthesised), gcin-voice (two Mandarin syllable voices),
+                      tuxpaint-stamps-default (the stamps' spoken descriptions: one credited
+                      reader per language, French's two told apart by their encoder;
+                      symbols/ is left out, its numbers and letters came from other
+                      readers), kajongg (four English player voices)
 
-Speakers are the credited voices of the packages' copyright files (or the game's credits),
-never guessed from the folder: a speaker may span packages (Allison Smith recorded both
-the US English and the Mexican Spanish prompts) and a package may hold several speakers.
+Speakers are the voices credited in the packages' copyright files, changelogs or game
+credits, never guessed from the folder: a speaker may span packages (Allison Smith recorded
+both the US English and the Mexican Spanish prompts) and a package may hold several
+speakers. Uncredited voices: four Hedgewars packs (one language or character each) and
+Kajongg's four English voices (its four players; its German set, maybe by the same people,
+is left out).
+A clip whose bytes repeat an earlier clip of its speaker (one recording filed under two
+names) is read once.
 
 Utterances: the clips are short (a word to a sentence), so each speaker's clips, read,
 resampled and trimmed like every builder's (common.prepare), are shuffled with a seed of
@@ -26,7 +35,8 @@ A speaker is in one split only, so no utterance joins clips across train and tes
 Splits: speaker-disjoint; `test` is `test_speakers` (fixed, chosen to hold telephone and
 wide-band, male and female, several languages), everything else `train`. The build report
 records per speaker its voice, languages, packages and versions, licences, the sample rates
-it was recorded at and its band limit, and per utterance the clips it joins.
+it was recorded at and its band limit, per split its speakers by band limit, and per
+utterance the clips it joins.
 
 Build:  make recorded-voices
 or      python -m data_pipelines.builders.tfds_build data_pipelines/builders/recorded_voices.py \
@@ -37,6 +47,7 @@ The packages it reads: ALLOWED_PACKAGES (the Makefile passes them to the fetch s
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import hashlib
 import os
@@ -56,15 +67,22 @@ PACKAGES_FILE = "packages.txt"
 GSM_SAMPLE_RATE = 8000  # Asterisk's raw .gsm prompts: headerless GSM 06.10 at 8 kHz
 ASTERISK = "usr/share/asterisk/sounds"
 HEDGEWARS = "usr/share/games/hedgewars/Data/Sounds/voices"
+TUXPAINT = "usr/share/tuxpaint/stamps"
+KAJONGG = "usr/share/kajongg/voices"
 
 
 @dataclasses.dataclass(frozen=True)
 class Clips:
-  """A speaker's clips in one package: a recursive glob under `<root>/<package>/`."""
+  """A speaker's clips in one package: a recursive glob under `<root>/<package>/`, less the
+  paths (relative to the package folder) that match an `exclude` pattern (fnmatch) and,
+  where `encoder` is set, the clips whose Vorbis encoder (vendor string) does not hold it:
+  one language's clips recorded in batches by two readers are told apart by the encoder."""
   package: str
   pattern: str
   language: str  # BCP 47
   licence: str
+  exclude: tuple[str, ...] = ()
+  encoder: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +94,17 @@ class RecordedSpeaker:
 
 def _hedgewars(pack: str, language: str) -> Clips:
   return Clips("hedgewars-data", f"{HEDGEWARS}/{pack}/*.ogg", language, "GFDL-1.3")
+
+
+def _tuxpaint(locale: str, language: str, *exclude: str, encoder: str = "") -> Clips:
+  # symbols/ (letters, numbers, money...) mixes in other readers: its numbers came from
+  # Schoolsplay's and other contributors' recordings (the package's changelog).
+  return Clips("tuxpaint-stamps-default", f"{TUXPAINT}/**/*_desc_{locale}.ogg", language,
+               "GPL-2", exclude=(f"{TUXPAINT}/symbols/*", *exclude), encoder=encoder)
+
+
+def _kajongg(voice: str) -> Clips:
+  return Clips("kajongg", f"{KAJONGG}/{voice}/*.ogg", "en", "GPL-2+")
 
 
 SPEAKERS = (
@@ -121,12 +150,43 @@ SPEAKERS = (
         Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/3.ogg", "zh", "GPL-3 or LGPL-3"),)),
     RecordedSpeaker("gcin-chu-lo", "Chu Lo (ChionMeilin recording group)", (
         Clips("gcin-voice", "usr/share/gcin-voice/ogg/*/5.ogg", "zh", "CC-BY-3.0"),)),
+    # The readers credited for the "descriptive sounds" in tuxpaint-stamps-default's
+    # changelog (usr/share/doc/tuxpaint-stamps-default/changelog.gz). French has two, Jacques
+    # Chion (release 2007.November.21) and PaulK (Google Code-In, release 2014.August.13),
+    # and two batches of clips by their Vorbis encoder, in two voices (2007: 68 animals;
+    # 2010: nearly every stamp, like the other Code-In sets). Who read which is inferred.
+    RecordedSpeaker("tuxpaint-be", "Kseniya Buraya", (_tuxpaint("be", "be"),)),
+    RecordedSpeaker("tuxpaint-bg", "Krasimir Petkov", (_tuxpaint("bg", "bg"),)),
+    # Five 8 kHz clips among Catalan's 44.1 kHz ones: another session, if not another reader.
+    RecordedSpeaker("tuxpaint-ca", "Pere Pujal i Carabantes", (_tuxpaint("ca", "ca", *(
+        f"{TUXPAINT}/animals/{name}_desc_ca.ogg" for name in (
+            "birds/pigeon", "mammals/bovines/zebu", "mammals/deer/wapiti",
+            "mammals/rodents/rat", "mammals/wildboar"))),)),
+    RecordedSpeaker("tuxpaint-da", "Joe Dalton", (_tuxpaint("da", "da"),)),
+    RecordedSpeaker("tuxpaint-el", "Kiriaki Serafeim", (_tuxpaint("el", "el"),)),
+    RecordedSpeaker("tuxpaint-es", "Estefanía Ortiz", (_tuxpaint("es", "es"),)),
+    RecordedSpeaker("tuxpaint-fr-chion", "Jacques Chion (inferred: the 2007 batch)", (
+        _tuxpaint("fr", "fr", encoder="libVorbis I 20070622"),)),
+    RecordedSpeaker("tuxpaint-fr-paulk", "PaulK (inferred: the 2010 batch)", (
+        _tuxpaint("fr", "fr", encoder="libVorbis I 20101101"),)),
+    RecordedSpeaker("tuxpaint-ro", "Tabbytha", (_tuxpaint("ro", "ro"),)),
+    RecordedSpeaker("tuxpaint-ru", "Edwin Veber", (_tuxpaint("ru", "ru"),)),
+    # Kajongg's four English player voices (two male, two female; recordings copyright
+    # Wolfgang Rohdewald, readers uncredited). Its four German voices are left out: the
+    # same people may have recorded both languages.
+    *(RecordedSpeaker(f"kajongg-{voice}", f"uncredited (Kajongg voice {voice})",
+                      (_kajongg(voice),))
+      for voice in ("female1", "female2", "male1", "male2")),
 )
 # The only packages this builder reads; a package folder under the root that is not
 # listed here is refused.
 ALLOWED_PACKAGES = tuple(sorted({c.package for s in SPEAKERS for c in s.clips}))
-TEST_SPEAKERS = ("asterisk-carlo", "asterisk-armelle", "hedgewars-mtg90pl",
-                 "hedgewars-default-uk", "qabcs-en", "gcin-chu-lo")
+# Four of the seven telephone-band voices and ten wide-band ones, so each band holds
+# several speakers and trials within one band are possible.
+TEST_SPEAKERS = ("asterisk-carlo", "asterisk-armelle", "asterisk-june", "asterisk-ivrvoice-ru",
+                 "hedgewars-mtg90pl", "hedgewars-default-uk", "qabcs-en", "gcin-chu-lo",
+                 "tuxpaint-bg", "tuxpaint-da", "tuxpaint-el", "tuxpaint-fr-chion",
+                 "kajongg-female1", "kajongg-male1")
 
 
 @dataclasses.dataclass(eq=False)
@@ -169,20 +229,43 @@ def check_packages(root: str) -> list[str]:
 
 
 def scan(root: str, report: common.BuildReport) -> list[Clip]:
-  """Every speaker's clips in sorted order; links are skipped (a package links shared clips)."""
+  """Every speaker's clips in sorted order; links and repeated bytes are skipped (a package
+  links shared clips or files one recording under several names)."""
   present = set(check_packages(root))
   clips = []
   for speaker in SPEAKERS:
+    first_of: dict[bytes, str] = {}  # a clip's digest -> its first path, per speaker
     for source in speaker.clips:
       if source.package not in present:
         continue
       base = os.path.join(root, source.package)
       for path in sorted(glob.glob(os.path.join(base, source.pattern), recursive=True)):
+        if any(fnmatch.fnmatch(os.path.relpath(path, base), p) for p in source.exclude):
+          continue
+        if source.encoder and source.encoder not in vorbis_encoder(path):
+          continue
         if os.path.islink(path):
           report.skip(path, "symbolic link (its target is read as its own clip)")
         elif os.path.isfile(path):
+          with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).digest()
+          if digest in first_of:
+            report.skip(path, f"the same bytes as {first_of[digest]} (read once)")
+            continue
+          first_of[digest] = path
           clips.append(Clip(path, speaker.id, source.package))
   return clips
+
+
+def vorbis_encoder(path: str) -> str:
+  """The vendor string of an Ogg Vorbis file's comment header ("" where there is none)."""
+  with open(path, "rb") as f:
+    head = f.read(4096)  # the identification and comment headers open the stream
+  start = head.find(b"\x03vorbis") + 7
+  if start < 7 or start + 4 > len(head):
+    return ""
+  length = int.from_bytes(head[start:start + 4], "little")
+  return head[start + 4:start + 4 + length].decode("utf-8", "replace")
 
 
 def read_clip(path: str) -> tuple[np.ndarray, int]:
@@ -226,6 +309,23 @@ def band_limit_hz(orig_sample_rate: int) -> int:
   return min(orig_sample_rate, SAMPLE_RATE) // 2
 
 
+def trials_by_band(report: dict, split: str, enroll: int, max_utterances: int) -> dict:
+  """{"<test band>/<model band>": {"trials", "target"}} of `split` as the evaluation scores
+  it (experiments.held_out: a speaker's first `max_utterances`, `enroll` of them enrolled,
+  every other one scored against every speaker's model; speakers with <= enroll left out).
+
+  The bands of a build report's "bands"; the same-band keys ("4000/4000") are the trials
+  that the recording channel cannot decide alone.
+  """
+  utterances = {row["speaker"]: row.get("utterances", 0) for row in report["speakers"]}
+  scored = {band: [min(utterances[s], max_utterances) - enroll for s in speakers
+                   if utterances[s] > enroll]
+            for band, speakers in report["bands"].get(split, {}).items()}
+  return {f"{test}/{model}": {"trials": sum(tested) * len(models),
+                              "target": sum(tested) if test == model else 0}
+          for test, tested in sorted(scored.items()) for model, models in sorted(scored.items())}
+
+
 def speaker_table(present: set[str], versions: dict[str, str], root: str) -> list[dict]:
   """Per speaker (with clips in a present package): who, languages, packages, licences."""
   rows = []
@@ -248,8 +348,13 @@ def speaker_table(present: set[str], versions: dict[str, str], root: str) -> lis
 class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
   """Recorded human voices from Debian packages with the common ge2e_jax features."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release: Asterisk prompts, Hedgewars voices, qABCs, gcin."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release: Asterisk prompts, Hedgewars voices, qABCs, gcin.",
+      "2.0.0": "30 speakers: Tux Paint stamp descriptions (10 credited readers) and Kajongg's "
+               "4 English voices; asterisk-june and asterisk-ivrvoice-ru move to test; a "
+               "clip repeated under another name is read once.",
+  }
   BUILDER_CONFIGS = [RecordedVoicesConfig(
       name="default", test_speakers=TEST_SPEAKERS,
       description="Every allowed package present; clips joined into ~3 s utterances.")]
@@ -275,6 +380,7 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     self._rows = {row["speaker"]: row for row in rows}
     self.report.extra["speakers"] = rows
     self.report.extra["utterance_seconds"] = config.utterance_seconds
+    self.report.extra["bands"] = {}  # {split: {band limit Hz: [speaker, ...]}}
     return {split: self._generate_examples(split, found) for split, found in by_split.items()}
 
   def _generate_examples(self, split, clips):
@@ -299,8 +405,10 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
                          config.utterance_seconds, f"{config.seed}/{speaker}")
       groups = groups[:config.max_utterances_per_speaker]
       rates = sorted({p.orig_sample_rate for _, p in items})
+      band = band_limit_hz(rates[0])
+      self.report.extra["bands"].setdefault(split, {}).setdefault(str(band), []).append(speaker)
       self._rows[speaker].update(
-          sample_rates=rates, band_limit_hz=band_limit_hz(rates[0]),
+          sample_rates=rates, band_limit_hz=band,
           upsampled=rates[0] < SAMPLE_RATE,
           clips=sum(map(len, groups)), utterances=len(groups),
           seconds=round(sum(len(items[i][1].audio) for g in groups for i in g) / SAMPLE_RATE, 1))

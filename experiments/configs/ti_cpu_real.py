@@ -1,12 +1,12 @@
 """ti_cpu on real and synthetic speech: MultiReader (Wan et al. 2018, §2.3) of the recorded
-human voices (recorded_voices:train, 10 speakers) and the procedural espeak-ng voices
+human voices (recorded_voices:train, 16 speakers) and the procedural espeak-ng voices
 (synthetic_voices/ti:train, 120 speakers).
 
-Every MultiReader source shares the batch N x M, and the recorded corpus has only 10
-training speakers, so each step carries one 8 x 6 batch of each (96 utterances, as
-ti_cpu's 16 x 6). The recorded corpus's weight is what experiments/ablate_real.py sweeps;
-held-out: ti_cpu's conditions (synthetic unseen families, real speakers clean, noisy,
-reverberant).
+Every MultiReader source shares the batch N x M, and the recorded corpus has only 16
+training speakers (10 before its version 2.0.0), so each step carries one 8 x 6 batch of
+each (96 utterances, as ti_cpu's 16 x 6). The recorded corpus's weight is what
+experiments/ablate_real.py sweeps; held-out: ti_cpu's conditions (synthetic unseen
+families, real speakers clean, noisy, reverberant).
 
   make recorded-voices
   python -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
