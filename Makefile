@@ -24,11 +24,17 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(BASE_VENV)/bin/python -m pip install -q .
 	touch $@
 
+# Two pytest workers (pytest-xdist), each taking whole test modules: a module's fixtures
+# (corpora, trained runs) are built once. TEST_WORKERS=1 runs in one process.
+TEST_WORKERS ?= 2
+PYTEST := GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra \
+  $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
+
 test: setup
-	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra
+	$(PYTEST)
 
 test-fast: setup
-	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra -m "not slow"
+	$(PYTEST) -m "not slow"
 
 demo: setup
 	$(PY) -m experiments.demo
@@ -98,5 +104,4 @@ third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded
 # The whole suite with line coverage of the library, the experiments and the data pipelines
 # (code run in the tests' subprocesses is not counted).
 coverage: setup
-	GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra --cov=ge2e_jax --cov=experiments \
-	  --cov=data_pipelines --cov-report=term
+	$(PYTEST) --cov=ge2e_jax --cov=experiments --cov=data_pipelines --cov-report=term

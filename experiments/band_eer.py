@@ -12,7 +12,6 @@ Untrained log-mel statistics first (speaker_distinctness's baseline), then every
 """
 
 from absl import flags
-import numpy as np
 
 from experiments import cli, held_out, run_settings
 from ge2e_jax import inference, metrics
@@ -29,31 +28,10 @@ flags.DEFINE_integer("max_utterances_per_speaker", _EVAL.max_utterances_per_spea
 flags.DEFINE_integer("seed", 0, "Seed of the enrolment choice.")
 
 
-def band_eers(trials: metrics.Trials, speakers: np.ndarray,
-              band_of: dict[str, str]) -> list[tuple[str, int, int, float]]:
-  """(trials kept, count, target count, EER) for all trials, the same-band ones and each
-  band alone; `speakers` labels the embedding rows, `band_of` maps a speaker to its band."""
-  test_band = np.array([band_of[s] for s in speakers[trials.test_index]])
-  model_band = np.array([band_of[s] for s in trials.speakers])
-  pair = (test_band[:, None], model_band[None, :])
-  kept = {"all": np.ones((len(test_band), len(model_band)), bool),
-          "same band": pair[0] == pair[1]}
-  for band in sorted(set(model_band)):
-    kept[f"{band} Hz only"] = (pair[0] == band) & (pair[1] == band)
-  rows = []
-  for what, mask in kept.items():
-    scores = trials.scores.reshape(mask.shape)[mask]
-    labels = trials.labels.reshape(mask.shape)[mask]
-    if labels.all() or not labels.any():  # one speaker in a band: no EER
-      continue
-    rows.append((what, int(mask.sum()), int(labels.sum()), metrics.eer(scores, labels)[0]))
-  return rows
-
-
 def bands(data_dir: str | None, split: str) -> dict[str, str]:
   """{speaker: band limit (Hz, a string)} of `split`, from recorded_voices' build report."""
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
-  from data_pipelines.builders import common  # pylint: disable=g-import-not-at-top
+  from data_pipelines.builders import common  # pylint: disable=g-import-not-at-top  # TFDS
   report = common.read_report(corpus.builder(CORPUS, data_dir))
   if split not in report["bands"]:
     raise ValueError(f"--split={split!r}: expected one of {sorted(report['bands'])}")
@@ -76,7 +54,7 @@ def main(argv):
     scored[path] = embedder.embed_prepared(eval_set.waves)
   for what, embeddings in scored.items():
     trials = metrics.speaker_trials(embeddings, eval_set.speakers, FLAGS.num_enroll, FLAGS.seed)
-    for kept, count, target, eer in band_eers(trials, eval_set.speakers, band_of):
+    for kept, count, target, eer in held_out.band_eers(trials, eval_set.speakers, band_of):
       print(f"EER {100 * eer:6.2f}%  {kept:14s} {count:6d} trials ({target} target)  "
             f"{eval_set.description}  [{what}]", flush=True)
 

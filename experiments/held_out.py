@@ -99,6 +99,28 @@ def log_mel_statistics(waves) -> np.ndarray:
   return stats - stats.mean(0)  # Centred, so cosine scores compare shapes, not the mean.
 
 
+def band_eers(trials: metrics.Trials, speakers: np.ndarray,
+              band_of: dict[str, str]) -> list[tuple[str, int, int, float]]:
+  """(trials kept, count, target count, EER) for all trials, the same-band ones and each
+  band alone; `speakers` labels the embedding rows, `band_of` maps a speaker to its band.
+  Same-band trials are those a recording channel cannot decide (experiments/band_eer.py)."""
+  test_band = np.array([band_of[s] for s in speakers[trials.test_index]])
+  model_band = np.array([band_of[s] for s in trials.speakers])
+  pair = (test_band[:, None], model_band[None, :])
+  kept = {"all": np.ones((len(test_band), len(model_band)), bool),
+          "same band": pair[0] == pair[1]}
+  for band in sorted(set(model_band)):
+    kept[f"{band} Hz only"] = (pair[0] == band) & (pair[1] == band)
+  rows = []
+  for what, mask in kept.items():
+    scores = trials.scores.reshape(mask.shape)[mask]
+    labels = trials.labels.reshape(mask.shape)[mask]
+    if labels.all() or not labels.any():  # one speaker in a band: no EER
+      continue
+    rows.append((what, int(mask.sum()), int(labels.sum()), metrics.eer(scores, labels)[0]))
+  return rows
+
+
 class Condition(NamedTuple):
   corpus: str | None  # None = the evaluation corpus
   split: str

@@ -1,9 +1,9 @@
-"""band_eer: the trials of one band pair, picked trial by trial in a loop as the reference."""
+"""held_out.band_eers (experiments/band_eer.py): the trials of one band pair, picked trial by trial in a loop as the reference."""
 
 import numpy as np
 import pytest
 
-from experiments import band_eer
+from experiments import held_out
 from ge2e_jax import metrics
 
 
@@ -21,7 +21,7 @@ def test_band_eers_keep_the_trials_of_each_band_pair():
       if band_of[speakers[row]] == band_of[model]:
         picked["same band"].append(trial)
         picked[f"{band_of[model]} Hz only"].append(trial)
-  rows = band_eer.band_eers(trials, speakers, band_of)
+  rows = held_out.band_eers(trials, speakers, band_of)
   assert [r[0] for r in rows] == list(picked)
   for what, count, target, eer in rows:
     scores, labels = np.array(picked[what]).T
@@ -35,5 +35,5 @@ def test_a_band_of_one_speaker_has_no_eer():
   speakers = np.repeat(sorted(band_of), 3)
   trials = metrics.speaker_trials(np.random.default_rng(1).normal(size=(9, 4)), speakers,
                                   enroll=1)
-  assert [r[0] for r in band_eer.band_eers(trials, speakers, band_of)] == [
+  assert [r[0] for r in held_out.band_eers(trials, speakers, band_of)] == [
       "all", "same band", "8000 Hz only"]
