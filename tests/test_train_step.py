@@ -111,8 +111,8 @@ def test_train_step_applies_the_optimizer_to_the_gradient(one_device):
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ge2e_softmax", "te2e"])
 def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
-  """The encoder's backward pass over 3 or 4 chunks of the utterances == over all at once:
-  to float64 rounding in float64, to float32 summation order in float32."""
+  """The encoder's backward pass over 4 chunks of the utterances == over all at once: to
+  float64 rounding in float64, to float32 summation order in float32."""
   mesh, batch, params = one_device
   rng = jax.random.key(2)
   run = lambda chunks, *args: jax.jit(train_step.make_loss_and_grad(
@@ -121,10 +121,9 @@ def test_encoder_chunks_give_the_same_loss_and_gradients(one_device, loss):
     as64 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), tree)
     args64 = (as64(params), dict(batch, audio=as64(batch["audio"])), rng)
     want64 = run(1, *args64)
-    for chunks in (3, 4):
-      for g, w in zip(jax.tree.leaves(run(chunks, *args64)), jax.tree.leaves(want64)):
-        assert g.dtype == jnp.float64 or g.dtype == w.dtype
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
+    for g, w in zip(jax.tree.leaves(run(4, *args64)), jax.tree.leaves(want64)):
+      assert g.dtype == jnp.float64 or g.dtype == w.dtype
+      np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
   want = run(1, params, batch, rng)
   for g, w in zip(jax.tree.leaves(run(4, params, batch, rng)), jax.tree.leaves(want)):
     assert relative_error(np.asarray(w), np.asarray(g)) < 1e-4  # float32 order, as 8 devices
