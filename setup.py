@@ -2,7 +2,7 @@
 `experiments/` and `data_pipelines/` placed unchanged inside the latter.
 
 Top-level packages named `experiments` or `data_pipelines` would clash with a user's own;
-`ge2e_jax_recipes.activate()` (packaging/ge2e_jax_recipes, the console scripts call it) puts
+`ge2e_jax_recipes.activate()` (src/ge2e_jax_recipes, the console scripts call it) puts
 their folder on `sys.path`, so they import each other by their repository names as in a
 checkout. An editable install (`pip install -e .`, `make setup`) maps the repository names
 onto the checkout too. Everything else is in setup.cfg.
@@ -21,7 +21,7 @@ def subpackages(name: str) -> list[str]:
 
 
 packages = subpackages("ge2e_jax") + [RECIPES]
-package_dir = {RECIPES: f"packaging/{RECIPES}"}
+package_dir = {RECIPES: f"src/{RECIPES}"}
 for tree in TREES:
   packages += [f"{RECIPES}.{name}" for name in subpackages(tree)]
   package_dir[f"{RECIPES}.{tree}"] = tree

@@ -42,7 +42,7 @@ print(json.dumps(results))
 
 def console_scripts() -> dict:
   """{script: (checkout module, function)} from setup.cfg's console_scripts: the target
-  `ge2e_jax_recipes:<name>` runs `experiments.<name>.run()` (packaging/ge2e_jax_recipes)."""
+  `ge2e_jax_recipes:<name>` runs `experiments.<name>.run()` (src/ge2e_jax_recipes)."""
   cfg = configparser.ConfigParser()
   cfg.read(os.path.join(REPO, "setup.cfg"))
   scripts = {}

@@ -80,7 +80,7 @@ def test_console_scripts_run_the_checkout_clis():
   assert set(scripts) == SCRIPTS
   before = list(sys.path)
   spec = importlib.util.spec_from_file_location(
-      RECIPES, os.path.join(REPO, "packaging", RECIPES, "__init__.py"))
+      RECIPES, os.path.join(REPO, "src", RECIPES, "__init__.py"))
   recipes = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(recipes)
   assert sys.path == before  # only activate() changes it
@@ -98,7 +98,7 @@ def test_wheel_holds_the_recipes_unchanged_under_one_project_name(tmp_path):
   source.mkdir()
   for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
     shutil.copy(os.path.join(REPO, name), source)
-  for name in ("ge2e_jax", "packaging", *TREES):
+  for name in ("ge2e_jax", "src", *TREES):
     shutil.copytree(os.path.join(REPO, name), source / name,
                     ignore=shutil.ignore_patterns("__pycache__"))
   built = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "-w", tmp_path / "dist",
