@@ -41,14 +41,14 @@ print(json.dumps(results))
 
 
 def console_scripts() -> dict:
-  """{script: (checkout module, function)} from setup.cfg's console_scripts."""
+  """{script: (checkout module, function)} from setup.cfg's console_scripts: the target
+  `ge2e_jax_recipes:<name>` runs `experiments.<name>.run()` (src/ge2e_jax_recipes)."""
   cfg = configparser.ConfigParser()
   cfg.read(os.path.join(REPO, "setup.cfg"))
   scripts = {}
   for line in cfg["options.entry_points"]["console_scripts"].strip().splitlines():
     script, target = (part.strip() for part in line.split("="))
-    module, function = target.split(":")
-    scripts[script] = (module.replace("ge2e_jax_experiments", "experiments"), function)
+    scripts[script] = (f"experiments.{target.split(':')[1]}", "run")
   return scripts
 
 

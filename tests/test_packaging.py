@@ -1,5 +1,7 @@
-"""The wheel: only project-named top-level packages, imports rewritten to them, console
-scripts pointing at modules it holds; the checkout keeps `python -m experiments.<cli>`."""
+"""The wheel: only `ge2e_jax` and `ge2e_jax_recipes` at the top, the repository's
+`experiments/` and `data_pipelines/` inside the latter byte for byte, importable by their
+repository names after `ge2e_jax_recipes.activate()` only; console scripts pointing at it. The
+checkout keeps `python -m experiments.<cli>`."""
 
 import configparser
 import importlib.util
@@ -12,72 +14,91 @@ import zipfile
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WHEEL_PACKAGES = {"ge2e_jax", "ge2e_jax_experiments", "ge2e_jax_data"}
+RECIPES = "ge2e_jax_recipes"
+TREES = ("experiments", "data_pipelines")
+WHEEL_PACKAGES = {"ge2e_jax", RECIPES}
 SCRIPTS = {"ge2e-train", "ge2e-evaluate", "ge2e-embed", "ge2e-verify", "ge2e-export",
            "ge2e-diarize"}
 
 IMPORT_CHECK = """
-import sys
-from ge2e_jax_experiments import training_loop, export
-from ge2e_jax_experiments.configs import td
-from ge2e_jax_data import corpus
-generic = sorted(m for m in sys.modules if m.split(".")[0] in ("experiments", "data_pipelines"))
-assert not generic, generic
-for module in (training_loop, export, td, corpus):
-  assert module.__file__.startswith(sys.argv[1]), module.__file__
+import importlib.util, os, sys
+site, names = sys.argv[1], sys.argv[2:]
+# The test venv is an editable install whose finder maps `experiments` onto a checkout; a
+# venv holding the wheel has none.
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not getattr(f, "__module__", "").startswith("__editable__")]
+before = list(sys.path)
+import ge2e_jax, ge2e_jax_recipes
+assert sys.path == before, sys.path
+for name in ("experiments", "data_pipelines"):
+  assert name not in sys.modules and importlib.util.find_spec(name) is None, name
+recipes = ge2e_jax_recipes.activate()
+assert recipes == os.path.join(site, "ge2e_jax_recipes"), recipes
+assert ge2e_jax_recipes.activate() == recipes and sys.path == [recipes] + before, sys.path
+from experiments import training_loop, export
+from experiments.configs import td
+from data_pipelines import corpus
+for module in (training_loop, export, td, corpus, ge2e_jax):
+  assert module.__file__.startswith(site + os.sep), module.__file__
+for name in names:
+  assert getattr(ge2e_jax_recipes, name).__name__ == name, name
 print("ok", td.get_config().train.init_from == "")
+"""
+# What pip's ge2e-verify wrapper runs (a process of its own: export above defines flags too).
+CONSOLE_SCRIPT = """
+import sys
+import ge2e_jax_recipes
+sys.argv = ["ge2e-verify", "--help"]
+try:
+  sys.exit(ge2e_jax_recipes.verify())
+finally:
+  print(sys.modules["experiments.verify"].__file__)
 """
 
 
-def load_setup_py():
-  spec = importlib.util.spec_from_file_location("ge2e_setup", os.path.join(REPO, "setup.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_rename_touches_module_paths_only():
-  rename = load_setup_py().rename_modules
-  cases = {
-      "from experiments import training_loop": "from ge2e_jax_experiments import training_loop",
-      "  from data_pipelines.builders import common":
-          "  from ge2e_jax_data.builders import common",
-      "import data_pipelines.builders": "import ge2e_jax_data.builders",
-      '[py, "-m", "experiments.train", "--config=experiments/configs/td.py"]':
-          '[py, "-m", "ge2e_jax_experiments.train", "--config=experiments/configs/td.py"]',
-      "cannot mix two experiments.\n": "cannot mix two experiments.\n",
-      "from ge2e_jax_experiments import training_loop": "from ge2e_jax_experiments import training_loop",
-      "my_experiments.train": "my_experiments.train",
-  }
-  for source, wheel in cases.items():
-    assert rename(source) == wheel
-
-
-def test_console_scripts_name_run_functions():
+def console_scripts() -> dict:
   config = configparser.ConfigParser()
   config.read(os.path.join(REPO, "setup.cfg"))
-  scripts = dict(line.split(" = ") for line in
-                 config["options.entry_points"]["console_scripts"].strip().splitlines())
+  return dict(line.split(" = ") for line in
+              config["options.entry_points"]["console_scripts"].strip().splitlines())
+
+
+def recipe_sources() -> dict:
+  """{path in the wheel: path in the repository} of every .py file of the recipe trees."""
+  sources = {}
+  for tree in TREES:
+    for folder, _, names in os.walk(os.path.join(REPO, tree)):
+      for name in names:
+        if name.endswith(".py"):
+          path = os.path.relpath(os.path.join(folder, name), REPO)
+          sources[f"{RECIPES}/{path}"] = path
+  return sources
+
+
+def test_console_scripts_run_the_checkout_clis():
+  scripts = console_scripts()
   assert set(scripts) == SCRIPTS
-  checked = 0
-  for target in scripts.values():
-    module, function = target.split(":")
-    path = os.path.join(REPO, "experiments", module.split(".")[1] + ".py")
-    assert module.startswith("ge2e_jax_experiments.") and function == "run"
-    if os.path.exists(path):  # experiments/verify.py comes from another branch
-      with open(path) as f:
-        assert "\ndef run():\n" in f.read(), path
-      checked += 1
-  assert checked >= 4
+  before = list(sys.path)
+  spec = importlib.util.spec_from_file_location(
+      RECIPES, os.path.join(REPO, "src", RECIPES, "__init__.py"))
+  recipes = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(recipes)
+  assert sys.path == before  # only activate() changes it
+  for script, target in scripts.items():
+    package, name = target.split(":")
+    assert package == RECIPES and script == f"ge2e-{name}", (script, target)
+    assert getattr(recipes, name).__name__ == name
+    with open(os.path.join(REPO, "experiments", f"{name}.py"), encoding="utf-8") as f:
+      assert "\ndef run():\n" in f.read(), name
 
 
 @pytest.mark.slow
-def test_wheel_holds_only_project_named_packages_that_import(tmp_path):
+def test_wheel_holds_the_recipes_unchanged_under_one_project_name(tmp_path):
   source = tmp_path / "src"
   source.mkdir()
   for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
     shutil.copy(os.path.join(REPO, name), source)
-  for name in ("ge2e_jax", "experiments", "data_pipelines"):
+  for name in ("ge2e_jax", "src", *TREES):
     shutil.copytree(os.path.join(REPO, name), source / name,
                     ignore=shutil.ignore_patterns("__pycache__"))
   built = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "-w", tmp_path / "dist",
@@ -85,16 +106,27 @@ def test_wheel_holds_only_project_named_packages_that_import(tmp_path):
                          cwd=source, capture_output=True, text=True, timeout=300)
   assert built.returncode == 0, built.stderr[-3000:]
   (wheel,) = (tmp_path / "dist").iterdir()
+  sources = recipe_sources()
   with zipfile.ZipFile(wheel) as archive:
     names = archive.namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == WHEEL_PACKAGES
+    # What the wheel holds of the trees is their .py files, as they are in the repository.
+    shipped = {n for n in names if n.startswith(tuple(f"{RECIPES}/{t}/" for t in TREES))}
+    assert shipped == set(sources), shipped ^ set(sources)
+    for name, path in sources.items():
+      with open(os.path.join(REPO, path), "rb") as f:
+        assert archive.read(name) == f.read(), path
     archive.extractall(tmp_path / "site")
-  top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-  assert top == WHEEL_PACKAGES
-  assert "ge2e_jax_experiments/configs/td.py" in names
-  assert "ge2e_jax_data/builders/manifest.py" in names
   site = os.fspath(tmp_path / "site")
   env = dict(os.environ, PYTHONPATH=site)
-  checked = subprocess.run([sys.executable, "-c", IMPORT_CHECK, site], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
+  functions = [target.split(":")[1] for target in console_scripts().values()]
+  checked = subprocess.run([sys.executable, "-c", IMPORT_CHECK, site, *functions],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
   assert checked.returncode == 0, checked.stderr[-3000:]
-  assert checked.stdout.split() == ["ok", "True"]
+  assert checked.stdout.split()[-2:] == ["ok", "True"], checked.stdout[-2000:]
+  script = subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert script.returncode == 0, script.stderr[-3000:]
+  assert "Flags of verify" in script.stdout, script.stdout[:1000]
+  assert script.stdout.split()[-1] == os.path.join(site, RECIPES, "experiments", "verify.py")
