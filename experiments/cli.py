@@ -16,6 +16,7 @@ The traceback of a handled error is still logged at DEBUG level (``--verbosity=1
 
 import contextlib
 import difflib
+import os
 import re
 import sys
 
@@ -68,7 +69,11 @@ def run(main, name: str, expand_argv=None, renamed: dict | None = None):
       logging.debug("%s failed", name, exc_info=True)
       sys.exit(missing_extra(name, err.name, extra))
 
-  app.run(handled_main, flags_parser=parser)
+  try:
+    app.run(handled_main, flags_parser=parser)
+  except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+    sys.exit(1)
 
 
 def missing_extra(name: str, module: str, extra: str) -> str:

@@ -8,6 +8,8 @@ other, and the scripts' processes run side by side: each pays for a python start
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,13 @@ def test_verify_lists_cannot_swallow_each_other():
   # Repeated flags and files after `--` are taken as they are.
   assert verify.expand_lists(["v", "--enroll=a.wav", "--enroll=b.wav", "--", "--enroll"]) == [
       "v", "--enroll=a.wav", "--enroll=b.wav", "--", "--enroll"]
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():
+  """`ge2e-verify --help | head -1`: the reader may be gone before the help is written."""
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.verify", "--help"], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+  proc.stdout.close()  # gone before the first write
+  stderr = proc.communicate(timeout=120)[1].decode()
+  assert proc.returncode == 1 and stderr == "", stderr[-2000:]
