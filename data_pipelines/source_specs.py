@@ -96,25 +96,36 @@ def parse(spec: str, what: str, value_name: str, *,
 
   ``names``: the names allowed (any if None). ``convert`` raises ValueError with the reason.
   """
-  known = None if names is None else list(names)
-  over = "" if known is None else f" over {known}"
-  if not spec or not spec.strip():
-    raise ValueError(f"{what} is empty; expected 'name:{value_name},...'{over}")
-  parsed = {}
-  for part in spec.split(","):
+  items = []
+  for part in spec.split(",") if spec and spec.strip() else ():
     match = _ITEM.match(part)
     if not match:
       raise ValueError(f"{what} {spec!r}: item {part!r} is not 'name:{value_name}'")
-    name, value = match.groups()
+    items.append(match.groups())
+  return checked(items, what, repr(spec), value_name, convert=convert, names=names)
+
+
+def checked(items, what: str, shown: str, value_name: str, *,
+            convert: Callable[[object], object] | None = None,
+            names: Iterable[str] | None = None) -> dict:
+  """``{name: convert(value)}`` of (name, value) ``items``, as ``parse`` checks them;
+  ``shown``: the spec as the errors quote it."""
+  known = None if names is None else list(names)
+  if not items:
+    over = "" if known is None else f" over {known}"
+    raise ValueError(f"{what} is empty; expected 'name:{value_name},...'{over}")
+  parsed = {}
+  for name, value in items:
     if known is not None and name not in known:
-      raise ValueError(f"{what} {spec!r}: unknown source {name!r}; sources are {known}")
+      raise ValueError(f"{what} {shown}: unknown source {name!r}; sources are {known}")
     if name in parsed:
-      raise ValueError(f"{what} {spec!r}: source {name!r} is given twice")
+      raise ValueError(f"{what} {shown}: source {name!r} is given twice")
     if convert is not None:
       try:
         value = convert(value)
       except ValueError as err:
-        raise ValueError(f"{what} {spec!r}: {value_name} {value!r} of {name!r} {err}") from None
+        raise ValueError(
+            f"{what} {shown}: {value_name} {str(value)!r} of {name!r} {err}") from None
     parsed[name] = value
   return parsed
 
@@ -133,5 +144,6 @@ def parse_weights(spec: str | Mapping[str, float], names) -> dict[str, float]:
   """MultiReader weights, ``{name: weight}`` or ``"name:weight,..."`` -> {name: weight > 0},
   names among ``names`` (any if None), in the order given."""
   if isinstance(spec, Mapping):
-    spec = ",".join(f"{name}:{weight!r}" for name, weight in spec.items())
+    return checked(list(spec.items()), "MultiReader weights", repr(dict(spec)), "weight",
+                   convert=_weight, names=names)
   return parse(spec, "MultiReader weights", "weight", convert=_weight, names=names)

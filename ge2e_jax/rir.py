@@ -32,7 +32,6 @@ def image_method_rir(rng: np.random.Generator, rt60_s: float, samples: int,
   reflections (small rooms with long RT60; slow to simulate) are drawn again.
   """
   try:  # optional: the augment extra
-    # optional: the augment extra
     import pyroomacoustics as pra  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ImportError("config.augment.reverb.image_method > 0 needs pyroomacoustics: "

@@ -40,16 +40,19 @@ print(json.dumps(results))
 """
 
 
-def console_scripts() -> dict:
-  """{script: (checkout module, function)} from setup.cfg's console_scripts: the target
-  `ge2e_jax_recipes:<name>` runs `experiments.<name>.run()` (src/ge2e_jax_recipes)."""
+def entry_points() -> dict:
+  """{script: target} of setup.cfg's console_scripts."""
   cfg = configparser.ConfigParser()
   cfg.read(os.path.join(REPO, "setup.cfg"))
-  scripts = {}
-  for line in cfg["options.entry_points"]["console_scripts"].strip().splitlines():
-    script, target = (part.strip() for part in line.split("="))
-    scripts[script] = (f"experiments.{target.split(':')[1]}", "run")
-  return scripts
+  lines = cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+  return dict((part.strip() for part in line.split("=")) for line in lines)
+
+
+def console_scripts() -> dict:
+  """{script: (checkout module, function)}: the target `ge2e_jax_recipes:<name>` runs
+  `experiments.<name>.run()` (src/ge2e_jax_recipes)."""
+  return {script: (f"experiments.{target.split(':')[1]}", "run")
+          for script, target in entry_points().items()}
 
 
 def start(script: str, cases: list) -> subprocess.Popen:

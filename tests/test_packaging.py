@@ -3,7 +3,6 @@
 repository names after `ge2e_jax_recipes.activate()` only; console scripts pointing at it. The
 checkout keeps `python -m experiments.<cli>`."""
 
-import configparser
 import importlib.util
 import os
 import shutil
@@ -12,6 +11,8 @@ import sys
 import zipfile
 
 import pytest
+
+import cli_cases  # tests/cli_cases.py (pytest puts tests/ on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = "ge2e_jax_recipes"
@@ -56,13 +57,6 @@ finally:
 """
 
 
-def console_scripts() -> dict:
-  config = configparser.ConfigParser()
-  config.read(os.path.join(REPO, "setup.cfg"))
-  return dict(line.split(" = ") for line in
-              config["options.entry_points"]["console_scripts"].strip().splitlines())
-
-
 def recipe_sources() -> dict:
   """{path in the wheel: path in the repository} of every .py file of the recipe trees."""
   sources = {}
@@ -76,7 +70,7 @@ def recipe_sources() -> dict:
 
 
 def test_console_scripts_run_the_checkout_clis():
-  scripts = console_scripts()
+  scripts = cli_cases.entry_points()
   assert set(scripts) == SCRIPTS
   before = list(sys.path)
   spec = importlib.util.spec_from_file_location(
@@ -120,7 +114,7 @@ def test_wheel_holds_the_recipes_unchanged_under_one_project_name(tmp_path):
     archive.extractall(tmp_path / "site")
   site = os.fspath(tmp_path / "site")
   env = dict(os.environ, PYTHONPATH=site)
-  functions = [target.split(":")[1] for target in console_scripts().values()]
+  functions = [target.split(":")[1] for target in cli_cases.entry_points().values()]
   checked = subprocess.run([sys.executable, "-c", IMPORT_CHECK, site, *functions],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
   assert checked.returncode == 0, checked.stderr[-3000:]
