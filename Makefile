@@ -25,10 +25,11 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	touch $@
 
 # Two pytest workers (pytest-xdist), each taking whole test modules: a module's fixtures
-# (corpora, trained runs) are built once. TEST_WORKERS=1 runs in one process.
+# (corpora, trained runs) are built once. Modules are handed out in tests/conftest.py's order
+# (--no-loadscope-reorder keeps it). TEST_WORKERS=1 runs in one process.
 TEST_WORKERS ?= 2
 PYTEST := GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra \
-  $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
+  $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 test: setup
 	$(PYTEST)

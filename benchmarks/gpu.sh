@@ -3,7 +3,7 @@
 # (no TensorFlow, no network), from a copy of this tree:
 #
 #   benchmarks/gpu.sh            # the paper's shapes, within 10 minutes
-#   benchmarks/gpu.sh --tiny     # tiny shapes (or GE2E_GPU_TINY=1): checks the script on a CPU
+#   benchmarks/gpu.sh --tiny     # tiny td shapes (or GE2E_GPU_TINY=1): checks the script on a CPU
 #
 # Runs, each with its own time limit and log under $OUT (default: a new temporary folder):
 #   1. benchmarks/train_step.py  td 64x10x80 and ti 64x10x160, JAX vs PyTorch cuDNN
@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 if [[ "$TINY" == 1 ]]; then
-  CASES=(--case td:4:2:20 --case ti:4:2:20) STEPS=2 LIMIT=240
+  CASES=(--case td:4:2:20) STEPS=2 LIMIT=240
   INFER=(--case td:20 --utterances 4 --seconds 0.5 --repeats 2 --max_windows 8 --cells 16
          --projection 8)
 else

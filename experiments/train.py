@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import cli, config_checks, distributed
+from experiments import cli, config_checks, distributed, resume
 from ge2e_jax import checkpoint
 
 FLAGS = flags.FLAGS
@@ -87,9 +87,10 @@ def main(argv):
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                            FLAGS.heartbeat_timeout_s)
   logging.info("config:\n%s", FLAGS.config)
-  with cli.one_line_errors("train"):
-    config_checks.validate(FLAGS.config)  # before TensorFlow is imported: bad values fail fast
-  # TensorFlow (the train extra) only once the config is known to be good.
+  with cli.one_line_errors("train"):  # before TensorFlow is imported: these fail fast
+    config_checks.validate(FLAGS.config)
+    resume.check_config(os.path.abspath(FLAGS.workdir), FLAGS.config)
+  # TensorFlow (the train extra) only once the config is known to be good for this workdir.
   from experiments import training_loop  # pylint: disable=g-import-not-at-top
   with cli.one_line_errors("train", (training_loop.NonFiniteLossError,)):
     with distributed.stop_on_lost_process("train"):

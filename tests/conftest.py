@@ -1,7 +1,8 @@
 """Shared session fixtures: small real corpora built once per test session.
 
 Synthetic corpora (espeak-ng, real `synthetic_voices` builder, built lazily the
-first time a test asks for them, all under one session tmp data_dir):
+first time a test asks for them, all under one session tmp data_dir that the pytest-xdist
+workers share):
   synthetic_td      "ok computer", 10 train + 4 test (+ 4 test_unseen_lang) speakers x 8 utts
   synthetic_td_hey  "hey computer", same speakers and sizes (second td source
                     for MultiReader tests)
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fcntl
 import os
 import pathlib
 import shutil
@@ -43,19 +45,22 @@ import pytest
 import soundfile as sf
 
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+MIN_COMPILE_TIME_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 
 
 def pytest_configure(config):
-  """Sets the session's compilation cache before any test module imports jax."""
+  """Sets the session's compilation cache before any test module imports jax: every
+  program, however quick to compile (the subprocesses compile the same small ones)."""
   if CACHE_ENV not in os.environ:
     config.ge2e_jax_cache = tempfile.mkdtemp(prefix="ge2e_jax_compilation_cache_")
     os.environ[CACHE_ENV] = config.ge2e_jax_cache
+    os.environ[MIN_COMPILE_TIME_ENV] = "0"
 
 
 def pytest_collection_modifyitems(items):
   """Modules with the most `slow` tests first (in-module order kept): `make test`'s two
-  workers (`pytest -n 2 --dist loadscope`) take whole modules in this order, so the long
-  ones start early and the workers end together."""
+  workers (`pytest -n 2 --dist loadscope --no-loadscope-reorder`) take whole modules in
+  this order, so the long ones start early and the workers end together."""
   slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
   items.sort(key=lambda item: -slow[item.path])
 
@@ -63,7 +68,7 @@ def pytest_collection_modifyitems(items):
 def pytest_unconfigure(config):
   cache = getattr(config, "ge2e_jax_cache", None)
   if cache:
-    del os.environ[CACHE_ENV]
+    del os.environ[CACHE_ENV], os.environ[MIN_COMPILE_TIME_ENV]
     shutil.rmtree(cache, ignore_errors=True)
 
 
@@ -87,16 +92,24 @@ class BuiltCorpus:
 
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> pathlib.Path:
-  """The tfds data_dir that holds every synthetic corpus of this session."""
-  return tmp_path_factory.mktemp("tfds_synthetic")
+  """The tfds data_dir that holds every synthetic corpus of this session: under
+  pytest-xdist, one for all workers (in the parent of each worker's base temp folder)."""
+  if "PYTEST_XDIST_WORKER" not in os.environ:
+    return tmp_path_factory.mktemp("tfds_synthetic")
+  path = tmp_path_factory.getbasetemp().parent / "tfds_synthetic"
+  path.mkdir(exist_ok=True)
+  return path
 
 
 def _build_synthetic(data_dir, **config_kwargs) -> BuiltCorpus:
+  """Builds the corpus once: a worker that finds another building it waits for it."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from data_pipelines.builders import synthetic_voices  # pylint: disable=g-import-not-at-top
   config = synthetic_voices.SyntheticVoicesConfig(**config_kwargs)
   builder = tfds.builder("synthetic_voices", config=config, data_dir=os.fspath(data_dir))
-  builder.download_and_prepare()
+  with open(os.path.join(data_dir, f"{config.name}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    builder.download_and_prepare()
   return BuiltCorpus(f"synthetic_voices/{config.name}", os.fspath(data_dir), config)
 
 

@@ -26,17 +26,14 @@ from ge2e_jax import features, model, optim, train_step  # noqa: E402
 
 CONFIG = model.EncoderConfig(cells=16, projection=8)
 N, M, FRAMES, STEPS = 8, 4, 12, 3
-CASES = [
-    dict(loss="ge2e_softmax", centroids="exclusive", reduction="sum"),
-    dict(loss="ge2e_softmax", centroids="split", reduction="mean"),
-    dict(loss="ge2e_contrast", centroids="inclusive", reduction="sum"),
-    dict(loss="te2e", reduction="mean"),
-    dict(loss="softmax", reduction="sum"),
-    dict(loss="ge2e_contrast", centroids="exclusive", reduction="sum", stacked=True),
-    # The encoder's backward pass in chunks (gradient caching): its per-device parameter
-    # gradients must still be summed over devices exactly once.
+CASES = [  # each loss, each centroid mode, stacked batches, the encoder in chunks
+    # In chunks (gradient caching), the per-device parameter gradients of the encoder's
+    # backward pass must still be summed over devices exactly once.
     dict(loss="ge2e_softmax", centroids="exclusive", reduction="sum", encoder_chunks=2),
-    dict(loss="te2e", reduction="sum", stacked=True, encoder_chunks=4),
+    dict(loss="ge2e_softmax", centroids="split", reduction="mean"),
+    dict(loss="ge2e_contrast", centroids="inclusive", reduction="sum", stacked=True),
+    dict(loss="softmax", reduction="sum"),
+    dict(loss="te2e", reduction="mean", stacked=True, encoder_chunks=4),
 ]
 
 

@@ -175,6 +175,7 @@ def _fd_check(fn, x, eps=1e-6, n_coords=12, seed=0):
     np.testing.assert_allclose(grad.ravel()[idx], numeric, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,centroids", list(itertools.product(["softmax", "contrast"], MODES)))
 def test_ge2e_gradients_match_finite_differences(kind, centroids):
   with jax.enable_x64(True):
@@ -185,6 +186,7 @@ def test_ge2e_gradients_match_finite_differences(kind, centroids):
     _fd_check(f_wb, wb, n_coords=2)
 
 
+@pytest.mark.slow
 def test_te2e_and_softmax_gradients_match_finite_differences():
   with jax.enable_x64(True):
     emb = jnp.asarray(random_batch((5, 4, 6), seed=17), jnp.float64)
