@@ -38,7 +38,7 @@ ablation_common.define_flags(
     __name__, "ti_cpu_real.py", "Base config (model, batch, optimiser, data_dir); the arms replace "
     "data.sources, eval.source, eval.conditions, seed, train.num_steps and eval.every.",
     steps=3000, eval_every=300, workdir="runs/ablations/real")
-flags.DEFINE_list("weights", ["0.25", "0.5", "1.0", "2.0"],
+flags.DEFINE_list("weights", ["0.25", "1.0", "4.0"],
                   "MultiReader weights of the recorded corpus (synthetic: 1.0).")
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds; every arm runs once per seed.")
 flags.DEFINE_list("arms", [], "Arms to run (synthetic, recorded, pooled, multireader_w<w>); "
