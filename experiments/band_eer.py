@@ -1,6 +1,7 @@
 """EER of recorded_voices within one band limit: the trials its channel cannot decide.
 
-  python -m experiments.band_eer --data_dir=runs/tfds [--split=test] [--model=runs/a ...]
+  python -m experiments.band_eer --data_dir=runs/tfds [--split=test] [--model=runs/a ...] \
+      [--which=latest]
 
 recorded_voices holds telephone prompts (recorded at 8 kHz: nothing above 4 kHz) and
 wide-band voices, so a trial of a telephone utterance against a wide-band speaker is decided
@@ -22,6 +23,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "TFDS data_dir where recorded_voices is built.")
 flags.DEFINE_string("split", "test", "The split scored.")
 flags.DEFINE_multi_string("model", [], "Training workdirs or export dirs to score as well.")
+flags.DEFINE_enum("which", "best", ["best", "latest"],
+                  "Workdir checkpoint scored (latest where the best was chosen on this split).")
 flags.DEFINE_integer("num_enroll", _EVAL.enroll, "Enrolment utterances per speaker (a count).")
 flags.DEFINE_integer("max_utterances_per_speaker", _EVAL.max_utterances_per_speaker,
                      "Cap on utterances read per speaker.")
@@ -43,7 +46,8 @@ def main(argv):
   del argv
   with cli.one_line_errors("band_eer"):
     # The builders already trimmed silence (as in experiments/held_out.py).
-    embedders = {path: inference.load(path, trim=inference.TrimOptions(enabled=False))
+    embedders = {path: inference.load(path, FLAGS.which,
+                                      trim=inference.TrimOptions(enabled=False))
                  for path in FLAGS.model}
     band_of = bands(FLAGS.data_dir, FLAGS.split)
     eval_set = held_out.load_eval_set(
