@@ -2,7 +2,8 @@
 
 The kinds (``augment_kinds.REGISTRY``: speed, reverb, babble, noise, channel, gain, applied
 in that order) are each applied to a random fraction ``prob`` of the utterances, with
-parameters drawn per utterance from their own ranges (``config.augment.<kind>``).
+parameters drawn per utterance from their own ranges (``config.augment.<kind>``); a kind
+may draw once per speaker instead (``Kind.group``: ``speed.per=speaker``).
 
 Every transform keeps the length. Draws are a pure function of the key, so a training batch
 stays a pure function of (seed, step) and exact resume holds. A kind with probability p is
@@ -12,6 +13,7 @@ nothing. Held-out conditions reuse the kinds: ``experiments/conditions.py``.
 """
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -82,18 +84,23 @@ class Augmenter:
 
   def draw(self, key, batch_shape) -> dict:
     """{kind: {"index": (k,) utterances (flat, row-major) it applies to, params (k, ...)}}."""
-    utterances = math.prod(batch_shape)
     draws = {}
     for name, kind in self.kinds.items():
-      count = int(round(kind.options.prob * utterances))
+      group = kind.group(batch_shape)  # consecutive utterances sharing a draw (a speaker's)
+      units = math.prod(batch_shape) // group
+      count = int(round(kind.options.prob * units))
       if count == 0:
         continue
       # One uniform draw per kind, from a key of its own (switching one kind on or off does
       # not change the others' draws); few random ops, as they dominate compile time.
       u = jax.random.uniform(jax.random.fold_in(key, KINDS.index(name)),
-                             (utterances + count * kind.columns(),))
-      draws[name] = {"index": jnp.argsort(u[:utterances])[:count],  # a random subset
-                     **kind.draw(u[utterances:].reshape(count, -1), batch_shape)}
+                             (units + count * kind.columns(),))
+      chosen = jnp.argsort(u[:units])[:count]  # a random subset
+      params = kind.draw(u[units:].reshape(count, -1), batch_shape)
+      if group > 1:
+        chosen = (chosen[:, None] * group + jnp.arange(group)).reshape(-1)
+        params = jax.tree.map(functools.partial(jnp.repeat, repeats=group, axis=0), params)
+      draws[name] = {"index": chosen, **params}
     return draws
 
   def apply(self, audio, draws: dict, lengths=None, babble=None):

@@ -68,6 +68,10 @@ class Kind(abc.ABC):
     """How many uniforms ``draw`` takes per drawn utterance."""
     return 3
 
+  def group(self, batch_shape) -> int:  # pylint: disable=unused-argument
+    """How many consecutive utterances share one draw (1: every utterance its own)."""
+    return 1
+
   @abc.abstractmethod
   def draw(self, u, batch_shape) -> dict:
     """Parameters (k, ...) from uniforms ``u`` (k, columns) of the k drawn utterances."""
@@ -116,7 +120,15 @@ def _colors(text: str) -> tuple:
 @register("speed")
 class Speed(Kind):
   """Speed perturbation (tempo and pitch together, like Kaldi's ``speed``): resampling by a
-  drawn factor; the output is cropped or tiled to the input length."""
+  drawn factor; the output is cropped or tiled to the input length.
+
+  ``per="speaker"`` draws one factor for all m utterances of a speaker (and picks speakers,
+  not utterances, at ``prob``): a speaker's batch becomes another voice, higher or lower
+  with its formants scaled. GE2E compares speakers only within a batch, so each step sees
+  new virtual speakers (the speed-perturbed speakers of Kaldi and WeSpeaker recipes)
+  without relabelling; ``"utterance"`` perturbs each utterance on its own, a nuisance the
+  encoder must ignore.
+  """
 
   @dataclasses.dataclass(frozen=True)
   class Options:
@@ -128,9 +140,20 @@ class Speed(Kind):
         "linear, or windowed sinc (anti-aliased; 2 * half_taps gathers a sample)")
     half_taps: int = settings.setting(8, settings.integer(1),
                                       "sinc kernel half-width in input samples")
+    per: str = settings.setting(
+        "utterance", settings.one_of("utterance", "speaker"),
+        "draw per utterance, or once per speaker (all its utterances alike: new voices)")
 
   condition = re.compile(rf"speed{RANGE}$")
   condition_help = "speedX[..Y]"
+
+  def group(self, batch_shape) -> int:
+    if self.options.per == "utterance":
+      return 1
+    if len(batch_shape) != 2:
+      raise ValueError(f"speed.per=speaker needs batches (speakers, utterances), got shape "
+                       f"{tuple(batch_shape)}")
+    return batch_shape[1]
 
   def draw(self, u, batch_shape):
     return {"factor": lerp(u[:, 0], self.options.factor)}

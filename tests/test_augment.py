@@ -185,6 +185,25 @@ def test_speed_matches_numpy_resampling(factor):
   assert np.max(np.abs(linear - exact)[interior]) > 5 * np.max(np.abs(sinc - exact)[interior])
 
 
+def test_speed_per_speaker_resamples_whole_speakers_by_one_factor(batch):
+  augmenter = only("speed", prob=0.5, per="speaker", factor=(0.8, 1.2))
+  out, draws = run(augmenter, batch, seed=2)
+  d = draws["speed"]
+  speakers = d["index"].reshape(-1, M)[:, 0] // M
+  assert len(set(speakers)) == len(speakers) == N // 2
+  np.testing.assert_array_equal(d["index"], (speakers[:, None] * M + np.arange(M)).ravel())
+  factors = d["factor"].reshape(-1, M)
+  assert np.all(factors == factors[:, :1]) and np.ptp(factors[:, 0]) > 0.01
+  flat, got, t = batch.reshape(-1, S).astype(np.float64), out.reshape(-1, S), np.arange(S)
+  for u, factor in zip(d["index"], d["factor"]):
+    want = np.interp((factor * t) % S, np.arange(S + 1), np.append(flat[u], flat[u, 0]))
+    np.testing.assert_allclose(got[u], want, atol=2e-3)
+  others = np.setdiff1d(np.arange(N * M), d["index"])
+  np.testing.assert_array_equal(got[others], flat[others].astype(np.float32))
+  with pytest.raises(ValueError, match="per=speaker"):
+    augmenter.draw(jax.random.key(0), (N * M,))
+
+
 @pytest.fixture(scope="module")
 def everything():
   options = {k: {"prob": 0.5} for k in augment.KINDS}
