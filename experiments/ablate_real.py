@@ -9,15 +9,16 @@ Arms, same base config (ti_cpu_real: model, N x M per source, optimiser), steps 
                  L_synthetic + w * L_recorded, for every w in --weights (twice the utterances
                  per step of the single-source arms: compare by training seconds too)
 Every arm is scored on the same conditions, named by corpus so the recorded-only arm is
-scored on them too: the synthetic corpus's unseen language families (clean, noisy) and the
-real speakers of recorded_voices:test (clean, noisy, reverberant). Each condition's EER
-interval (eer_ci95, a bootstrap over speakers) is in every arm's eval_history.jsonl.
+scored on them too: the synthetic corpus's unseen language families (clean, noisy), the
+real speakers of recorded_voices:test (clean, noisy, reverberant) and, where `make voices`
+and synthetic_voices/ti_mbrola are built, an unseen engine (MBROLA's English voices, clean
+and noisy). Each condition's EER interval (eer_ci95, a bootstrap over speakers) is in every
+arm's eval_history.jsonl.
 One workdir per arm and seed, ``<workdir>/s<seed>/<arm>``; rerun to resume. Prints and
 writes ``<workdir>/s<seed>/real_ablation.{md,png,json}`` and, over the seeds,
 ``<workdir>/real_ablation_mean.md``.
 
-  python -m experiments.ablate_real --steps=3000 --eval_every=300 --seeds=0,1 \
-      --workdir=runs/ablations/real
+  python -m experiments.ablate_real --seeds=0,1 --workdir=runs/ablations/real
 """
 
 import json
@@ -28,16 +29,18 @@ import numpy as np
 
 from data_pipelines import source_specs
 from experiments import ablation_common
+from experiments.configs import ti_cpu
 
 SYNTHETIC, RECORDED = "synthetic_voices/ti", "recorded_voices"
 FIXED_ARMS = ("synthetic", "recorded", "pooled")
 CONDITIONS = (f"{SYNTHETIC}:test_unseen_lang", f"{SYNTHETIC}:test_unseen_lang+noise_snr5..15",
-              f"{RECORDED}:test", f"{RECORDED}:test+noise_snr5..15", f"{RECORDED}:test+reverb")
+              f"{RECORDED}:test", f"{RECORDED}:test+noise_snr5..15", f"{RECORDED}:test+reverb",
+              *ti_cpu.MBROLA_IF_PREPARED.split(","))
 FLAGS = flags.FLAGS
 ablation_common.define_flags(
     __name__, "ti_cpu_real.py", "Base config (model, batch, optimiser, data_dir); the arms replace "
     "data.sources, eval.source, eval.conditions, seed, train.num_steps and eval.every.",
-    steps=3000, eval_every=300, workdir="runs/ablations/real")
+    steps=2000, eval_every=500, workdir="runs/ablations/real")
 flags.DEFINE_list("weights", ["0.25", "1.0", "4.0"],
                   "MultiReader weights of the recorded corpus (synthetic: 1.0).")
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds; every arm runs once per seed.")
@@ -91,12 +94,13 @@ def check_speakers_held_out(data_dir) -> dict:
 def mean_table(per_seed: dict[int, dict[str, list[dict]]]) -> str:
   """Final EER per arm and condition: mean over seeds (min-max)."""
   arms = list(next(iter(per_seed.values())))
-  rows = ["| arm | " + " | ".join(CONDITIONS) + " |", "|---|" + "---:|" * len(CONDITIONS)]
+  scored = [c.removeprefix("?") for c in CONDITIONS]
+  rows = ["| arm | " + " | ".join(scored) + " |", "|---|" + "---:|" * len(scored)]
   for arm in arms:
     cells = []
-    for condition in CONDITIONS:
+    for condition in scored:
       eers = [100 * h[arm][-1]["conditions"][condition]["eer"] for h in per_seed.values()
-              if arm in h and h[arm]]
+              if arm in h and h[arm] and condition in h[arm][-1]["conditions"]]
       cells.append(f"{np.mean(eers):.2f}% ({min(eers):.2f}-{max(eers):.2f})" if eers else "-")
     rows.append(f"| {arm} | " + " | ".join(cells) + " |")
   return (f"Final EER, mean over seeds {sorted(per_seed)} (min-max):\n\n" + "\n".join(rows)

@@ -9,6 +9,9 @@ Adam (lr 1e-3, 100 warm-up steps, cosine decay to 5 % at step 3000) instead of t
 SGD, which it beat on the unseen-family conditions with the same steps, seed and
 augmentation (RESULTS.md, "ti_cpu").
 
+No per-utterance feature normalisation: it removes each utterance's long-term log-mel
+spectrum, a large part of what tells voices apart (RESULTS.md, "Feature normalisation").
+
   python -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
       --config=ti --data_dir=runs/tfds
   python -m experiments.train --config=experiments/configs/ti_cpu.py --workdir=runs/ti_cpu
@@ -19,14 +22,22 @@ from experiments.configs import td, td_demo
 from ge2e_jax import model
 
 
+# An engine never in train, voices made from real speakers' diphones (`make voices`, then
+# tfds_build ... synthetic_voices.py --config=ti_mbrola), clean and in noise: scored where
+# it is built.
+MBROLA_IF_PREPARED = ("?synthetic_voices/ti_mbrola:test_mbrola,"
+                      "?synthetic_voices/ti_mbrola:test_mbrola+noise_snr5..15")
+
+
 def get_config():
   c = td_demo.get_config()  # corpus dir, batch, augmentation, Adam, held-out conditions
-  c.model = model.config_to_dict(model.preset("ti", cells=256, projection=128))
+  c.model = model.config_to_dict(model.preset("ti", cells=256, projection=128,
+                                              normalize_features=False))
   c.data.sources = {"ti": source_specs.source("synthetic_voices/ti")}
   c.data.crop = "ti"
   c.eval.source = "ti"
   c.eval.window_frames = 160
-  c.eval.conditions = f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_CONDITIONS}"
+  c.eval.conditions = f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_CONDITIONS},{MBROLA_IF_PREPARED}"
   c.optimizer.warmup_steps = 100  # td_demo's Adam, warmed up and decayed over 3000 steps
   c.optimizer.decay_steps = 3000
   c.train.num_steps = 3000  # how long that takes on 2 CPU cores: RESULTS.md, "ti_cpu"
