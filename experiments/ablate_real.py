@@ -40,7 +40,7 @@ FLAGS = flags.FLAGS
 ablation_common.define_flags(
     __name__, "ti_cpu_real.py", "Base config (model, batch, optimiser, data_dir); the arms replace "
     "data.sources, eval.source, eval.conditions, seed, train.num_steps and eval.every.",
-    steps=2000, eval_every=500, workdir="runs/ablations/real")
+    steps=1600, eval_every=400, workdir="runs/ablations/real")
 flags.DEFINE_list("weights", ["0.25", "1.0", "4.0"],
                   "MultiReader weights of the recorded corpus (synthetic: 1.0).")
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds; every arm runs once per seed.")
