@@ -40,12 +40,12 @@ test-fast: setup
 demo: setup
 	$(PY) -m experiments.demo
 
-# TI-SV on 2 CPU cores (experiments/configs/ti_cpu.py): the corpora (synthetic; recorded voices for
-# the real held-out speakers), then about 31 minutes of training.
+# TI-SV on 2 CPU cores from real and synthetic speech (experiments/configs/ti_cpu_real.py,
+# MultiReader): the recorded voices and the synthetic corpus, then about half an hour of training.
 ti-cpu: setup recorded-voices
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
 	  --config=ti --data_dir=runs/tfds
-	$(PY) -m experiments.train --config=experiments/configs/ti_cpu.py --workdir=runs/ti_cpu
+	$(PY) -m experiments.train --config=experiments/configs/ti_cpu_real.py --workdir=runs/ti_cpu_real
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0 || $(PY) -m pip install -q -e '.[bench]'

@@ -20,7 +20,7 @@ corpus's weight is what experiments/ablate_real.py sweeps; held-out: ti_cpu's co
 from data_pipelines import source_specs
 from experiments.configs import ti_cpu
 
-RECORDED_WEIGHT = 1.0  # MultiReader weight of recorded_voices beside synthetic_voices/ti's 1.0
+RECORDED_WEIGHT = 0.25  # MultiReader weight of recorded_voices beside synthetic_voices/ti's 1.0
 
 
 def get_config():
