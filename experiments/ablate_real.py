@@ -28,14 +28,14 @@ from absl import app, flags, logging
 import numpy as np
 
 from data_pipelines import source_specs
-from experiments import ablation_common
-from experiments.configs import ti_cpu
+from experiments import ablation_common, held_out
+from experiments.configs import td, ti_cpu
 
 SYNTHETIC, RECORDED = "synthetic_voices/ti", "recorded_voices"
 FIXED_ARMS = ("synthetic", "recorded", "pooled")
-CONDITIONS = (f"{SYNTHETIC}:test_unseen_lang", f"{SYNTHETIC}:test_unseen_lang+noise_snr5..15",
-              f"{RECORDED}:test", f"{RECORDED}:test+noise_snr5..15", f"{RECORDED}:test+reverb",
-              *ti_cpu.MBROLA_IF_PREPARED.split(","))
+CONDITIONS = (*(f"{SYNTHETIC}:{c}" for c in td.SYNTHETIC_CONDITIONS.split(",")),
+              *td.RECORDED_CONDITIONS.split(","),
+              *td.if_prepared(ti_cpu.MBROLA_CONDITIONS).split(","))
 FLAGS = flags.FLAGS
 ablation_common.define_flags(
     __name__, "ti_cpu_real.py", "Base config (model, batch, optimiser, data_dir); the arms replace "
@@ -94,7 +94,7 @@ def check_speakers_held_out(data_dir) -> dict:
 def mean_table(per_seed: dict[int, dict[str, list[dict]]]) -> str:
   """Final EER per arm and condition: mean over seeds (min-max)."""
   arms = list(next(iter(per_seed.values())))
-  scored = [c.removeprefix("?") for c in CONDITIONS]
+  scored = [c.name for c in held_out.parse_conditions(",".join(CONDITIONS))]
   rows = ["| arm | " + " | ".join(scored) + " |", "|---|" + "---:|" * len(scored)]
   for arm in arms:
     cells = []

@@ -24,9 +24,9 @@ from ge2e_jax import model
 
 # An engine never in train, voices made from real speakers' diphones (`make voices`, then
 # tfds_build ... synthetic_voices.py --config=ti_mbrola), clean and in noise: scored where
-# it is built.
-MBROLA_IF_PREPARED = ("?synthetic_voices/ti_mbrola:test_mbrola,"
-                      "?synthetic_voices/ti_mbrola:test_mbrola+noise_snr5..15")
+# it is built (td.if_prepared).
+MBROLA_CONDITIONS = ("synthetic_voices/ti_mbrola:test_mbrola,"
+                     "synthetic_voices/ti_mbrola:test_mbrola+noise_snr5..15")
 
 
 def get_config():
@@ -37,7 +37,8 @@ def get_config():
   c.data.crop = "ti"
   c.eval.source = "ti"
   c.eval.window_frames = 160
-  c.eval.conditions = f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_CONDITIONS},{MBROLA_IF_PREPARED}"
+  c.eval.conditions = (f"{td.SYNTHETIC_CONDITIONS},{td.RECORDED_CONDITIONS},"
+                       f"{td.if_prepared(MBROLA_CONDITIONS)}")
   c.optimizer.warmup_steps = 100  # td_demo's Adam, warmed up and decayed over 3000 steps
   c.optimizer.decay_steps = 3000
   c.train.num_steps = 3000  # how long that takes on 2 CPU cores: RESULTS.md, "ti_cpu"
