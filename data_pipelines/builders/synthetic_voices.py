@@ -18,6 +18,9 @@ Splits (speaker-disjoint; each a held-out condition addressable by name):
                     every English MBROLA voice installed: a voice family never in train
 Configs:
   ti               random sentences from a small grammar (text-independent)
+  ti_960           ti with 960 train speakers: ti's train and test speakers are its
+                   first 150 (score it on its own test split); test_unseen_lang holds
+                   ti's speakers (other sentences)
   td_ok_computer   everyone says "ok computer" (text-dependent)
   td_hey_computer  everyone says "hey computer"
   td_hey_computer_16
@@ -224,6 +227,9 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       SyntheticVoicesConfig(name="ti", description="Random sentences.",
                             utterances_per_speaker=16),
+      SyntheticVoicesConfig(name="ti_960", utterances_per_speaker=16, num_train_speakers=960,
+                            description="Random sentences, 960 train speakers (ti's "
+                                        "train and test speakers among them)."),
       SyntheticVoicesConfig(name="td_ok_computer", phrase="ok computer",
                             description='Everyone says "ok computer".'),
       SyntheticVoicesConfig(name="td_hey_computer", phrase="hey computer",
