@@ -24,7 +24,8 @@ def condition_options(condition: str, seed: int = 0) -> augment.AugmentOptions:
   ``reverb_rt0.3..0.9`` (a bank of 32 synthetic RIRs; default RT60 0.3..0.9 s),
   ``room[_rt..]`` (the same with image-method shoebox RIRs; needs pyroomacoustics),
   ``telephone`` (300-3400 Hz, mu-law), ``gain_db-6``, ``speed1.1``. ``clean`` is no part at
-  all. A range draws uniformly per utterance; ``seed`` also seeds the RIR bank.
+  all. A range draws uniformly per utterance; ``seed`` also seeds the noise and RIR banks,
+  apart from training's (``augment_kinds.HELD_OUT_BANK_SEED``).
   """
   kinds = {}
   for part in ([] if condition == "clean" else condition.split("+")):

@@ -83,7 +83,8 @@ class Kind(abc.ABC):
   @classmethod
   @abc.abstractmethod
   def from_condition(cls, match: re.Match, seed: int):
-    """Options with prob 1 for a matched condition token; ``seed`` seeds any bank."""
+    """Options with prob 1 for a matched condition token; any bank is seeded with
+    ``HELD_OUT_BANK_SEED + seed``."""
 
 
 def lerp(u, bounds):
@@ -105,6 +106,10 @@ def bounds(match: re.Match):
 PROB = settings.number(0, 1)
 PROB_HELP = "fraction of each device's utterances it is applied to (0 = off)"
 RANGE_HELP = "drawn uniformly per utterance from (low, high)"
+# Held-out conditions (experiments/conditions.py) seed their banks from here up, training
+# below (bank_seed, default 0): no model is scored through the noise or rooms it trained on.
+HELD_OUT_BANK_SEED = 1 << 31
+BANK_SEED_HELP = f"seeds the bank (held-out conditions use {HELD_OUT_BANK_SEED} + their seed)"
 ODD_TAPS = settings.Check(lambda v: settings.integer(1).test(v) and v % 2 == 1,
                           "an odd integer >= 1")
 NOISE_COLORS = settings.Check(
@@ -185,7 +190,7 @@ class Reverb(Kind):
     image_method: float = settings.setting(
         0.0, settings.number(0, 1),
         "fraction of the bank from image-method shoebox rooms (needs pyroomacoustics)")
-    bank_seed: int = settings.setting(0, settings.integer(0), "seeds the bank")
+    bank_seed: int = settings.setting(0, settings.integer(0), BANK_SEED_HELP)
 
   condition = re.compile(rf"(?P<rir>reverb|room)(?:_rt{RANGE})?$")
   condition_help = "reverb[_rtX[..Y]], room[_rtX[..Y]]"
@@ -209,7 +214,8 @@ class Reverb(Kind):
   def from_condition(cls, match, seed):
     """A bank of 32 RIRs, RT60 0.3..0.9 s unless given; ``room`` is image-method."""
     return cls.Options(prob=1.0, rt60_s=bounds(match) or (0.3, 0.9), bank_size=32,
-                       bank_seed=seed, image_method=float(match.group("rir") == "room"))
+                       bank_seed=HELD_OUT_BANK_SEED + seed,
+                       image_method=float(match.group("rir") == "room"))
 
 
 @register("babble")
@@ -292,7 +298,7 @@ class Noise(Kind):
     bank_seconds: float = settings.setting(
         30.0, settings.number(0, low_open=True),
         "per colour; utterances take random stretches of it")
-    bank_seed: int = settings.setting(0, settings.integer(0), "seeds the bank")
+    bank_seed: int = settings.setting(0, settings.integer(0), BANK_SEED_HELP)
 
   condition = re.compile(rf"(?P<color>noise|white|pink|brown)_snr{RANGE}$")
   condition_help = "noise_snrX[..Y] (or white_/pink_/brown_snr...)"
@@ -320,7 +326,8 @@ class Noise(Kind):
     """``noise_`` draws white, pink or brown per utterance; ``pink_`` etc. that colour."""
     color = match.group("color")
     return cls.Options(prob=1.0, snr_db=bounds(match),
-                       colors="white,pink,brown" if color == "noise" else color)
+                       colors="white,pink,brown" if color == "noise" else color,
+                       bank_seed=HELD_OUT_BANK_SEED + seed)
 
 
 @register("channel")

@@ -70,6 +70,24 @@ def test_condition_reverb_is_a_bank_convolution_and_every_condition_keeps_length
     assert all(np.all(np.isfinite(w)) for w in out)
 
 
+@pytest.mark.parametrize("train_seed", [0, 1])
+def test_a_condition_shares_no_noise_or_room_with_training(train_seed):
+  """Held-out noise and RIR banks are drawn apart from training's (seeded like them, with
+  the same seed, they were the training noise itself and the training rooms' tails)."""
+  train = augment.AugmentOptions.from_dict({"noise": {"prob": 0.5, "bank_seed": train_seed},
+                                            "reverb": {"prob": 0.3, "bank_seed": train_seed}})
+  held = conditions.condition_options("noise_snr5+reverb", seed=train_seed)
+
+  def unit(rows):  # RIRs from 10 ms on: past the direct path every RIR shares
+    rows = np.asarray(rows, np.float64)
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+  noise = [unit(augment_kinds.REGISTRY["noise"](o.noise).bank) for o in (train, held)]
+  assert np.max(np.abs(np.sum(noise[0] * noise[1], axis=-1))) < 0.05
+  tails = [unit(rir.build_rir_bank(o.reverb).rirs[:, 160:]) for o in (train, held)]
+  assert np.max(np.abs(tails[0] @ tails[1].T)) < 0.3
+
+
 @pytest.fixture(scope="module")
 def evaluator(synthetic_td, synthetic_ti):
   c = td_demo.get_config()
