@@ -39,7 +39,7 @@ def condition_options(condition: str, seed: int = 0) -> augment.AugmentOptions:
                        f"expected {grammar} joined by '+', or 'clean'")
     if name in kinds:
       raise ValueError(f"condition {condition!r} names {name} twice")
-    kinds[name] = kind.from_condition(match, seed)
+    kinds[name] = kind.from_condition(match, augment_kinds.HELD_OUT_BANK_SEED + seed)
   options = augment.AugmentOptions(**kinds)
   options.validate()
   return options

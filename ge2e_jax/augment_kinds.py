@@ -83,8 +83,8 @@ class Kind(abc.ABC):
   @classmethod
   @abc.abstractmethod
   def from_condition(cls, match: re.Match, seed: int):
-    """Options with prob 1 for a matched condition token; any bank is seeded with
-    ``HELD_OUT_BANK_SEED + seed``."""
+    """Options with prob 1 for a matched condition token; ``seed`` seeds any bank
+    (conditions pass one from ``HELD_OUT_BANK_SEED`` up)."""
 
 
 def lerp(u, bounds):
@@ -214,8 +214,7 @@ class Reverb(Kind):
   def from_condition(cls, match, seed):
     """A bank of 32 RIRs, RT60 0.3..0.9 s unless given; ``room`` is image-method."""
     return cls.Options(prob=1.0, rt60_s=bounds(match) or (0.3, 0.9), bank_size=32,
-                       bank_seed=HELD_OUT_BANK_SEED + seed,
-                       image_method=float(match.group("rir") == "room"))
+                       bank_seed=seed, image_method=float(match.group("rir") == "room"))
 
 
 @register("babble")
@@ -327,7 +326,7 @@ class Noise(Kind):
     color = match.group("color")
     return cls.Options(prob=1.0, snr_db=bounds(match),
                        colors="white,pink,brown" if color == "noise" else color,
-                       bank_seed=HELD_OUT_BANK_SEED + seed)
+                       bank_seed=seed)
 
 
 @register("channel")

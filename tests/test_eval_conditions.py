@@ -78,12 +78,13 @@ def test_a_condition_shares_no_noise_or_room_with_training(train_seed):
                                             "reverb": {"prob": 0.3, "bank_seed": train_seed}})
   held = conditions.condition_options("noise_snr5+reverb", seed=train_seed)
 
-  def unit(rows):  # RIRs from 10 ms on: past the direct path every RIR shares
+  def unit(rows):
     rows = np.asarray(rows, np.float64)
     return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
 
   noise = [unit(augment_kinds.REGISTRY["noise"](o.noise).bank) for o in (train, held)]
   assert np.max(np.abs(np.sum(noise[0] * noise[1], axis=-1))) < 0.05
+  # RIRs from 10 ms on: past the direct path that every RIR shares.
   tails = [unit(rir.build_rir_bank(o.reverb).rirs[:, 160:]) for o in (train, held)]
   assert np.max(np.abs(tails[0] @ tails[1].T)) < 0.3
 
