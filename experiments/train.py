@@ -96,11 +96,14 @@ def main(argv):
     with distributed.stop_on_lost_process("train"):
       try:
         training_loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-      except checkpoint.CheckpointWriteError as err:
+      except Exception as err:  # pylint: disable=broad-except  # re-raised unless a full disk
+        full = training_loop.disk_full_report(err, FLAGS.workdir)
+        if full is None:
+          raise
         # orbax's save threads still hold tensorstore reads on an event loop that interpreter
-        # shutdown closes (pages of "Event loop is closed"): say it in one line and leave now;
-        # the complete steps are already on disk.
-        print(f"train: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        # shutdown closes (pages of "Event loop is closed", or "cannot schedule new futures"):
+        # say it in one line and leave now; the complete steps are already on disk.
+        print(f"train: {' '.join(full.split())}", file=sys.stderr, flush=True)
         os._exit(1)
 
 

@@ -166,6 +166,29 @@ def train_and_evaluate(config, workdir: str):
   return state, last_eval
 
 
+def disk_full_report(err: BaseException, workdir: str) -> str | None:
+  """The one line for a full disk met while training, else None.
+
+  The disk may fill in a checkpoint save or in the TensorBoard writer, and a close in a
+  ``finally`` block may meet it again and replace the first error: the chain is searched,
+  the checkpointer's own report (which names the intact steps) first.
+  """
+  chain = []
+  while err is not None and err not in chain:
+    chain.append(err)
+    err = err.__context__
+  for found in chain:
+    if isinstance(found, checkpoint.CheckpointWriteError):
+      return str(found)
+  for found in chain:
+    if checkpoint.disk_full(found):
+      first = str(found).strip().splitlines()[0][:300]
+      return (f"writing the run's logs in {workdir} failed: no space left on device ({first}); "
+              "the complete checkpoint steps are intact: free space, then the same command "
+              "resumes from the last of them")
+  return None
+
+
 def check_finite(step: int, worst_streak: int, limit: int):
   """Raises NonFiniteLossError once ``limit`` steps in a row had a non-finite loss/gradient."""
   if worst_streak >= limit:

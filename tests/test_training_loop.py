@@ -18,6 +18,7 @@ import types
 import numpy as np
 import pytest
 
+from experiments import training_loop
 from ge2e_jax import augment, checkpoint, model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -320,13 +321,32 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_the_earlier_steps(synt
       "train.log_every": 50, **NO_EVAL}))
   assert proc.returncode == 1, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("train: saving a checkpoint in") and (
+  assert last.startswith("train: ") and (
       "no space left on device" in last and "are intact" in last), proc.stderr[-3000:]
   # Nor the aborted save's tensorstore callbacks reporting its closed event loop.
   assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
   steps = complete_steps(workdir)
   assert len(steps) > 2 and max(steps) < 400
   assert checkpoint.restore_params(os.fspath(workdir), "latest")[0] == max(steps)
+
+
+def test_a_full_disk_met_again_while_closing_is_reported_as_the_checkpoint_save_that_met_it():
+  """The TensorBoard writer's flush in the loop's ``finally`` can meet the full disk after
+  a save did and replace the save's error: the save's one line (naming the intact steps)
+  is the one reported."""
+  save = checkpoint.CheckpointWriteError("saving a checkpoint in w failed: no space left on "
+                                         "device (x); the complete steps [3, 4] are intact")
+  try:
+    try:
+      raise save
+    finally:
+      raise RuntimeError("FlushSummaryWriter: w/tensorboard/events; No space left on device")
+  except RuntimeError as flush:
+    assert training_loop.disk_full_report(flush, "w") == str(save)
+    alone = training_loop.disk_full_report(RuntimeError(str(flush)), "w")
+  assert alone.startswith("writing the run's logs in w failed: no space left on device") and (
+      "are intact" in alone)
+  assert training_loop.disk_full_report(ValueError("bad value"), "w") is None
 
 
 def _two_processes(workdir, corpus, tmp_path, tag, **extra):
