@@ -123,12 +123,12 @@ def built(tmp_path_factory):
   root = tmp_path_factory.mktemp("recorded_voices")
   packages = _write_tree(root)
   config = rv.RecordedVoicesConfig(name="tiny", root=str(root), test_speakers=TEST_SPEAKERS,
-                                   utterance_seconds=2.0, num_workers=1)
+                                   utterance_seconds=2.0, clips_per_speaker=3, num_workers=1)
   builder = rv.RecordedVoices(config=config, data_dir=str(tmp_path_factory.mktemp("tfds")))
   builder.download_and_prepare(download_config=NO_GCS)
   examples = {split: [{k: (v.decode() if isinstance(v, bytes) else v) for k, v in ex.items()}
                       for ex in tfds.as_numpy(builder.as_dataset(split=split))]
-              for split in common.SPLITS}
+              for split in (*common.SPLITS, "test_clips")}
   return builder, examples, common.read_report(builder), str(root), packages
 
 
@@ -160,8 +160,8 @@ def test_utterances_join_one_speakers_clips_within_one_split(built):
             and ENCODERS.get(rel, "20200704") in (source.encoder or "20200704")):
           owner[os.path.join(root, package, rel)] = speaker.id
   seen = collections.Counter()
-  split_of = {s: split for split, found in examples.items() for s in {e["speaker"] for e in found}}
-  for u in report["utterances"]:
+  split_of = {s: split for split in common.SPLITS for s in {e["speaker"] for e in examples[split]}}
+  for u in (u for u in report["utterances"] if u["split"] in common.SPLITS):
     parts = u["source"].split(" + ")
     assert {owner[p] for p in parts} == {u["speaker"]}
     assert split_of[u["speaker"]] == u["split"]
@@ -190,9 +190,34 @@ def test_joined_audio_is_the_clips_back_to_back_at_16k(built):
     n = len(u["source"].split(" + "))
     # Clips are added until 2 s; a short remainder joins the last utterance.
     assert u["seconds"] >= 1.0 or n == 1
-  armelle = [u for u in report["utterances"] if u["speaker"] == "asterisk-armelle"]
+  armelle = [u for u in report["utterances"]
+             if u["speaker"] == "asterisk-armelle" and u["split"] == "test"]
   assert sum(len(u["source"].split(" + ")) for u in armelle) == 6  # the link is not a 7th clip
   assert {u["band_limit_hz"] for u in armelle} == {4000}
+
+
+def test_test_clips_are_single_clips_of_each_test_speaker_a_seeded_sample(built):
+  builder, examples, report, _, _ = built
+  in_test = {p: u["speaker"] for u in report["utterances"] if u["split"] == "test"
+             for p in u["source"].split(" + ")}
+  clips = [u for u in report["utterances"] if u["split"] == "test_clips"]
+  by_id = {ex["utterance"]: ex for ex in examples["test_clips"]}
+  assert sorted(by_id) == sorted(u["utterance"] for u in clips)
+  # Each a clip the test split joins, of the same speaker, read again on its own.
+  for u in clips:
+    assert in_test[u["source"]] == u["speaker"] == by_id[u["utterance"]]["speaker"]
+    wav, rate = rv.read_clip(u["source"])
+    np.testing.assert_array_equal(by_id[u["utterance"]]["audio"],
+                                  common.prepare(wav, rate, builder.builder_config.trim()).audio)
+  # Every test speaker, with all its clips up to clips_per_speaker (3), none twice.
+  assert collections.Counter(u["speaker"] for u in clips) == {
+      s: min(3, n) for s, n in collections.Counter(in_test.values()).items()}
+  assert len({u["source"] for u in clips}) == len(clips)
+  # A seeded sample: armelle's first 3 of 6 clips (in scan order) in the seed's order.
+  found = sorted(p for p, s in in_test.items() if s == "asterisk-armelle")
+  assert len(found) == 6
+  assert [u["source"] for u in clips if u["speaker"] == "asterisk-armelle"] == [
+      found[i] for i in rv.seeded_order(6, "0/asterisk-armelle/clips")[:3]]
 
 
 def test_report_holds_package_licence_and_band_limit_per_speaker(built):

@@ -31,6 +31,9 @@ resampled and trimmed like every builder's (common.prepare), are shuffled with a
 the speaker and joined back to back until an utterance lasts `utterance_seconds` (a clip
 longer than that stays alone; a remainder under half of it joins the previous utterance).
 A speaker is in one split only, so no utterance joins clips across train and test.
+`test_clips` holds the test speakers' clips one by one instead (up to
+`clips_per_speaker` each, a seeded sample, not joined): single words and prompts of about
+a second, as a user's folder of recordings is; joined utterances are the easier test.
 
 Splits: speaker-disjoint; `test` is `test_speakers` (fixed, chosen to hold telephone and
 wide-band, male and female, several languages), everything else `train`. The build report
@@ -195,6 +198,7 @@ class RecordedVoicesConfig(common.LocalCorpusConfig):
   root: str = ""                          # "" = third_party/recorded_voices
   utterance_seconds: float = 3.0          # join a speaker's clips up to this length
   max_utterances_per_speaker: int = 200   # the long telephone sets would dominate otherwise
+  clips_per_speaker: int = 32             # test_clips: a test speaker's single clips
   seed: int = 0
 
 
@@ -280,17 +284,20 @@ def read_clip(path: str) -> tuple[np.ndarray, int]:
   return audio.read_audio_channels(path)
 
 
+def seeded_order(count: int, seed: str) -> np.ndarray:
+  """A permutation of range(count) fixed by the string `seed`."""
+  return np.random.default_rng(
+      int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")).permutation(count)
+
+
 def join_plan(seconds: list[float], target: float, seed: str) -> list[list[int]]:
   """Groups of clip indices in a seeded order, each lasting about `target` seconds.
 
   Clips are added until a group reaches `target`; a last group under target / 2 joins the
   one before it (or stays alone when it is the only one).
   """
-  order = np.random.default_rng(
-      int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")).permutation(
-          len(seconds))
   groups, current, length = [], [], 0.0
-  for i in order:
+  for i in seeded_order(len(seconds), seed):
     current.append(int(i))
     length += seconds[i]
     if length >= target:
@@ -348,12 +355,14 @@ def speaker_table(present: set[str], versions: dict[str, str], root: str) -> lis
 class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
   """Recorded human voices from Debian packages with the common ge2e_jax features."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("2.1.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: Asterisk prompts, Hedgewars voices, qABCs, gcin.",
       "2.0.0": "30 speakers: Tux Paint stamp descriptions (10 credited readers) and Kajongg's "
                "4 English voices; asterisk-june and asterisk-ivrvoice-ru move to test; a "
                "clip repeated under another name is read once.",
+      "2.1.0": "test_clips: the test speakers' clips one by one (not joined); train and test "
+               "as in 2.0.0.",
   }
   BUILDER_CONFIGS = [RecordedVoicesConfig(
       name="default", test_speakers=TEST_SPEAKERS,
@@ -381,11 +390,13 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     self.report.extra["speakers"] = rows
     self.report.extra["utterance_seconds"] = config.utterance_seconds
     self.report.extra["bands"] = {}  # {split: {band limit Hz: [speaker, ...]}}
-    return {split: self._generate_examples(split, found) for split, found in by_split.items()}
+    splits = {split: self._generate_examples(split, found) for split, found in by_split.items()}
+    splits["test_clips"] = self._generate_clips(by_split["test"])
+    return splits
 
-  def _generate_examples(self, split, clips):
-    config = self.builder_config
-    trim = config.trim()
+  def _read(self, clips, report_skips: bool = True) -> dict[str, list]:
+    """{speaker: [(clip, prepared audio)]} of the clips that read as speech, in order."""
+    trim = self.builder_config.trim()
 
     def run(clip: Clip):
       try:
@@ -395,12 +406,37 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
         return clip, None, getattr(e, "reason", str(e))
 
     by_speaker: dict[str, list] = {}
-    for clip, prepared, error in common.ordered_map(run, clips, config.num_workers):
-      if error is not None:
+    for clip, prepared, error in common.ordered_map(run, clips,
+                                                    self.builder_config.num_workers):
+      if error is None:
+        by_speaker.setdefault(clip.speaker, []).append((clip, prepared))
+      elif report_skips:
         self.report.skip(clip.path, error)
-        continue
-      by_speaker.setdefault(clip.speaker, []).append((clip, prepared))
-    for speaker, items in sorted(by_speaker.items()):
+    return by_speaker
+
+  def _generate_clips(self, clips):
+    """Each test speaker's first `clips_per_speaker` readable clips in a seeded order."""
+    config = self.builder_config
+    by_speaker: dict[str, list] = {}
+    for clip in clips:
+      by_speaker.setdefault(clip.speaker, []).append(clip)
+    sample = []
+    for speaker, found in sorted(by_speaker.items()):
+      order = seeded_order(len(found), f"{config.seed}/{speaker}/clips")
+      # Twice the number wanted: room for the clips that do not read as speech.
+      sample += [found[i] for i in order[:2 * config.clips_per_speaker]]
+    # Their skips are the test split's, reported there.
+    for speaker, items in sorted(self._read(sample, report_skips=False).items()):
+      for n, (clip, prepared) in enumerate(items[:config.clips_per_speaker]):
+        utterance = f"{speaker}/clip{n:03d}"
+        self.report.add("test_clips", speaker, utterance, clip.path, prepared)
+        self.report.utterances[-1]["band_limit_hz"] = band_limit_hz(prepared.orig_sample_rate)
+        yield utterance, {"audio": prepared.audio, "speaker": speaker, "utterance": utterance,
+                          "text": ""}
+
+  def _generate_examples(self, split, clips):
+    config = self.builder_config
+    for speaker, items in sorted(self._read(clips).items()):
       groups = join_plan([len(p.audio) / SAMPLE_RATE for _, p in items],
                          config.utterance_seconds, f"{config.seed}/{speaker}")
       groups = groups[:config.max_utterances_per_speaker]

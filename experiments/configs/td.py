@@ -11,9 +11,10 @@ from experiments.configs import default
 # Held-out voices of language families never in train, clean and in noise.
 SYNTHETIC_CONDITIONS = "test_unseen_lang,test_unseen_lang+noise_snr5..15"
 # Real human speakers (recorded_voices:test, `make recorded-voices`; docs/recorded_voices.md):
-# clean, in noise and reverberant. RECORDED_IF_PREPARED skips them where not built.
+# clean, in noise and reverberant, and their single clips of about a second (test_clips).
+# RECORDED_IF_PREPARED skips them where not built.
 RECORDED_CONDITIONS = ("recorded_voices:test,recorded_voices:test+noise_snr5..15,"
-                       "recorded_voices:test+reverb")
+                       "recorded_voices:test+reverb,recorded_voices:test_clips")
 
 
 def if_prepared(conditions: str) -> str:
