@@ -137,6 +137,24 @@ def test_synthetic_same_seed_gives_identical_audio(tmp_path):
   assert set(c.values()).isdisjoint(a.values())
 
 
+def test_synthetic_train_utterances_per_speaker_shortens_train_only(tmp_path):
+  """ti_1920x8's option: fewer train utterances per speaker, the first of the full set;
+  the test splits keep utterances_per_speaker."""
+  full = tfds.builder("synthetic_voices", config=_tiny_config("tiny", seed=7),
+                      data_dir=tmp_path / "full")
+  full.download_and_prepare(download_config=NO_GCS)
+  short_config = synthetic_voices.SyntheticVoicesConfig(
+      name="tiny_short", seed=7, num_train_speakers=2, num_test_speakers=1,
+      num_unseen_lang_speakers=1, utterances_per_speaker=2, train_utterances_per_speaker=1)
+  short = tfds.builder("synthetic_voices", config=short_config, data_dir=tmp_path / "short")
+  short.download_and_prepare(download_config=NO_GCS)
+  a = {e["utterance"]: e["audio"].tobytes() for e in _examples(full.as_dataset(split=ALL_SPLITS))}
+  b = {e["utterance"]: e["audio"].tobytes() for e in _examples(short.as_dataset(split=ALL_SPLITS))}
+  per_speaker = collections.Counter(e["speaker"] for e in _examples(short.as_dataset(split="train")))
+  assert sorted(per_speaker.values()) == [1, 1]
+  assert len(a) == 8 and len(b) == 6 and all(a[u] == audio for u, audio in b.items())
+
+
 def test_synthetic_rejects_more_speakers_than_voices(tmp_path):
   config = synthetic_voices.SyntheticVoicesConfig(name="huge", voices=("en-us",),
                                                   speaker_kind="stock", num_train_speakers=5000)

@@ -21,6 +21,9 @@ Configs:
   ti_960           ti with 960 train speakers: ti's train and test speakers are its
                    first 150 (score it on its own test split); test_unseen_lang holds
                    ti's speakers (other sentences)
+  ti_1920x8        ti_960's audio hours from twice the speakers: 1920 train speakers of
+                   8 utterances each (ti_960's train and test speakers are its first 990;
+                   its test splits hold 16 per speaker as ti's)
   td_ok_computer   everyone says "ok computer" (text-dependent)
   td_hey_computer  everyone says "hey computer"
   td_hey_computer_16
@@ -90,6 +93,7 @@ class SyntheticVoicesConfig(tfds.core.BuilderConfig):
   num_test_speakers: int = 30
   num_unseen_lang_speakers: int = 30           # 0: no test_unseen_lang split
   utterances_per_speaker: int = 20
+  train_utterances_per_speaker: int = 0        # 0: utterances_per_speaker
   seed: int = 0
   speaker_kind: str = "procedural"             # one of SPEAKER_KINDS
   voices: tuple[str, ...] = TRAIN_LANGUAGES    # espeak-ng languages of train and test
@@ -230,6 +234,10 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       SyntheticVoicesConfig(name="ti_960", utterances_per_speaker=16, num_train_speakers=960,
                             description="Random sentences, 960 train speakers (ti's "
                                         "train and test speakers among them)."),
+      SyntheticVoicesConfig(name="ti_1920x8", utterances_per_speaker=16,
+                            num_train_speakers=1920, train_utterances_per_speaker=8,
+                            description="Random sentences, 1920 train speakers of 8 "
+                                        "utterances (ti_960's speakers among them)."),
       SyntheticVoicesConfig(name="td_ok_computer", phrase="ok computer",
                             description='Everyone says "ok computer".'),
       SyntheticVoicesConfig(name="td_hey_computer", phrase="hey computer",
@@ -299,13 +307,15 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     trim = audio.TrimOptions(enabled=config.trim_silence, top_db=config.trim_top_db)
     limit = config.train_speaker_limit if split == "train" else 0
+    count = (config.train_utterances_per_speaker if split == "train" else 0) or (
+        config.utterances_per_speaker)
     jobs = [(i, spk, u, None) for i, spk in indexed_speakers
             if spk.split == split and not (limit and i >= limit)
-            for u in range(config.utterances_per_speaker)]
+            for u in range(count)]
     if split == "train":
       jobs += [(i, spk, u, phrase) for phrase in config.pooled_train_phrases
                for i, spk in indexed_speakers if spk.split == split
-               for u in range(config.utterances_per_speaker)]
+               for u in range(count)]
 
     def run(job):
       i, spk, u, phrase = job
