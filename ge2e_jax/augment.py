@@ -1,7 +1,7 @@
 """Per-utterance data augmentation of raw 16 kHz audio, in JAX, inside the jitted train step.
 
-The kinds (``augment_kinds.REGISTRY``: speed, reverb, babble, noise, channel, gain, applied
-in that order) are each applied to a random fraction ``prob`` of the utterances, with
+The kinds (``augment_kinds.REGISTRY``: speed, reverb, babble, noise, channel, gain, short,
+applied in that order) are each applied to a random fraction ``prob`` of the utterances, with
 parameters drawn per utterance from their own ranges (``config.augment.<kind>``); a kind
 may draw once per speaker instead (``Kind.group``: ``speed.per=speaker``).
 

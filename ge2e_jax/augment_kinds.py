@@ -398,3 +398,40 @@ class Gain(Kind):
   @classmethod
   def from_condition(cls, match, seed):
     return cls.Options(prob=1.0, db=bounds(match))
+
+
+@register("short")
+class Short(Kind):
+  """A short stretch of the utterance repeated over its whole length: what the data pipeline
+  and inference make of an utterance shorter than the crop or window (``wav[j % len(wav)]``).
+  Crops of 1.4-1.8 s of longer utterances never show the encoder a word-long clip the way
+  inference feeds it one; with this kind, a fraction of the batch does. Applied last, so
+  the stretch carries its noise and room as a recorded clip does."""
+
+  @dataclasses.dataclass(frozen=True)
+  class Options:
+    prob: float = settings.setting(0.0, PROB, PROB_HELP)
+    seconds: tuple = settings.setting((0.3, 1.2), settings.span(0, low_open=True),
+                                      "length of the repeated stretch, " + RANGE_HELP)
+
+  condition = re.compile(rf"short{RANGE}$")
+  condition_help = "shortX[..Y] (seconds)"
+
+  def columns(self):
+    return 2
+
+  def draw(self, u, batch_shape):
+    samples = jnp.round(lerp(u[:, 0], self.options.seconds) * SAMPLE_RATE)
+    return {"samples": jnp.maximum(samples, 1).astype(jnp.int32), "start": u[:, 1]}
+
+  def apply(self, x, d, drawn):
+    total = x.shape[-1] if drawn.length is None else drawn.length
+    keep = jnp.minimum(d["samples"], total)
+    start = jnp.floor(d["start"] * (total - keep + 1)).astype(jnp.int32)  # in [0, total - keep]
+    index = start[:, None] + jnp.arange(x.shape[-1]) % keep[:, None]
+    out = jnp.take_along_axis(x, index, axis=-1)
+    return out if drawn.valid is None else out * drawn.valid
+
+  @classmethod
+  def from_condition(cls, match, seed):
+    return cls.Options(prob=1.0, seconds=bounds(match))

@@ -204,6 +204,25 @@ def test_speed_per_speaker_resamples_whole_speakers_by_one_factor(batch):
     augmenter.draw(jax.random.key(0), (N * M,))
 
 
+def test_short_repeats_a_drawn_stretch_within_the_valid_samples(batch):
+  augmenter = only("short", seconds=(0.05, 0.3))
+  out, draws = run(augmenter, batch, seed=3)
+  d, flat, t = draws["short"], batch.reshape(-1, S), np.arange(S)
+  for k, u in enumerate(d["index"]):  # wav[start + j % keep], the stretch drawn anywhere
+    keep = int(d["samples"][k])
+    start = int(np.floor(d["start"][k] * np.float32(S - keep + 1)))
+    assert 0.05 * SR - 1 <= keep <= 0.3 * SR + 1 and 0 <= start <= S - keep
+    np.testing.assert_array_equal(out.reshape(-1, S)[u], flat[u, start + t % keep])
+  lengths = np.array([[S, S // 4, 100]] * N)  # padded utterances: the stretch stays inside
+  got = np.asarray(augmenter.apply(jnp.asarray(batch), draws, lengths=lengths)).reshape(-1, S)
+  for k, u in enumerate(d["index"]):
+    length = lengths.reshape(-1)[u]
+    keep = min(int(d["samples"][k]), length)
+    start = int(np.floor(d["start"][k] * np.float32(length - keep + 1)))
+    want = np.where(t < length, flat[u, start + t % keep], 0)
+    np.testing.assert_array_equal(got[u], want)
+
+
 @pytest.fixture(scope="module")
 def everything():
   options = {k: {"prob": 0.5} for k in augment.KINDS}
