@@ -5,11 +5,13 @@ PY := $(VENV)/bin/python
 # The base install alone (`pip install .`, no extras): tests/test_readme_journeys.py runs
 # embed and verify with it, as a serving host without TensorFlow would.
 BASE_VENV := .venv-base
+# Open JTalk, project-local (hts-voices below): the tests build hts_voices with it.
+OPEN_JTALK := third_party/open_jtalk/packages.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := espeak-ng
 
 .PHONY: setup test test-fast demo bench voices clean ti-cpu pretrained demo-pretrained onnx \
-  recorded-voices coverage
+  recorded-voices hts-voices coverage
 
 setup: $(VENV)/.installed
 
@@ -31,10 +33,10 @@ TEST_WORKERS ?= 2
 PYTEST := GE2E_BASE_VENV=$(BASE_VENV) $(PY) -m pytest -q -ra \
   $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
-test: setup
+test: setup $(OPEN_JTALK)
 	$(PYTEST)
 
-test-fast: setup
+test-fast: setup $(OPEN_JTALK)
 	$(PYTEST) -m "not slow"
 
 demo: setup
@@ -101,6 +103,16 @@ third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded
   data_pipelines/builders/recorded_voices.py | $(VENV)/.installed
 	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
 	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
+
+# A second synthesis engine (docs/hts_voices.md): Open JTalk and its HTS voice, Debian's packages
+# apt-downloaded and unpacked into third_party/open_jtalk (17 MB; the system's apt state stays
+# as it is; the tests use it too), then the corpus in runs/tfds.
+hts-voices: setup $(OPEN_JTALK)
+	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/hts_voices.py \
+	  --config=ti --data_dir=runs/tfds
+
+$(OPEN_JTALK): data_pipelines/builders/fetch_open_jtalk.sh
+	data_pipelines/builders/fetch_open_jtalk.sh third_party/open_jtalk
 
 # The whole suite with line coverage of the library, the experiments and the data pipelines
 # (code run in the tests' subprocesses is not counted).

@@ -2,7 +2,7 @@
 
 `as_dataset(builder, "train"|"test"|...)` gives {audio int16, speaker, utterance,
 text} with speaker-disjoint splits for this package's builders (synthetic_voices,
-speaker_folders: read as they are) and for TFDS's own corpora, for a user who
+hts_voices, speaker_folders: read as they are) and for TFDS's own corpora, for a user who
 has prepared those with TFDS:
   librispeech  train = train_clean100 + train_clean360 + train_other500,
                test = test_clean (LibriSpeech subsets share no speaker).
@@ -26,7 +26,8 @@ from ge2e_jax import audio
 LIBRISPEECH_SPLITS = {"train": "train_clean100+train_clean360+train_other500",
                       "test": "test_clean"}
 VOXCELEB_SPLITS = "train+validation+test"
-NATIVE_BUILDERS = ("synthetic_voices", "speaker_folders", "manifest", "recorded_voices")
+NATIVE_BUILDERS = ("synthetic_voices", "hts_voices", "speaker_folders", "manifest",
+                   "recorded_voices")
 
 
 def as_dataset(builder: tfds.core.DatasetBuilder, split: str, shuffle_files: bool = False,

@@ -1,6 +1,7 @@
-# Sourced by fetch_mbrola.sh and fetch_recorded_voices.sh: apt's own download of Debian
-# packages with a private sources list, package lists and cache, so the system's apt
-# sources, lists and installed packages stay as they are and no root is needed on Debian.
+# Sourced by fetch_mbrola.sh, fetch_recorded_voices.sh and fetch_open_jtalk.sh: apt's own
+# download of Debian packages with a private sources list, package lists and cache, so the
+# system's apt sources, lists and installed packages stay as they are and no root is needed
+# on Debian.
 #
 #   apt_private_download APT_DIR DEBS_DIR "COMPONENTS" PACKAGE ...
 # APT_DIR holds the private state; the .debs land in DEBS_DIR. DEBIAN_MIRROR overrides
