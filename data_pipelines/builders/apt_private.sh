@@ -6,6 +6,9 @@
 #   apt_private_download APT_DIR DEBS_DIR "COMPONENTS" PACKAGE ...
 # APT_DIR holds the private state; the .debs land in DEBS_DIR. DEBIAN_MIRROR overrides
 # the mirror.
+#   apt_private_unpack DEBS_DIR DEST
+# unpacks every .deb of DEBS_DIR into DEST (`dpkg -x`), lists their versions in
+# DEST/packages.txt and removes DEBS_DIR.
 
 apt_private_download() {
   local apt_dir=$1 debs_dir=$2 components=$3
@@ -28,4 +31,14 @@ apt_private_download() {
               -o "APT::Sandbox::User=$(id -un)")
   apt-get -q "${opts[@]}" update
   (cd "$debs_dir" && apt-get -q "${opts[@]}" download "$@")
+}
+
+apt_private_unpack() {
+  local debs_dir=$1 dest=$2 deb
+  : > "$dest/packages.txt"
+  for deb in "$debs_dir"/*.deb; do
+    dpkg -x "$deb" "$dest"
+    dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >> "$dest/packages.txt"
+  done
+  rm -rf "$debs_dir"
 }

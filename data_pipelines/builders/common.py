@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import time
 
 import numpy as np
@@ -135,6 +136,30 @@ def ordered_map(fn, items, num_workers: int):
     while pending:
       yield pending.popleft().result()
 
+
+
+def run_writing(cmd: list[str], output: str, error: type[Exception], env=None,
+                timeout_s: float = 120) -> None:
+  """Runs a synthesiser's command line that writes the file `output`; `error` names the
+  command and why when it times out, fails or writes nothing."""
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+  except subprocess.TimeoutExpired as e:
+    raise error(f"{' '.join(cmd)} did not finish in {timeout_s:g} s") from e
+  if proc.returncode != 0 or not os.path.exists(output):
+    raise error(f"{' '.join(cmd)} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+
+
+def reported_examples(report: "BuildReport", split: str, results):
+  """TFDS (key, example) pairs of synthesised utterances, each reported: `results` yields
+  (speaker, utterance, source, text, prepared, error); an error is reported as skipped."""
+  for speaker, utterance, source, text, prepared, error in results:
+    if error is not None:
+      report.skip(f"{source} {text!r}", error)
+      continue
+    report.add(split, speaker, utterance, source, prepared)
+    yield utterance, {"audio": prepared.audio, "speaker": speaker, "utterance": utterance,
+                      "text": text}
 
 class BuildReport:
   """Collects skipped inputs and trimming amounts; written next to the data.

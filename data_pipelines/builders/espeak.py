@@ -22,6 +22,7 @@ import tempfile
 
 import numpy as np
 
+from data_pipelines.builders import common
 from ge2e_jax import audio
 
 MBROLA_DIR = "/usr/share/mbrola"  # Debian's mbrola-* packages, installed system-wide.
@@ -198,11 +199,5 @@ def synthesize(voice: str, text: str, prosody: Prosody, data_path: str | None = 
         "-g", str(prosody.word_gap), "-a", str(prosody.amplitude), "-w", wav_path, "--", text]
     env = None if mbrola_bin is None else dict(
         os.environ, PATH=os.pathsep.join([mbrola_bin, os.environ.get("PATH", "")]))
-    try:
-      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    except subprocess.TimeoutExpired as e:
-      raise EspeakError(f"{' '.join(cmd)} did not finish in 120 s") from e
-    if proc.returncode != 0 or not os.path.exists(wav_path):
-      raise EspeakError(f"{' '.join(cmd)} failed (exit {proc.returncode}): "
-                        f"{proc.stderr.strip()}")
+    common.run_writing(cmd, wav_path, EspeakError, env)
     return audio.read_audio(wav_path)

@@ -20,10 +20,5 @@ dest=$(cd "$dest" && pwd)
 . "$(dirname "$0")/apt_private.sh"
 apt_private_download "$dest/apt" "$dest/debs" "contrib non-free" \
   mbrola "${databases[@]/#/mbrola-}"
-: > "$dest/packages.txt"
-for deb in "$dest"/debs/*.deb; do
-  dpkg -x "$deb" "$dest"
-  dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >> "$dest/packages.txt"
-done
-rm -rf "$dest/debs"
+apt_private_unpack "$dest/debs" "$dest"
 echo "MBROLA and ${#databases[@]} voices in $dest (versions: $dest/packages.txt)"

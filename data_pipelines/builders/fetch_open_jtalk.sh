@@ -15,10 +15,5 @@ dest=$(cd "$dest" && pwd)
 . "$(dirname "$0")/apt_private.sh"
 apt_private_download "$dest/apt" "$dest/debs" "main contrib" \
   open-jtalk open-jtalk-mecab-naist-jdic hts-voice-nitech-jp-atr503-m001 libhtsengine1
-: > "$dest/packages.txt"
-for deb in "$dest"/debs/*.deb; do
-  dpkg -x "$deb" "$dest"
-  dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >> "$dest/packages.txt"
-done
-rm -rf "$dest/debs"
+apt_private_unpack "$dest/debs" "$dest"
 echo "Open JTalk and its HTS voice in $dest (versions: $dest/packages.txt)"

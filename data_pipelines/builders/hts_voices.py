@@ -126,13 +126,8 @@ class HtsVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       except (open_jtalk.OpenJTalkError, ValueError) as e:  # AudioReadError is a ValueError.
         return job, text, settings, None, str(e)
 
-    for (_, spk, u), text, settings, prepared, error in common.ordered_map(
-        run, jobs, config.num_workers):
-      utterance = f"{spk.id}/{u:04d}"
-      source = "open_jtalk " + " ".join(settings.flags())
-      if error is not None:
-        self.report.skip(f"{source} {text!r}", error)
-        continue
-      self.report.add(split, spk.id, utterance, source, prepared)
-      yield utterance, {"audio": prepared.audio, "speaker": spk.id,
-                        "utterance": utterance, "text": text}
+    yield from common.reported_examples(self.report, split, (
+        (spk.id, f"{spk.id}/{u:04d}", "open_jtalk " + " ".join(settings.flags()), text,
+         prepared, error)
+        for (_, spk, u), text, settings, prepared, error in common.ordered_map(
+            run, jobs, config.num_workers)))

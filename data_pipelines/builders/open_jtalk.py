@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import tempfile
 
 import numpy as np
 
+from data_pipelines.builders import common
 from ge2e_jax import audio
 
 # `make hts-voices` unpacks Debian's packages here (see fetch_open_jtalk.sh).
@@ -85,13 +85,7 @@ def synthesize(found: Install, text: str, settings: Settings) -> tuple[np.ndarra
            *settings.flags(), text_path]
     env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(
         p for p in (found.library_dir, os.environ.get("LD_LIBRARY_PATH", "")) if p))
-    try:
-      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    except subprocess.TimeoutExpired as e:
-      raise OpenJTalkError(f"{' '.join(cmd)} did not finish in 120 s") from e
-    if proc.returncode != 0 or not os.path.exists(wav_path):
-      raise OpenJTalkError(f"{' '.join(cmd)} failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()}")
+    common.run_writing(cmd, wav_path, OpenJTalkError, env)
     return audio.read_audio(wav_path)
 
 

@@ -329,20 +329,18 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
       except (espeak.EspeakError, ValueError) as e:  # AudioReadError is a ValueError.
         return job, text, prosody, None, str(e)
 
-    for (_, spk, u, phrase), text, prosody, prepared, error in common.ordered_map(
-        run, jobs, config.num_workers):
+    def described(result):
+      (_, spk, u, phrase), text, prosody, prepared, error = result
       # A pooled phrase's utterances get the phrase in their id (ids stay unique).
       utterance = f"{spk.id}/{u:04d}" if phrase is None else (
           f"{spk.id}/{phrase.replace(' ', '_')}/{u:04d}")
       source = (f"espeak-ng{'' if spk.kind == 'stock' else ' --path=<voices>'} -v {spk.voice} "
                 f"-p {prosody.pitch} -s {prosody.speed} -g {prosody.word_gap} "
                 f"-a {prosody.amplitude}")
-      if error is not None:
-        self.report.skip(f"{source} {text!r}", error)
-        continue
-      self.report.add(split, spk.id, utterance, source, prepared)
-      yield utterance, {"audio": prepared.audio, "speaker": spk.id,
-                        "utterance": utterance, "text": text}
+      return spk.id, utterance, source, text, prepared, error
+
+    yield from common.reported_examples(self.report, split, map(
+        described, common.ordered_map(run, jobs, config.num_workers)))
 
 
 def _mbrola_packages(mbrola: espeak.MbrolaInstall) -> dict[str, object]:
