@@ -104,9 +104,9 @@ third_party/recorded_voices/packages.txt: data_pipelines/builders/fetch_recorded
 	data_pipelines/builders/fetch_recorded_voices.sh third_party/recorded_voices \
 	  $$($(PY) -c 'from data_pipelines.builders import recorded_voices as r; print(*r.ALLOWED_PACKAGES)')
 
-# A second synthesis engine (docs/hts_voices.md): Open JTalk and its HTS voice, Debian's packages
-# apt-downloaded and unpacked into third_party/open_jtalk (17 MB; the system's apt state stays
-# as it is; the tests use it too), then the corpus in runs/tfds.
+# A second synthesis engine (docs/hts_voices.md): Open JTalk and its HTS voice, Debian's
+# packages apt-downloaded and unpacked into third_party/open_jtalk (17 MB; the system's apt
+# state stays as it is; the tests use it too), then the corpus in runs/tfds.
 hts-voices: setup $(OPEN_JTALK)
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/hts_voices.py \
 	  --config=ti --data_dir=runs/tfds

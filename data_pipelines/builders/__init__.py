@@ -1,8 +1,8 @@
 """TFDS builders that give every speech corpus the same features (see common.py).
 
-Importing this package registers `synthetic_voices`, `hts_voices`, `speaker_folders`, `manifest` and
-`recorded_voices` with TFDS;
-`adapters` maps TFDS's own librispeech and voxceleb to the same features.
+Importing this package registers `synthetic_voices`, `hts_voices`, `speaker_folders`,
+`manifest` and `recorded_voices` with TFDS; `adapters` maps TFDS's own librispeech and
+voxceleb to the same features.
 """
 
 from data_pipelines.builders import hts_voices

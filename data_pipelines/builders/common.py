@@ -137,7 +137,6 @@ def ordered_map(fn, items, num_workers: int):
       yield pending.popleft().result()
 
 
-
 def run_writing(cmd: list[str], output: str, error: type[Exception], env=None,
                 timeout_s: float = 120) -> None:
   """Runs a synthesiser's command line that writes the file `output`; `error` names the
@@ -160,6 +159,7 @@ def reported_examples(report: "BuildReport", split: str, results):
     report.add(split, speaker, utterance, source, prepared)
     yield utterance, {"audio": prepared.audio, "speaker": speaker, "utterance": utterance,
                       "text": text}
+
 
 class BuildReport:
   """Collects skipped inputs and trimming amounts; written next to the data.

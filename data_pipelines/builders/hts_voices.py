@@ -57,6 +57,7 @@ class HtsVoicesConfig(tfds.core.BuilderConfig):
 
 @dataclasses.dataclass(frozen=True)
 class Speaker:
+  """One speaker: its id, split and the voice settings all its utterances start from."""
   id: str
   split: str
   settings: open_jtalk.Settings
