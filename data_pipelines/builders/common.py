@@ -137,6 +137,16 @@ def ordered_map(fn, items, num_workers: int):
       yield pending.popleft().result()
 
 
+
+def package_versions(root: str) -> list[str]:
+  """The Debian package versions a fetch script unpacked into `root` (its packages.txt), or
+  [] where there is none (a system-wide install)."""
+  listing = os.path.join(root, "packages.txt")
+  if not os.path.isfile(listing):
+    return []
+  with open(listing) as f:
+    return f.read().splitlines()
+
 def run_writing(cmd: list[str], output: str, error: type[Exception], env=None,
                 timeout_s: float = 120) -> None:
   """Runs a synthesiser's command line that writes the file `output`; `error` names the

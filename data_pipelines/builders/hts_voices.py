@@ -107,7 +107,7 @@ class HtsVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
     self._install = open_jtalk.install()
     all_speakers = speakers(config)
     self.report.extra["open_jtalk"] = dataclasses.asdict(self._install)
-    self.report.extra["packages"] = open_jtalk.packages()
+    self.report.extra["packages"] = common.package_versions(self._install.root)
     self.report.extra["speakers"] = [dataclasses.asdict(s) for s in all_speakers]
     return {split: self._generate_examples(split, list(enumerate(all_speakers)))
             for split in common.SPLITS}

@@ -13,6 +13,7 @@ project-local folder by `make hts-voices` (fetch_open_jtalk.sh) or installed sys
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import tempfile
 
@@ -36,7 +37,9 @@ class OpenJTalkError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Install:
-  """Where the binary, its shared library folder, the dictionary and the voice are."""
+  """Where the binary, its shared library folder, the dictionary and the voice are (under
+  `root`: the project-local folder or "/")."""
+  root: str
   binary: str
   library_dir: str
   dictionary: str
@@ -46,8 +49,9 @@ class Install:
 def install(root: str = LOCAL_DIR) -> Install:
   """The project-local install under `root` if complete, else the system's, else an error."""
   for base in (root, "/"):
-    found = Install(os.path.join(base, "usr", "bin", "open_jtalk"),
-                    os.path.join(base, "usr", "lib", "x86_64-linux-gnu"),
+    libraries = glob.glob(os.path.join(base, "usr", "lib", "*", "libHTSEngine.so.1*"))
+    found = Install(base, os.path.join(base, "usr", "bin", "open_jtalk"),
+                    os.path.dirname(libraries[0]) if libraries else "",
                     os.path.join(base, DICTIONARY), os.path.join(base, VOICE))
     if all(os.path.exists(p) for p in (found.binary, found.dictionary, found.voice)):
       return found
@@ -88,8 +92,3 @@ def synthesize(found: Install, text: str, settings: Settings) -> tuple[np.ndarra
     common.run_writing(cmd, wav_path, OpenJTalkError, env)
     return audio.read_audio(wav_path)
 
-
-def packages(root: str = LOCAL_DIR) -> list[str]:
-  """The Debian package versions of a project-local install (its packages.txt), else []."""
-  listing = os.path.join(root, "packages.txt")
-  return open(listing).read().splitlines() if os.path.isfile(listing) else []

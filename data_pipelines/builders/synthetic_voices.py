@@ -345,7 +345,5 @@ class SyntheticVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
 
 def _mbrola_packages(mbrola: espeak.MbrolaInstall) -> dict[str, object]:
   """Where MBROLA came from, for the build report: binary, databases, package versions."""
-  listing = os.path.join(os.path.dirname(os.path.dirname(mbrola.bin_dir)), "packages.txt")
-  packages = open(listing).read().splitlines() if os.path.isfile(listing) else []
   return {"bin_dir": mbrola.bin_dir, "databases": sorted(mbrola.databases),
-          "packages": packages}
+          "packages": common.package_versions(os.path.dirname(os.path.dirname(mbrola.bin_dir)))}
