@@ -32,6 +32,8 @@ EXTRAS = {"tensorflow": "train", "tensorflow_datasets": "train", "tensorboard": 
           "matplotlib": "plots", "pyroomacoustics": "augment", "ai_edge_litert": "tflite"}
 REQUIRED_MESSAGE = re.compile(r"Flag --(\w+) must (?:have a value other than None|be "
                               r"specified)")
+CONFIG_TRACEBACK = re.compile(r"Error whilst parsing config file:\s*Traceback \(most recent call "
+                              r"last\):")
 
 
 def define_quiet_flag():
@@ -123,10 +125,17 @@ def parse_flags(argv, name: str = "", renamed: dict | None = None):
     if missing:
       flag = missing.group(1)
       fail(name, f"--{flag} is required: {FLAGS[flag].help}")
-    fail(name, str(err).removeprefix("flag "))
+    fail(name, _without_traceback(str(err).removeprefix("flag ")))
   except (AttributeError, KeyError) as err:
     # A locked ConfigDict raises these (not a flags error) for --config.train.nonexistent=1.
     fail(name, _unknown_field(err, argv))
+
+
+def _without_traceback(message: str) -> str:
+  """ml_collections puts the whole traceback of a config file that raised into its flag
+  error; the traceback's last line says what was wrong."""
+  head, *trace = CONFIG_TRACEBACK.split(message, maxsplit=1)
+  return head + trace[0].strip().splitlines()[-1] if trace else message
 
 
 def _unknown_field(err: Exception, argv) -> str:

@@ -53,6 +53,8 @@ def test_help_and_misuse_of_every_console_script():
   cases["evaluate old --enroll"] = ("ge2e-evaluate", ["--model=m", "--enroll=3"])
   cases["export --workdir alias"] = ("ge2e-export", ["--workdir=/nonexistent/run",
                                                      "--platforms=gpu"])
+  cases["train config raises"] = ("ge2e-train", [
+      "--config=experiments/configs/ti_cpu_real.py:fast", "--workdir=/nonexistent/run"])
   results = run_all(cases)
 
   for script, (module, _) in scripts.items():
@@ -85,6 +87,9 @@ def test_help_and_misuse_of_every_console_script():
   assert one_line("evaluate old --enroll").startswith("evaluate: --enroll is now --num_enroll")
   # --workdir is --model's alias: the value reaches --platforms' check, not "required".
   assert one_line("export --workdir alias").startswith("export: --platforms=")
+  assert one_line("train config raises") == (  # not the config file's traceback
+      "train: --config=experiments/configs/ti_cpu_real.py:fast: ValueError: "
+      "ti_cpu_real.py:fast: expected no suffix or ':sweep'")
 
 
 def test_verify_lists_cannot_swallow_each_other():
