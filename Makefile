@@ -43,10 +43,11 @@ demo: setup
 	$(PY) -m experiments.demo
 
 # TI-SV on 2 CPU cores from real and synthetic speech (experiments/configs/ti_cpu_real.py,
-# MultiReader): the recorded voices and the synthetic corpus, then about half an hour of training.
-ti-cpu: setup recorded-voices
+# MultiReader): the recorded voices, the espeak-ng and the HTS corpora, then about half an hour
+# of training.
+ti-cpu: setup recorded-voices hts-voices
 	$(PY) -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
-	  --config=ti --data_dir=runs/tfds
+	  --config=ti_960 --data_dir=runs/tfds
 	$(PY) -m experiments.train --config=experiments/configs/ti_cpu_real.py --workdir=runs/ti_cpu_real
 
 bench: setup

@@ -20,6 +20,12 @@ def test_shipped_configs_are_valid(module):
   config_checks.validate(module.get_config())
 
 
+def test_ti_cpu_real_sweep_base_is_valid_and_an_unknown_base_is_named():
+  config_checks.validate(ti_cpu_real.get_config("sweep"))
+  with pytest.raises(ValueError, match=r"ti_cpu_real.py:fast: expected no suffix or ':sweep'"):
+    ti_cpu_real.get_config("fast")
+
+
 def test_every_bad_value_is_named_with_what_was_expected():
   c = td.get_config()
   c.train.num_steps = 0

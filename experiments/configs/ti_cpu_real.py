@@ -1,29 +1,34 @@
 """ti_cpu on real and synthetic speech: MultiReader (Wan et al. 2018, §2.3) of the recorded
-human voices (recorded_voices:train, 16 speakers) and the procedural espeak-ng voices
-(synthetic_voices/ti:train, 120 speakers).
+human voices (recorded_voices:train, 16 speakers), the procedural espeak-ng voices
+(synthetic_voices/ti_960:train, 960 speakers) and Open JTalk's HTS voices
+(hts_voices/ti:train, 120 speakers): people, a formant synthesiser and an HMM one.
 
 Every MultiReader source shares the batch N x M, and the recorded corpus has only 16
-training speakers (10 before its version 2.0.0), so each step carries one 8 x 6 batch of
-each (96 utterances, as ti_cpu's 16 x 6). Two readers make a step slower than ti_cpu's, so
-1600 steps (the schedule decayed over them) keep training within ti_cpu's half hour on 2
-CPU cores (RESULTS.md, "Recorded human voices: the real + synthetic sweep"). The recorded
-corpus's weight is what experiments/ablate_real.py sweeps; held-out: ti_cpu's conditions
-(synthetic unseen families, real speakers clean, noisy, reverberant; MBROLA where built).
+training speakers, so each step carries one 8 x 6 batch of each source (144 utterances).
+1200 steps (the schedule decayed over them) keep training within ti_cpu's half hour on 2
+CPU cores. Why these sources and weights: RESULTS.md, "Recorded human voices: the real +
+synthetic sweep" (MultiReader against pooling; the recorded weight), "960 synthetic training
+speakers", "A second synthesis engine in training" and "`make ti-cpu`: three corpora in the
+half hour" (against the two-corpus config before it). experiments/ablate_real.py sweeps the
+recorded corpus's weight on its own base, `ti_cpu_real.py:sweep` (recorded voices and
+`ti`'s 120 espeak-ng speakers, 1600 steps: the config the sweep's arms were run on).
+Held-out: ti_cpu's conditions (synthetic unseen families, real speakers clean, noisy,
+reverberant and as single clips; MBROLA where built) and the HTS voices' test speakers.
 
-  make recorded-voices
-  python -m data_pipelines.builders.tfds_build data_pipelines/builders/synthetic_voices.py \
-      --config=ti --data_dir=runs/tfds
-  python -m experiments.train --config=experiments/configs/ti_cpu_real.py \
-      --workdir=runs/ti_cpu_real
+  make ti-cpu
 """
 
 from data_pipelines import source_specs
 from experiments.configs import ti_cpu
 
-RECORDED_WEIGHT = 0.25  # MultiReader weight of recorded_voices beside synthetic_voices/ti's 1.0
+RECORDED_WEIGHT = 0.25  # MultiReader weight of recorded_voices beside the synthetic 1.0
+HTS_WEIGHT = 0.5  # ... and of hts_voices
 
 
-def get_config():
+def get_config(base: str = ""):
+  """``base`` "sweep": the real + synthetic sweep's base config (see above)."""
+  if base not in ("", "sweep"):
+    raise ValueError(f"ti_cpu_real.py:{base}: expected no suffix or ':sweep'")
   c = ti_cpu.get_config()
   c.data.sources = {"ti": source_specs.source("synthetic_voices/ti", 1.0),
                     "real": source_specs.source("recorded_voices", RECORDED_WEIGHT)}
@@ -31,4 +36,10 @@ def get_config():
   c.data.n_speakers = 8
   c.train.num_steps = c.optimizer.decay_steps = 1600
   c.train.checkpoint_every = c.eval.every = 400
+  if base == "sweep":
+    return c
+  c.data.sources.ti.corpus = "synthetic_voices/ti_960"
+  c.data.sources.hts = source_specs.source("hts_voices/ti", HTS_WEIGHT)
+  c.train.num_steps = c.optimizer.decay_steps = 1200
+  c.eval.conditions = c.eval.conditions + ",hts_voices/ti:test"
   return c
