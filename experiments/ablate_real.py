@@ -1,6 +1,7 @@
 """Real + synthetic speech (recorded human voices): does MultiReader help here?
 
-Arms, same base config (ti_cpu_real.py:sweep: model, N x M per source, optimiser), steps and seeds:
+Arms, same base config (ti_cpu_real.py:sweep: model, N x M per source, optimiser), steps and
+seeds:
   synthetic      synthetic_voices/ti:train alone
   recorded       recorded_voices:train alone (16 speakers: N must be <= 16)
   pooled         naive pooling: one speaker pool of both train splits (corpus "a+b")
@@ -38,8 +39,9 @@ CONDITIONS = (*(f"{SYNTHETIC}:{c}" for c in td.SYNTHETIC_CONDITIONS.split(",")),
               *td.if_prepared(ti_cpu.MBROLA_CONDITIONS).split(","))
 FLAGS = flags.FLAGS
 ablation_common.define_flags(
-    __name__, "ti_cpu_real.py:sweep", "Base config (model, batch, optimiser, data_dir); the arms replace "
-    "data.sources, eval.source, eval.conditions, seed, train.num_steps and eval.every.",
+    __name__, "ti_cpu_real.py:sweep", "Base config (model, batch, optimiser, data_dir); the "
+    "arms replace data.sources, eval.source, eval.conditions, seed, train.num_steps and "
+    "eval.every.",
     steps=1600, eval_every=400, workdir="runs/ablations/real")
 flags.DEFINE_list("weights", ["0.25", "1.0", "4.0"],
                   "MultiReader weights of the recorded corpus (synthetic: 1.0).")
