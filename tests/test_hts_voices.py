@@ -97,6 +97,6 @@ def test_build_gives_speaker_disjoint_splits_the_same_bytes_and_a_report(tmp_pat
             == sorted((ex["utterance"], ex["audio"].tobytes()) for ex in second[split]))
   report = common.read_report(tfds.builder("hts_voices", config=tiny(), data_dir=tmp_path / "a"))
   assert [s["id"] for s in report["speakers"]] == [f"hts{i:05d}" for i in range(5)]
-  assert any(p.startswith("open-jtalk ") for p in report["packages"])  # versions recorded
+  assert report["packages"].get("open-jtalk")  # versions recorded
   assert report["speakers"][0]["settings"]["all_pass"] == hts_voices.speakers(tiny())[
       0].settings.all_pass

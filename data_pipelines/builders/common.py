@@ -137,15 +137,15 @@ def ordered_map(fn, items, num_workers: int):
       yield pending.popleft().result()
 
 
-
-def package_versions(root: str) -> list[str]:
-  """The Debian package versions a fetch script unpacked into `root` (its packages.txt), or
-  [] where there is none (a system-wide install)."""
+def package_versions(root: str) -> dict[str, str]:
+  """{package: version} of the Debian packages a fetch script (apt_private.sh) unpacked into
+  `root`, from its packages.txt; {} where there is none (a system-wide install)."""
   listing = os.path.join(root, "packages.txt")
   if not os.path.isfile(listing):
-    return []
+    return {}
   with open(listing) as f:
-    return f.read().splitlines()
+    return dict(line.split(maxsplit=1) for line in f.read().split("\n") if line.strip())
+
 
 def run_writing(cmd: list[str], output: str, error: type[Exception], env=None,
                 timeout_s: float = 120) -> None:

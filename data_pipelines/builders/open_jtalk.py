@@ -91,4 +91,3 @@ def synthesize(found: Install, text: str, settings: Settings) -> tuple[np.ndarra
         p for p in (found.library_dir, os.environ.get("LD_LIBRARY_PATH", "")) if p))
     common.run_writing(cmd, wav_path, OpenJTalkError, env)
     return audio.read_audio(wav_path)
-

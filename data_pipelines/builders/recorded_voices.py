@@ -66,7 +66,6 @@ from ge2e_jax.features import SAMPLE_RATE
 LOCAL_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "third_party", "recorded_voices")
-PACKAGES_FILE = "packages.txt"
 GSM_SAMPLE_RATE = 8000  # Asterisk's raw .gsm prompts: headerless GSM 06.10 at 8 kHz
 ASTERISK = "usr/share/asterisk/sounds"
 HEDGEWARS = "usr/share/games/hedgewars/Data/Sounds/voices"
@@ -209,20 +208,11 @@ class Clip:
   package: str
 
 
-def package_versions(root: str) -> dict[str, str]:
-  """{package: version} from fetch_recorded_voices.sh's packages.txt ({} when absent)."""
-  path = os.path.join(root, PACKAGES_FILE)
-  if not os.path.isfile(path):
-    return {}
-  with open(path) as f:
-    return dict(line.split(maxsplit=1) for line in f.read().split("\n") if line.strip())
-
-
 def check_packages(root: str) -> list[str]:
   """The allowed package folders present under `root`; ValueError (one line) for any other."""
   names = sorted(n for n in os.listdir(root)
                  if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
-  for name in names + sorted(package_versions(root)):
+  for name in names + sorted(common.package_versions(root)):
     if name not in ALLOWED_PACKAGES:
       raise ValueError(f"recorded_voices: package {name!r} under {root} is not on the "
                        f"allow-list of source packages ({', '.join(ALLOWED_PACKAGES)})")
@@ -382,7 +372,7 @@ class RecordedVoices(common.ReportingBuilder, tfds.core.GeneratorBasedBuilder):
                               "`make recorded-voices` (fetch_recorded_voices.sh)")
     clips = scan(root, self.report)
     by_split = common.group_by_split(config, clips, f"recorded_voices: the clips of {root!r}")
-    versions = package_versions(root)
+    versions = common.package_versions(root)
     self.report.extra["root"] = root
     self.report.extra["packages"] = versions
     rows = speaker_table({c.package for c in clips}, versions, root)
