@@ -1,6 +1,6 @@
 """EER of recorded_voices within one band limit: the trials its channel cannot decide.
 
-  python -m experiments.band_eer --data_dir=runs/tfds [--split=test] [--model=runs/a ...] \
+  python -m experiments.band_eer --data_dir=runs/tfds [--split=test_clips] [--model=runs/a ...] \
       [--which=latest]
 
 recorded_voices holds telephone prompts (recorded at 8 kHz: nothing above 4 kHz) and
@@ -21,7 +21,7 @@ CORPUS = "recorded_voices"
 _EVAL = run_settings.EvalOptions()
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "TFDS data_dir where recorded_voices is built.")
-flags.DEFINE_string("split", "test", "The split scored.")
+flags.DEFINE_string("split", "test", "The split scored (test, test_clips or train).")
 flags.DEFINE_multi_string("model", [], "Training workdirs or export dirs to score as well.")
 flags.DEFINE_enum("which", "best", ["best", "latest"],
                   "Workdir checkpoint scored (latest where the best was chosen on this split).")
@@ -31,15 +31,11 @@ flags.DEFINE_integer("max_utterances_per_speaker", _EVAL.max_utterances_per_spea
 flags.DEFINE_integer("seed", 0, "Seed of the enrolment choice.")
 
 
-def bands(data_dir: str | None, split: str) -> dict[str, str]:
-  """{speaker: band limit (Hz, a string)} of `split`, from recorded_voices' build report."""
+def bands(data_dir: str | None) -> dict[str, str]:
+  """{speaker: band limit (Hz, a string)} from recorded_voices' build report."""
   from data_pipelines import corpus  # pylint: disable=g-import-not-at-top  # TensorFlow
-  from data_pipelines.builders import common  # pylint: disable=g-import-not-at-top  # TFDS
-  report = common.read_report(corpus.builder(CORPUS, data_dir))
-  if split not in report["bands"]:
-    raise ValueError(f"--split={split!r}: expected one of {sorted(report['bands'])}")
-  return {speaker: band for band, speakers in report["bands"][split].items()
-          for speaker in speakers}
+  from data_pipelines.builders import common, recorded_voices  # pylint: disable=g-import-not-at-top
+  return recorded_voices.band_of(common.read_report(corpus.builder(CORPUS, data_dir)))
 
 
 def main(argv):
@@ -49,7 +45,7 @@ def main(argv):
     embedders = {path: inference.load(path, FLAGS.which,
                                       trim=inference.TrimOptions(enabled=False))
                  for path in FLAGS.model}
-    band_of = bands(FLAGS.data_dir, FLAGS.split)
+    band_of = bands(FLAGS.data_dir)
     eval_set = held_out.load_eval_set(
         CORPUS, FLAGS.split, data_dir=FLAGS.data_dir, enroll=FLAGS.num_enroll,
         max_utterances_per_speaker=FLAGS.max_utterances_per_speaker)

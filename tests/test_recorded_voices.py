@@ -221,7 +221,7 @@ def test_test_clips_are_single_clips_of_each_test_speaker_a_seeded_sample(built)
 
 
 def test_report_holds_package_licence_and_band_limit_per_speaker(built):
-  _, _, report, root, packages = built
+  _, examples, report, _, packages = built
   rows = {r["speaker"]: r for r in report["speakers"]}
   assert report["packages"] == {p: f"1.0-{i}" for i, p in enumerate(packages)}
   allison = rows["asterisk-allison"]
@@ -244,6 +244,11 @@ def test_report_holds_package_licence_and_band_limit_per_speaker(built):
                "8000": ["gcin-chu-lo", "hedgewars-mtg90pl", "tuxpaint-bg",
                         "tuxpaint-fr-chion"]}}
   assert json.dumps(report)  # plain JSON throughout
+  # Every speaker a split holds has its band (band_eer scores test_clips by the same map).
+  band_of = rv.band_of(report)
+  for split, found in examples.items():
+    assert {ex["speaker"] for ex in found} <= set(band_of), split
+  assert band_of["asterisk-armelle"] == "4000" and band_of["gcin-chu-lo"] == "8000"
 
 
 def test_trials_by_band_counts_what_the_evaluation_scores(built):

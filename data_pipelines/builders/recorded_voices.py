@@ -306,6 +306,13 @@ def band_limit_hz(orig_sample_rate: int) -> int:
   return min(orig_sample_rate, SAMPLE_RATE) // 2
 
 
+def band_of(report: dict) -> dict[str, str]:
+  """{speaker: band limit (Hz, a string)} of every speaker a build report read clips of: a
+  property of the speaker's recordings, so `test` and `test_clips` share it."""
+  return {row["speaker"]: str(row["band_limit_hz"]) for row in report["speakers"]
+          if "band_limit_hz" in row}
+
+
 def trials_by_band(report: dict, split: str, enroll: int, max_utterances: int) -> dict:
   """{"<test band>/<model band>": {"trials", "target"}} of `split` as the evaluation scores
   it (experiments.held_out: a speaker's first `max_utterances`, `enroll` of them enrolled,
