@@ -1,9 +1,10 @@
 """Per-utterance data augmentation of raw 16 kHz audio, in JAX, inside the jitted train step.
 
 The kinds (``augment_kinds.REGISTRY``: speed, reverb, babble, noise, channel, gain, short,
-applied in that order) are each applied to a random fraction ``prob`` of the utterances, with
-parameters drawn per utterance from their own ranges (``config.augment.<kind>``); a kind
-may draw once per speaker instead (``Kind.group``: ``speed.per=speaker``).
+narrowband, applied in that order) are each applied to a random fraction ``prob`` of the
+utterances, with parameters drawn per utterance from their own ranges
+(``config.augment.<kind>``); a kind may draw once per speaker instead (``Kind.group``:
+``speed.per=speaker``).
 
 Every transform keeps the length. Draws are a pure function of the key, so a training batch
 stays a pure function of (seed, step) and exact resume holds. A kind with probability p is

@@ -405,8 +405,8 @@ class Short(Kind):
   """A short stretch of the utterance repeated over its whole length: what the data pipeline
   and inference make of an utterance shorter than the crop or window (``wav[j % len(wav)]``).
   Crops of 1.4-1.8 s of longer utterances never show the encoder a word-long clip the way
-  inference feeds it one; with this kind, a fraction of the batch does. Applied last, so
-  the stretch carries its noise and room as a recorded clip does."""
+  inference feeds it one; with this kind, a fraction of the batch does. Applied after the
+  noise and room kinds, so the stretch carries its noise and room as a recorded clip does."""
 
   @dataclasses.dataclass(frozen=True)
   class Options:
@@ -435,3 +435,54 @@ class Short(Kind):
   @classmethod
   def from_condition(cls, match, seed):
     return cls.Options(prob=1.0, seconds=bounds(match))
+
+
+@register("narrowband")
+class Narrowband(Kind):
+  """Audio sampled at a lower rate and brought back to 16 kHz, as 8 kHz telephone prompts
+  are: a linear-phase FIR low-pass at a drawn cutoff, the low end kept (``channel`` models
+  a telephone line's 300-3400 Hz band-pass instead), optionally through a mu-law codec
+  between two such low-passes, so its quantisation noise stays below the cutoff as a codec
+  at the lower rate leaves it."""
+
+  @dataclasses.dataclass(frozen=True)
+  class Options:
+    prob: float = settings.setting(0.0, PROB, PROB_HELP)
+    cutoff_hz: tuple = settings.setting((3400.0, 4000.0), settings.span(0, low_open=True),
+                                        "low-pass edge (below 8000 Hz; 4000: sampled at 8 "
+                                        "kHz), " + RANGE_HELP)
+    taps: int = settings.setting(255, ODD_TAPS,
+                                 "Blackman window: ~5.5 * 16000 / taps Hz transition")
+    mu_law_prob: float = settings.setting(0.0, settings.number(0, 1),
+                                          "fraction of its utterances through mu-law")
+
+  condition = re.compile(rf"narrowband{RANGE}$")
+  condition_help = "narrowbandX[..Y] (cutoff Hz)"
+
+  @staticmethod
+  def problems(options):
+    if options.cutoff_hz[1] >= SAMPLE_RATE / 2:
+      return [f"cutoff_hz={options.cutoff_hz!r}: expected a high end below "
+              f"{SAMPLE_RATE // 2} (Nyquist)"]
+    return []
+
+  def columns(self):
+    return 2
+
+  def draw(self, u, batch_shape):
+    return {"cutoff_hz": lerp(u[:, 0], self.options.cutoff_hz),
+            "mu_law": u[:, 1] < self.options.mu_law_prob}
+
+  def apply(self, x, d, drawn):
+    low = jnp.zeros_like(d["cutoff_hz"])
+    low_passed = augment_dsp.band_pass(x, low, d["cutoff_hz"], self.options.taps)
+    coded = augment_dsp.band_pass(augment_dsp.mu_law(low_passed), low, d["cutoff_hz"],
+                                  self.options.taps)
+    out = jnp.where(d["mu_law"][:, None], coded, low_passed)
+    return out if drawn.valid is None else out * drawn.valid
+
+  @classmethod
+  def from_condition(cls, match, seed):
+    """Low-passed at the cutoff(s), no codec."""
+    return cls.Options(prob=1.0, cutoff_hz=bounds(match))
+

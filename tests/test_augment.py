@@ -165,6 +165,36 @@ def test_channel_band_limits_and_mu_law_matches_g711():
   assert len(np.unique(np.round(got, 6))) <= 256
 
 
+def low_pass_reference(x, cutoff_hz, taps=255):
+  """float64 windowed-sinc (Blackman) low-pass, delay-compensated, zero beyond the ends."""
+  k = np.arange(taps) - (taps - 1) / 2
+  kernel = 2 * cutoff_hz / SR * np.sinc(2 * cutoff_hz / SR * k) * np.blackman(taps)
+  return np.convolve(np.asarray(x, np.float64), kernel)[(taps - 1) // 2:][:len(x)]
+
+
+def test_narrowband_low_passes_keeping_the_low_end_and_the_codec_noise_below_the_cutoff():
+  white = np.random.RandomState(2).randn(2, 2, 16000).astype(np.float32) * 0.1
+  out, draws = run(only("narrowband", cutoff_hz=(3000.0, 5000.0)), white)
+  d = draws["narrowband"]
+  for k, u in enumerate(d["index"]):
+    want = low_pass_reference(white.reshape(-1, 16000)[u], d["cutoff_hz"][k])
+    np.testing.assert_allclose(out.reshape(-1, 16000)[u], want, atol=2e-5)
+
+  coded, draws = run(only("narrowband", mu_law_prob=1.0), white)
+  plain, _ = run(only("narrowband"), white)
+  freqs, power_in = scipy.signal.welch(white.reshape(-1, 16000).astype(np.float64), SR,
+                                       nperseg=2048, detrend=False)
+  _, power_out = scipy.signal.welch(coded.reshape(-1, 16000).astype(np.float64), SR,
+                                    nperseg=2048, detrend=False)
+  for k, u in enumerate(draws["narrowband"]["index"]):
+    cutoff = draws["narrowband"]["cutoff_hz"][k]
+    gain_db = 10 * np.log10(power_out[u] / power_in[u])
+    assert np.max(gain_db[freqs > cutoff + 300]) < -50, cutoff  # no codec noise above it
+    assert np.all(np.abs(gain_db[(freqs > 20) & (freqs < cutoff - 300)]) < 0.5)  # low end kept
+  # The codec changed what is below the cutoff: 8-bit mu-law noise, about 35-40 dB down.
+  assert np.all((25 < snr_db(plain, coded)) & (snr_db(plain, coded) < 50))
+
+
 @pytest.mark.parametrize("factor", [0.9, 1.1])
 def test_speed_matches_numpy_resampling(factor):
   t = np.arange(S)
@@ -268,6 +298,9 @@ def test_config_errors_name_the_field():
   assert augment.config_problems({"channel": {"low_hz": (300.0, 3500.0)}}) == [
       "config.augment.channel.low_hz=(300.0, 3500.0): expected a high end below high_hz's "
       "low end (3000.0)"]
+  assert augment.config_problems({"narrowband": {"cutoff_hz": (3400.0, 8000.0)}}) == [
+      "config.augment.narrowband.cutoff_hz=(3400.0, 8000.0): expected a high end below 8000 "
+      "(Nyquist)"]
   assert augment.config_problems(augment.default_config()) == []
   assert augment.make_augmenter({k: {"prob": 0.0} for k in augment.KINDS}) is None
   with pytest.raises(ValueError, match="babble needs >= 2 speakers"):
