@@ -441,7 +441,7 @@ class Short(Kind):
 class Narrowband(Kind):
   """Audio sampled at a lower rate and brought back to 16 kHz, as 8 kHz telephone prompts
   are: a linear-phase FIR low-pass at a drawn cutoff, the low end kept (``channel`` models
-  a telephone line's 300-3400 Hz band-pass instead), optionally through a mu-law codec
+  a telephone line's band-pass instead), optionally through a mu-law codec
   between two such low-passes, so its quantisation noise stays below the cutoff as a codec
   at the lower rate leaves it."""
 
@@ -485,4 +485,3 @@ class Narrowband(Kind):
   def from_condition(cls, match, seed):
     """Low-passed at the cutoff(s), no codec."""
     return cls.Options(prob=1.0, cutoff_hz=bounds(match))
-
