@@ -441,9 +441,9 @@ class Short(Kind):
 class Narrowband(Kind):
   """Audio sampled at a lower rate and brought back to 16 kHz, as 8 kHz telephone prompts
   are: a linear-phase FIR low-pass at a drawn cutoff, the low end kept (``channel`` models
-  a telephone line's band-pass instead), optionally through a mu-law codec
-  between two such low-passes, so its quantisation noise stays below the cutoff as a codec
-  at the lower rate leaves it."""
+  a telephone line's band-pass instead), optionally through a mu-law codec between two
+  such low-passes, so its quantisation noise stays below the cutoff as a codec at the
+  lower rate leaves it."""
 
   @dataclasses.dataclass(frozen=True)
   class Options:
