@@ -122,6 +122,18 @@ def _colors(text: str) -> tuple:
   return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+def fir_taps():
+  """The ``taps`` setting of the FIR kinds (channel, narrowband)."""
+  return settings.setting(255, ODD_TAPS, "Blackman window: ~5.5 * 16000 / taps Hz transition")
+
+
+def above_nyquist(name: str, edges: tuple) -> list:
+  """A problem if a band edge's high end is not below 8 kHz."""
+  if edges[1] < SAMPLE_RATE / 2:
+    return []
+  return [f"{name}={edges!r}: expected a high end below {SAMPLE_RATE // 2} (Nyquist)"]
+
+
 @register("speed")
 class Speed(Kind):
   """Speed perturbation (tempo and pitch together, like Kaldi's ``speed``): resampling by a
@@ -341,8 +353,7 @@ class Channel(Kind):
                                      "lower band edge, " + RANGE_HELP)
     high_hz: tuple = settings.setting((3000.0, 3800.0), settings.span(0, low_open=True),
                                       "upper band edge (below 8000 Hz), " + RANGE_HELP)
-    taps: int = settings.setting(255, ODD_TAPS,
-                                 "Blackman window: ~5.5 * 16000 / taps Hz transition")
+    taps: int = fir_taps()
     mu_law_prob: float = settings.setting(0.5, settings.number(0, 1),
                                           "fraction of the channel's utterances with mu-law")
 
@@ -355,10 +366,7 @@ class Channel(Kind):
     if options.low_hz[1] >= options.high_hz[0]:
       found.append(f"low_hz={options.low_hz!r}: expected a high end below high_hz's low end "
                    f"({options.high_hz[0]})")
-    if options.high_hz[1] >= SAMPLE_RATE / 2:
-      found.append(f"high_hz={options.high_hz!r}: expected a high end below "
-                   f"{SAMPLE_RATE // 2} (Nyquist)")
-    return found
+    return found + above_nyquist("high_hz", options.high_hz)
 
   def draw(self, u, batch_shape):
     return {"low_hz": lerp(u[:, 0], self.options.low_hz),
@@ -451,8 +459,7 @@ class Narrowband(Kind):
     cutoff_hz: tuple = settings.setting((3400.0, 4000.0), settings.span(0, low_open=True),
                                         "low-pass edge (below 8000 Hz; 4000: sampled at 8 "
                                         "kHz), " + RANGE_HELP)
-    taps: int = settings.setting(255, ODD_TAPS,
-                                 "Blackman window: ~5.5 * 16000 / taps Hz transition")
+    taps: int = fir_taps()
     mu_law_prob: float = settings.setting(0.0, settings.number(0, 1),
                                           "fraction of its utterances through mu-law")
 
@@ -461,10 +468,7 @@ class Narrowband(Kind):
 
   @staticmethod
   def problems(options):
-    if options.cutoff_hz[1] >= SAMPLE_RATE / 2:
-      return [f"cutoff_hz={options.cutoff_hz!r}: expected a high end below "
-              f"{SAMPLE_RATE // 2} (Nyquist)"]
-    return []
+    return above_nyquist("cutoff_hz", options.cutoff_hz)
 
   def columns(self):
     return 2
