@@ -479,10 +479,11 @@ class Narrowband(Kind):
 
   def apply(self, x, d, drawn):
     low = jnp.zeros_like(d["cutoff_hz"])
-    low_passed = augment_dsp.band_pass(x, low, d["cutoff_hz"], self.options.taps)
-    coded = augment_dsp.band_pass(augment_dsp.mu_law(low_passed), low, d["cutoff_hz"],
-                                  self.options.taps)
-    out = jnp.where(d["mu_law"][:, None], coded, low_passed)
+    out = augment_dsp.band_pass(x, low, d["cutoff_hz"], self.options.taps)
+    if self.options.mu_law_prob > 0:  # the codec's second filter only where one can be drawn
+      coded = augment_dsp.band_pass(augment_dsp.mu_law(out), low, d["cutoff_hz"],
+                                    self.options.taps)
+      out = jnp.where(d["mu_law"][:, None], coded, out)
     return out if drawn.valid is None else out * drawn.valid
 
   @classmethod
