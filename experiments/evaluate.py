@@ -57,6 +57,8 @@ flags.DEFINE_integer("max_utterances_per_speaker",
                      run_settings.EvalOptions.max_utterances_per_speaker,
                      _EVAL_HELP["max_utterances_per_speaker"] + ".")
 flags.DEFINE_integer("window_frames", None, "Sliding-window length (default: the model's).")
+flags.DEFINE_enum("window_rule", None, model.WINDOW_RULES,
+                  "How utterances are cut into windows (default: the model's).")
 flags.DEFINE_integer("seed", 0, "Seed of the enrollment choice.")
 flags.DEFINE_string("output_dir", None, "Where to write eval.json and the plots "
                     "(default: <model>/eval).")
@@ -151,6 +153,8 @@ def plot_projection(embeddings, speakers, max_speakers, path):
 
 def record_evaluation(embedder, result: dict, condition: str, data: str, **fields) -> dict:
   """Adds an evaluation to the model's model_card.json (with --calibrate: its operating point)."""
+  if FLAGS.window_rule:
+    condition += f", window_rule={FLAGS.window_rule}"
   entry = model_card.evaluation(result, step=embedder.step, condition=condition, data=data,
                                 **fields)
   card = embedder.card or model_card.new(embedder.step, embedder.window_frames,
@@ -161,16 +165,24 @@ def record_evaluation(embedder, result: dict, condition: str, data: str, **field
   return entry
 
 
+def load_model() -> inference.Embedder:
+  """--model's Embedder with --which, --window_frames and --window_rule."""
+  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
+  return inference.load(FLAGS.model, FLAGS.which, window_rule=FLAGS.window_rule, **options)
+
+
 def evaluate_own_trials():
   """--trials or --speaker_dir: score, write the outputs, record the evaluation in the card."""
   if bool(FLAGS.trials) == bool(FLAGS.speaker_dir):
     raise app.UsageError("give one of --trials (with --audio_root) or --speaker_dir; "
                          "--calibrate, --score_norm and --cohort apply to them")
+  if FLAGS.calibrate and FLAGS.window_rule:
+    raise app.UsageError("--calibrate sets the threshold verify uses with the model's own "
+                         "window rule: leave out --window_rule")
   if (FLAGS.score_norm == "asnorm") != (FLAGS.cohort is not None):
     raise app.UsageError("--score_norm=asnorm and --cohort=<npz or folder> go together")
-  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
   try:
-    embedder = inference.load(FLAGS.model, FLAGS.which, **options)
+    embedder = load_model()
     cohort = cohort_info = None
     if FLAGS.cohort:
       cohort, _ = trial_lists.load_cohort(embedder, FLAGS.cohort)
@@ -240,8 +252,7 @@ def main(argv):
 def evaluate():
   """Evaluates --model on a TFDS corpus per the flags; writes and prints the summary."""
 
-  options = {} if FLAGS.window_frames is None else {"window_frames": FLAGS.window_frames}
-  embedder = inference.load(FLAGS.model, FLAGS.which, **options)
+  embedder = load_model()
   tfds_name, data_dir = _eval_source(FLAGS.model)
   tfds_name, data_dir = FLAGS.tfds_name or tfds_name, FLAGS.data_dir or data_dir
   if tfds_name is None:
@@ -254,9 +265,10 @@ def evaluate():
   summary, trials = held_out.score(embeddings, eval_set.speakers, FLAGS.num_enroll,
                                     FLAGS.seed)
   summary.update(model=embedder.source, data=eval_set.description, enroll=FLAGS.num_enroll,
-                 window_frames=embedder.window_frames)
+                 window_frames=embedder.window_frames, window_rule=embedder.config.window_rule)
   name = "eval" if (FLAGS.split, FLAGS.channel) == ("test", "") else (
       f"eval_{FLAGS.split}" + (f"+{FLAGS.channel}" if FLAGS.channel else ""))
+  name += f"+{FLAGS.window_rule}" if FLAGS.window_rule else ""
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model, name)
   os.makedirs(output_dir, exist_ok=True)
   if FLAGS.plots:

@@ -106,6 +106,7 @@ def bounds(match: re.Match):
 PROB = settings.number(0, 1)
 PROB_HELP = "fraction of each device's utterances it is applied to (0 = off)"
 RANGE_HELP = "drawn uniformly per utterance from (low, high)"
+SHORT_FILLS = ("repeat", "pad")
 # Held-out conditions (experiments/conditions.py) seed their banks from here up, training
 # below (bank_seed, default 0): no model is scored through the noise or rooms it trained on.
 HELD_OUT_BANK_SEED = 1 << 31
@@ -410,8 +411,9 @@ class Gain(Kind):
 
 @register("short")
 class Short(Kind):
-  """A short stretch of the utterance repeated over its whole length: what the data pipeline
-  and inference make of an utterance shorter than the crop or window (``wav[j % len(wav)]``).
+  """A short stretch of the utterance filling its whole length the way inference fills a
+  window an utterance is too short for: repeated (``fill="repeat"``, ``wav[j % len(wav)]``,
+  the ``window_rule`` "overlap") or ending it after zeros (``fill="pad"``, "overlap_padded").
   Crops of 1.4-1.8 s of longer utterances never show the encoder a word-long clip the way
   inference feeds it one; with this kind, a fraction of the batch does. Applied after the
   noise and room kinds, so the stretch carries its noise and room as a recorded clip does."""
@@ -420,7 +422,9 @@ class Short(Kind):
   class Options:
     prob: float = settings.setting(0.0, PROB, PROB_HELP)
     seconds: tuple = settings.setting((0.3, 1.2), settings.span(0, low_open=True),
-                                      "length of the repeated stretch, " + RANGE_HELP)
+                                      "length of the stretch, " + RANGE_HELP)
+    fill: str = settings.setting("repeat", settings.one_of(*SHORT_FILLS),
+                                 "'repeat' the stretch over the length or 'pad' zeros before it")
 
   condition = re.compile(rf"short{RANGE}$")
   condition_help = "shortX[..Y] (seconds)"
@@ -436,9 +440,15 @@ class Short(Kind):
     total = x.shape[-1] if drawn.length is None else drawn.length
     keep = jnp.minimum(d["samples"], total)
     start = jnp.floor(d["start"] * (total - keep + 1)).astype(jnp.int32)  # in [0, total - keep]
-    index = start[:, None] + jnp.arange(x.shape[-1]) % keep[:, None]
-    out = jnp.take_along_axis(x, index, axis=-1)
-    return out if drawn.valid is None else out * drawn.valid
+    t = jnp.arange(x.shape[-1])
+    if self.options.fill == "repeat":
+      out = jnp.take_along_axis(x, start[:, None] + t % keep[:, None], axis=-1)
+      return out if drawn.valid is None else out * drawn.valid
+    end = jnp.reshape(total, (-1, 1))  # the stretch ends at the last valid sample
+    lead = end - keep[:, None]
+    inside = (t >= lead) & (t < end)
+    index = jnp.clip(start[:, None] + t - lead, 0, x.shape[-1] - 1)
+    return jnp.where(inside, jnp.take_along_axis(x, index, axis=-1), 0.0)
 
   @classmethod
   def from_condition(cls, match, seed):

@@ -9,9 +9,10 @@ d-vector and start time, e.g. for diarization). When the
 frames after the last such window are not covered, one more window is aligned to the end,
 so every frame is seen and every window holds real audio. An utterance shorter than one
 window gives a single window, filled by repeating the utterance from its start
-(``wav[j % len(wav)]``). Each window's d-vector is L2-normalised (the encoder does that),
-the window d-vectors are averaged and the average is normalised again. A speaker's d-vector
-is the normalised mean of its utterance d-vectors (§3.2).
+(``wav[j % len(wav)]``), or with ``config.window_rule="overlap_padded"`` ending in it after
+zeros. Each window's d-vector is L2-normalised (the encoder does that), the window
+d-vectors are averaged and the average is normalised again. A speaker's d-vector is the
+normalised mean of its utterance d-vectors (§3.2).
 
 Windows of all utterances of a call are batched through one jitted encoder forward, in
 chunks of at most ``max_windows`` windows zero-padded to a power-of-two bucket, so jit
@@ -37,6 +38,7 @@ model's ``model_card.json`` (``ge2e_jax.model_card``) unless one is given.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import NamedTuple, Sequence
@@ -112,15 +114,19 @@ def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
   """(num_windows, window samples) sample indices of each window, in numpy (xp=np) or jnp.
 
   ``% num_samples`` is a no-op for utterances of at least one window and repeats a
-  shorter utterance from its start. For the "partials" rule frames are centred: indices
-  start half a frame early and may fall outside the utterance (``gather_windows`` reads
-  zeros there).
+  shorter utterance from its start; the "overlap_padded" rule ends the window with it
+  instead, indices before it negative. For the "partials" rule frames are centred: indices
+  start half a frame early and may fall outside the utterance. ``gather_windows`` reads
+  zeros outside.
   """
   starts = window_start_frames(num_samples, xp, window_frames, hop_frames,
                                config) * features.HOP_LENGTH
   window = features.samples_for_frames(window_frames)
   if _partials(config):
     return starts[:, None] - features.WIN_LENGTH // 2 + xp.arange(window)[None, :]
+  if config is not None and config.window_rule == "overlap_padded":
+    lead = jax.core.max_dim(window, num_samples) - num_samples  # > 0 only for short input
+    return starts[:, None] - lead + xp.arange(window)[None, :]
   return (starts[:, None] + xp.arange(window)[None, :]) % num_samples
 
 
@@ -430,16 +436,19 @@ def _check_params(config, encoder_params, source):
 
 
 def load(path: str | os.PathLike, which: str = "best", verify: bool = True,
-         **options) -> Embedder:
+         window_rule: str | None = None, **options) -> Embedder:
   """An Embedder from a training workdir (``which`` checkpoint) or an export dir.
 
   A workdir holds ``config.json`` and ``checkpoints/`` (``ge2e_jax.checkpoint``); an export
   dir holds ``config.json`` and ``params/`` (``ge2e_jax.export_io``). ``options`` go to
   ``Embedder``; ``window_frames`` defaults to the one the model was evaluated (workdir:
-  config ``eval.window_frames``) or exported with. An export's files are checked against its
-  checksums first (``export_io.verify_checksums``: DamagedExportError names a damaged file)
-  unless ``verify`` is False.
+  config ``eval.window_frames``) or exported with, ``window_rule`` (``model.WINDOW_RULES``)
+  to the model's. An export's files are checked against its checksums first
+  (``export_io.verify_checksums``: DamagedExportError names a damaged file) unless
+  ``verify`` is False.
   """
+  with_rule = lambda config: (config if window_rule is None
+                              else dataclasses.replace(config, window_rule=window_rule))
   path = os.fspath(path)
   expected = ("a training workdir (config.json + checkpoints/) or an export dir "
               "(config.json + params/, written by experiments.export)")
@@ -449,7 +458,7 @@ def load(path: str | os.PathLike, which: str = "best", verify: bool = True,
     config, params, metadata = export_io.read_export(path, verify)
     options.setdefault("window_frames", metadata.get("window_frames", WINDOW_FRAMES))
     card = model_card.read(path)
-    return Embedder(config, params["encoder"], source=path, card=card,
+    return Embedder(with_rule(config), params["encoder"], source=path, card=card,
                     step=(card or {}).get("model", {}).get("step"), **options)
   if os.path.isdir(os.path.join(path, checkpoint.CHECKPOINT_DIR)):
     values = checkpoint.read_config(path)
@@ -459,7 +468,7 @@ def load(path: str | os.PathLike, which: str = "best", verify: bool = True,
     options.setdefault("window_frames",
                        values.get("eval", {}).get("window_frames", WINDOW_FRAMES))
     step, params = checkpoint.restore_params(path, which)
-    return Embedder(model.config_from_dict(values["model"]), params["encoder"],
+    return Embedder(with_rule(model.config_from_dict(values["model"])), params["encoder"],
                     source=f"{path} (step {step})", step=step, card=model_card.read(path),
                     **options)
   present = sorted(os.listdir(path))[:10]

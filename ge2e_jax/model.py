@@ -25,7 +25,7 @@ from ge2e_jax import features, lstmp, settings
 from ge2e_jax.normalize import l2_normalize
 
 
-WINDOW_RULES = ("overlap", "partials")
+WINDOW_RULES = ("overlap", "overlap_padded", "partials")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,8 @@ class EncoderConfig:
   window_rule: str = settings.setting(
       "overlap", settings.one_of(*WINDOW_RULES),
       "how ge2e_jax.inference cuts an utterance into windows: 'overlap' (50 %, an "
-      "end-aligned last window, short input repeated) or 'partials' (Resemblyzer's: a window "
+      "end-aligned last window, short input repeated), 'overlap_padded' (the same, but "
+      "short input ends its window, zeros before it) or 'partials' (Resemblyzer's: a window "
       "every SAMPLE_RATE / partial_rate samples on the 10 ms grid, frames centred on it, zero "
       "padding, the last window only if it covers min_coverage of a window with audio)")
   partial_rate: float = settings.setting(1.3, settings.number(0, low_open=True,

@@ -253,6 +253,25 @@ def test_short_repeats_a_drawn_stretch_within_the_valid_samples(batch):
     np.testing.assert_array_equal(got[u], want)
 
 
+def test_short_pad_ends_the_valid_samples_with_the_stretch_after_zeros(batch):
+  augmenter = only("short", seconds=(0.05, 0.3), fill="pad")
+  out, draws = run(augmenter, batch, seed=3)
+  d, flat, t = draws["short"], batch.reshape(-1, S), np.arange(S)
+  lengths = np.array([[S, S // 4, 100]] * N)
+  got = np.asarray(augmenter.apply(jnp.asarray(batch), draws, lengths=lengths)).reshape(-1, S)
+  for k, u in enumerate(d["index"]):
+    for total, result in ((S, out.reshape(-1, S)[u]), (lengths.reshape(-1)[u], got[u])):
+      keep = min(int(d["samples"][k]), total)
+      start = int(np.floor(d["start"][k] * np.float32(total - keep + 1)))
+      want = np.zeros(S, np.float32)
+      want[total - keep:total] = flat[u, start:start + keep]
+      np.testing.assert_array_equal(result, want)
+  others = np.setdiff1d(np.arange(N * M), d["index"])
+  np.testing.assert_array_equal(out.reshape(-1, S)[others], flat[others])
+  with pytest.raises(ValueError, match="fill"):
+    only("short", fill="tile")
+
+
 @pytest.fixture(scope="module")
 def everything():
   options = {k: {"prob": 0.5} for k in augment.KINDS}

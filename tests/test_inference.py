@@ -133,6 +133,26 @@ def test_short_utterance_is_one_repeat_padded_window(embedder, one_window, speec
                              atol=1e-5)
 
 
+def test_overlap_padded_rule_ends_a_short_utterance_window_after_zeros(params, one_window,
+                                                                        speech, tmp_path):
+  """Traced (the export's function) and host Embedder alike, also as a load() override of a
+  workdir's "overlap" model; long utterances as "overlap"."""
+  config = model.EncoderConfig(cells=16, projection=8, window_rule="overlap_padded")
+  make_workdir(tmp_path, CONFIG, params)
+  padded = inference.load(tmp_path, "latest", window_rule="overlap_padded", trim=NO_TRIM)
+  assert padded.config == config
+  traced = jax.export.export(jax.jit(
+      lambda w: inference.embed_waveforms(config, params["encoder"], w)))(
+          jax.ShapeDtypeStruct(jax.export.symbolic_shape("b, s"), np.float32))
+  wav = speech["short"]
+  want = unit(one_window(np.concatenate([np.zeros(WINDOW - len(wav)), wav])))
+  np.testing.assert_allclose(padded.embed_utterance(wav, 16000), want, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(traced.call(wav[None]))[0], want, atol=1e-5)
+  for name in ("long", "medium"):
+    np.testing.assert_allclose(padded.embed_utterance(speech[name], 16000),
+                               ref_embedding(one_window, speech[name]), atol=1e-5)
+
+
 def test_embed_speaker_is_normalised_mean_of_utterances(embedder, speech):
   wavs = [speech["long"], speech["medium"], speech["short"]]
   rows = np.stack([embedder.embed_utterance(w, 16000) for w in wavs]).astype(np.float64)

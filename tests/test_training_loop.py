@@ -282,6 +282,13 @@ def test_evaluate_cli_writes_summary_and_plots(uninterrupted, tmp_path):
   entry = model_card.read(workdir)["evaluations"][-1]  # recorded, not the operating point
   assert entry["condition"].startswith("held-out corpus") and not entry["operating_point"]
   assert entry["eer"] == summary["eer"] and entry["far_threshold"] == summary["far_threshold"]
+  proc = run([sys.executable, "-m", "experiments.evaluate", f"--model={workdir}", "--noplots",
+              "--num_enroll=2", "--window_rule=overlap_padded"])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  summary = json.load(open(workdir / "eval+overlap_padded" / "eval.json"))
+  entry = model_card.read(workdir)["evaluations"][-1]
+  assert summary["window_rule"] == "overlap_padded" and entry["eer"] == summary["eer"]
+  assert entry["condition"].endswith(", window_rule=overlap_padded")
 
 
 @pytest.mark.slow
