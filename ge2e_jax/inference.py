@@ -71,8 +71,13 @@ def num_windows(num_samples, window_frames: int = WINDOW_FRAMES, hop_frames: int
   return 1 + (_last_start_frame(num_samples, window_frames) + hop - 1) // hop
 
 
+def _rule(config) -> str:
+  """``config.window_rule``; "overlap" without a config."""
+  return "overlap" if config is None else config.window_rule
+
+
 def _partials(config) -> bool:
-  return config is not None and config.window_rule == "partials"
+  return _rule(config) == "partials"
 
 
 def partial_hop_frames(config: model.EncoderConfig) -> int:
@@ -124,7 +129,7 @@ def window_indices(num_samples, xp=np, window_frames: int = WINDOW_FRAMES,
   window = features.samples_for_frames(window_frames)
   if _partials(config):
     return starts[:, None] - features.WIN_LENGTH // 2 + xp.arange(window)[None, :]
-  if config is not None and config.window_rule == "overlap_padded":
+  if _rule(config) == "overlap_padded":
     lead = jax.core.max_dim(window, num_samples) - num_samples  # > 0 only for short input
     return starts[:, None] - lead + xp.arange(window)[None, :]
   return (starts[:, None] + xp.arange(window)[None, :]) % num_samples
